@@ -1,0 +1,66 @@
+"""Configuration as dataclasses, built from a TOML file and command-line flags.
+
+Precedence: dataclass defaults < the TOML file's table < flags given on the command line.
+The resolved dataclass is what gets saved next to every result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any, TypeVar
+
+from lstm_music.errors import LstmMusicError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+T = TypeVar("T")
+
+
+def load_toml(path: str | Path, table: str | None = None) -> dict[str, Any]:
+    """The TOML file as a dict; its `[table]` when given and present, else the top level."""
+    try:
+        with open(path, "rb") as file:
+            data = tomllib.load(file)
+    except OSError as error:
+        raise LstmMusicError(f"cannot read config {path}: {error.strerror or error}") from error
+    except tomllib.TOMLDecodeError as error:
+        raise LstmMusicError(f"config {path} is not valid TOML: {error}") from error
+    if table and isinstance(data.get(table), dict):
+        return data[table]
+    return data
+
+
+def build_config(cls: type[T], *layers: dict[str, Any] | None) -> T:
+    """`cls(**merged layers)`, later layers winning; None values mean "not given"."""
+    names = {field.name for field in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        for key, value in (layer or {}).items():
+            key = key.replace("-", "_")
+            if key not in names:
+                known = ", ".join(sorted(names))
+                raise LstmMusicError(f"unknown setting {key!r} for {cls.__name__}; known: {known}")
+            if value is not None:
+                merged[key] = value
+    try:
+        return cls(**merged)
+    except (TypeError, ValueError) as error:
+        raise LstmMusicError(str(error)) from error
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """A dataclass as JSON-able dict (tuples become lists, paths strings)."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        if isinstance(value, Path):
+            return str(value)
+        return value
+
+    return {key: plain(value) for key, value in dataclasses.asdict(config).items()}

@@ -1,0 +1,209 @@
+"""Reading MIDI files into clean pieces: symusic parsing, sanity checks, track choice.
+
+Everything here runs inside a `prepare` worker process, so a file that crashes the C++ parser
+takes down only its worker. Each problem raises `MidiError` with a one-line reason that ends up
+in the corpus manifest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import symusic
+
+from lstm_music.errors import LstmMusicError
+
+TRACK_MODES = ("merge", "separate", "seed", "programs")
+MIN_QPM, MAX_QPM = 10.0, 1000.0
+
+
+class MidiError(LstmMusicError, ValueError):
+    """A file that cannot become a piece; the message says why, in one line."""
+
+
+class SkipFile(MidiError):
+    """A valid file with nothing we can use (no notes, drums only, too big): skipped, not failed."""
+
+
+@dataclass(frozen=True)
+class TrackOptions:
+    """How a file becomes pieces (`--tracks`, `--programs`, `--drums`, caps)."""
+
+    mode: str = "merge"  # merge | separate | seed | programs
+    programs: tuple[int, ...] = ()  # General MIDI programs (0-127) kept by mode "programs"
+    drums: bool = False  # keep drum tracks (channel 10)
+    max_notes: int = 200_000  # reject files with more notes than this
+    max_silence: float = 8.0  # quarter notes; longer silences are shortened to this (0 = off)
+
+    def __post_init__(self) -> None:
+        if self.mode not in TRACK_MODES:
+            raise LstmMusicError(f"--tracks must be one of {', '.join(TRACK_MODES)}, not {self.mode!r}")
+        if self.mode == "programs" and not self.programs:
+            raise LstmMusicError("--tracks programs needs --programs, e.g. --programs 0,1,2")
+        if any(not 0 <= p <= 127 for p in self.programs):
+            raise LstmMusicError("--programs takes General MIDI program numbers 0-127")
+        if self.max_notes < 1 or self.max_silence < 0:
+            raise LstmMusicError("--max-notes must be >= 1 and --max-silence >= 0")
+
+
+def read_score(data: bytes) -> symusic.Score:
+    """Parse MIDI bytes, turning the parser's errors into a readable reason."""
+    if len(data) < 14 or data[:4] != b"MThd":
+        raise MidiError("not a MIDI file (no MThd header)")
+    if b"MTrk" not in data[14:]:
+        raise MidiError("corrupt MIDI: no track chunk (truncated file?)")
+    try:
+        score = symusic.Score.from_midi(data)
+    except Exception as error:  # symusic raises RuntimeError with its own wording
+        reason = str(error).split(":")[1].strip() if ":" in str(error) else str(error)
+        raise MidiError(f"corrupt MIDI: {reason or 'parser error'}") from error
+    if score.tpq <= 0:
+        raise MidiError("corrupt MIDI: ticks per quarter note is not positive (SMPTE time?)")
+    return score
+
+
+def note_count(score: symusic.Score) -> int:
+    return sum(len(track.notes) for track in score.tracks)
+
+
+def clean_track_notes(track: symusic.Track) -> None:
+    """Drop notes that no tokenizer can use: zero or negative length, negative time."""
+    notes = track.notes.numpy()
+    keep = (notes["duration"] > 0) & (notes["time"] >= 0) & (notes["velocity"] > 0)
+    if not keep.all():
+        track.notes = symusic.Note.from_numpy(
+            **{key: values[keep] for key, values in notes.items()}, ttype="tick"
+        )
+
+
+def clamp_tempos(score: symusic.Score) -> None:
+    """Absurd tempos (0 or a million BPM) would make durations in seconds meaningless."""
+    for tempo in score.tempos:
+        if not MIN_QPM <= tempo.qpm <= MAX_QPM:
+            tempo.qpm = float(np.clip(tempo.qpm, MIN_QPM, MAX_QPM))
+
+
+def sounding_intervals(score: symusic.Score) -> np.ndarray:
+    """Merged (start, end) tick intervals during which at least one note sounds. Shape (K, 2)."""
+    starts = [t.notes.numpy()["time"] for t in score.tracks]
+    if not starts or sum(len(s) for s in starts) == 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    start = np.concatenate(starts).astype(np.int64)
+    end = start + np.concatenate([t.notes.numpy()["duration"] for t in score.tracks])
+    order = np.argsort(start, kind="stable")
+    start, end = start[order], np.maximum.accumulate(end[order])
+    # a new interval begins where a note starts after everything before it has ended
+    new = np.ones(len(start), dtype=bool)
+    new[1:] = start[1:] > end[:-1]
+    ends = np.append(end[np.flatnonzero(new)[1:] - 1], end[-1])
+    return np.stack([start[new], ends], axis=1)
+
+
+def cap_silences(score: symusic.Score, max_quarters: float) -> symusic.Score:
+    """Shorten leading silence to zero and every silence longer than `max_quarters` to it.
+
+    A file whose notes are far apart (one huge delta time) otherwise becomes millions of
+    empty-bar tokens. Times are remapped piecewise-linearly, so tempos and controls move too.
+    """
+    intervals = sounding_intervals(score)
+    if len(intervals) == 0 or max_quarters <= 0:
+        return score
+    cap = int(round(max_quarters * score.tpq))
+    gaps = intervals[1:, 0] - intervals[:-1, 1]  # (K-1,) silence before each interval
+    lead = int(intervals[0, 0])
+    if lead == 0 and not (gaps > cap).any():
+        return score
+    # control points of the time map: old tick -> new tick, strictly increasing
+    old, new, shift = ([0, lead], [0, 0], lead) if lead > 0 else ([0], [0], 0)
+    for k in np.flatnonzero(gaps > cap):
+        gap_start, gap_end = int(intervals[k, 1]), int(intervals[k + 1, 0])
+        old += [gap_start, gap_end]
+        new += [gap_start - shift, gap_start - shift + cap]
+        shift += gap_end - gap_start - cap
+    last = max(int(intervals[-1, 1]), score.end()) + 1
+    old.append(last)
+    new.append(last - shift)
+    return score.adjust_time(old, new)
+
+
+def _keep(track: symusic.Track, options: TrackOptions) -> bool:
+    if len(track.notes) == 0:
+        return False
+    if track.is_drum:
+        return options.drums
+    return options.mode != "programs" or track.program in options.programs
+
+
+def _with_tracks(score: symusic.Score, tracks: Sequence[symusic.Track]) -> symusic.Score:
+    piece = symusic.Score(score.tpq)
+    piece.tempos = score.tempos.copy()
+    piece.time_signatures = score.time_signatures.copy()
+    piece.key_signatures = score.key_signatures.copy()
+    for track in tracks:
+        piece.tracks.append(track.copy())
+    return piece
+
+
+def merge_tracks(score: symusic.Score, tracks: Sequence[symusic.Track]) -> symusic.Score:
+    """One piano stream holding the notes of all `tracks` (the default `--tracks merge`)."""
+    merged = symusic.Track("piano", 0, False)
+    for track in tracks:
+        merged.notes.extend(track.notes)
+        merged.pedals.extend(track.pedals)
+    merged.notes.sort()
+    merged.pedals.sort()
+    return _with_tracks(score, [merged])
+
+
+def choose_tracks(score: symusic.Score, options: TrackOptions) -> list[tuple[str, symusic.Score]]:
+    """The pieces of one file as (label, score) pairs; label is "" or "track N: name"."""
+    usable = [t for t in score.tracks if _keep(t, options)]
+    if not usable:
+        drums_only = any(t.is_drum and len(t.notes) for t in score.tracks)
+        if drums_only and not options.drums:
+            raise SkipFile("only drum tracks (use --drums to keep them)")
+        if note_count(score) == 0:
+            raise SkipFile("no notes")
+        raise SkipFile(f"no track matches --tracks {options.mode}")
+    if options.mode == "separate":
+        return [
+            (f"track {i}: {t.name}".rstrip(": "), _with_tracks(score, [t]))
+            for i, t in enumerate(score.tracks)
+            if _keep(t, options)
+        ]
+    if options.mode == "seed":
+        # music21's partitionByInstrument groups tracks by instrument and the seed keeps the
+        # first group. Unlike music21 we skip tracks without notes, so no file comes out empty.
+        first = usable[0]
+        usable = [t for t in usable if (t.program, t.is_drum) == (first.program, first.is_drum)]
+    return [("", merge_tracks(score, usable))]
+
+
+def load_pieces(data: bytes, options: TrackOptions) -> list[tuple[str, symusic.Score]]:
+    """Parse, check and clean one file's bytes; its pieces, each silence-capped."""
+    score = read_score(data)
+    total = note_count(score)
+    if total > options.max_notes:
+        raise SkipFile(f"{total} notes, over --max-notes {options.max_notes}")
+    for track in score.tracks:
+        clean_track_notes(track)
+    if note_count(score) == 0:
+        raise SkipFile("no notes" if total == 0 else "only zero-length notes")
+    clamp_tempos(score)
+    pieces = choose_tracks(score, options)
+    return [(label, cap_silences(piece, options.max_silence)) for label, piece in pieces]
+
+
+def duration_seconds(score: symusic.Score) -> float:
+    """Length of a piece in seconds, following its tempo map."""
+    return float(score.to("second").end()) if note_count(score) else 0.0
+
+
+def read_file(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise MidiError(f"unreadable: {error.strerror or error}") from error

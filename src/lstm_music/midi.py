@@ -40,7 +40,8 @@ class TrackOptions:
 
     def __post_init__(self) -> None:
         if self.mode not in TRACK_MODES:
-            raise LstmMusicError(f"--tracks must be one of {', '.join(TRACK_MODES)}, not {self.mode!r}")
+            choices = ", ".join(TRACK_MODES)
+            raise LstmMusicError(f"--tracks must be one of {choices}, not {self.mode!r}")
         if self.mode == "programs" and not self.programs:
             raise LstmMusicError("--tracks programs needs --programs, e.g. --programs 0,1,2")
         if any(not 0 <= p <= 127 for p in self.programs):

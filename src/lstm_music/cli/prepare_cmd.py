@@ -75,9 +75,20 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 # flags that map one-to-one onto PrepareConfig fields
 FLAG_SETTINGS = (
-    "out", "tokenizer", "tracks", "drums", "max_notes", "max_silence", "max_tokens",
-    "file_timeout", "max_memory_mb", "workers", "valid_fraction", "test_fraction", "seed",
-)  # fmt: skip
+    "out",
+    "tokenizer",
+    "tracks",
+    "drums",
+    "max_notes",
+    "max_silence",
+    "max_tokens",
+    "file_timeout",
+    "max_memory_mb",
+    "workers",
+    "valid_fraction",
+    "test_fraction",
+    "seed",
+)
 
 
 def config_from_args(args: argparse.Namespace):  # -> PrepareConfig

@@ -42,6 +42,10 @@ class Tokenizer(ABC):
     def decode(self, tokens: list[str]) -> symusic.Score:
         """A score (ticks) from tokens. Unknown or misplaced tokens are skipped, never fatal."""
 
+    def transpose_token(self, token: str, semitones: int) -> str | None:
+        """The token moved by `semitones`; None when it leaves the range. Timing tokens stay."""
+        return token
+
     def base_vocabulary(self) -> list[str]:
         """Tokens that exist whatever the data (empty when the vocabulary is data-driven)."""
         return []

@@ -205,6 +205,12 @@ class GridTokenizer(Tokenizer):
         """A one-track score at 480 ticks per quarter; odd sequences decode, never raise."""
         return roll_to_score(tokens_to_roll(tokens), self.step)
 
+    def transpose_token(self, token: str, semitones: int) -> str | None:
+        if not token.startswith("Pitch_"):
+            return token
+        pitch = int(token[6:]) + semitones
+        return f"Pitch_{pitch}" if 0 <= pitch < N_PITCHES else None
+
     def base_vocabulary(self) -> list[str]:
         """`Pitch_0` .. `Pitch_127`, then `Step`: every token this tokenizer can write."""
         return list(VOCABULARY)

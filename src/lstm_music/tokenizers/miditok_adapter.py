@@ -14,6 +14,7 @@ import symusic
 
 from lstm_music.tokenizers.base import Tokenizer, TokenizerError
 
+PITCH_KINDS = {"Pitch", "NoteOn", "NoteOff"}  # token kinds whose value is a MIDI pitch
 _CLASSES = {"remi": "REMI", "tsd": "TSD", "midilike": "MIDILike", "structured": "Structured"}
 
 
@@ -86,6 +87,14 @@ class MidiTokTokenizer(Tokenizer):
             return self._tokenizer.decode([TokSequence(tokens=known)])
         except Exception as error:  # MidiTok has no error type of its own
             raise TokenizerError(f"{self.kind} could not decode these tokens: {error}") from error
+
+    def transpose_token(self, token: str, semitones: int) -> str | None:
+        kind, _, value = token.partition("_")
+        if kind not in PITCH_KINDS or not value.isdigit():
+            return token
+        low, high = self._tokenizer.config.pitch_range
+        pitch = int(value) + semitones
+        return f"{kind}_{pitch}" if low <= pitch < high else None
 
     def base_vocabulary(self) -> list[str]:
         """MidiTok's fixed vocabulary in its id order, without its special tokens."""

@@ -1,0 +1,137 @@
+"""`lstm-music generate`: a checkpoint -> new MIDI files."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from lstm_music.errors import LstmMusicError
+
+DESCRIPTION = """\
+Write new music with a trained model. CHECKPOINT is a .safetensors file or a run folder (its
+best.safetensors is used). One LSTM step per new token; --num N writes N pieces in one batch
+(out-1.mid, out-2.mid, ...).
+
+Primers: --primer FILE.mid continues your piece; --primer-corpus CORPUS starts from a random
+window of the training data (as the original blog does), --primer-tokens long; without either,
+the piece starts from nothing.
+"""
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "generate",
+        help="write new MIDI with a trained model",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("checkpoint", metavar="CHECKPOINT", help=".safetensors file or run folder")
+    parser.add_argument("--out", "-o", required=True, metavar="FILE.mid", help="MIDI file to write")
+    length = parser.add_argument_group("length (default 512 tokens)")
+    length.add_argument("--tokens", type=int, default=512, help="new tokens per piece")
+    length.add_argument("--seconds", type=float, help="length in seconds (timed tokenizers)")
+    length.add_argument("--bars", type=float, help="length in bars (timed tokenizers)")
+    sampling = parser.add_argument_group("sampling")
+    sampling.add_argument(
+        "--greedy", action="store_true", help="always the most likely token (the blog's decoding)"
+    )
+    sampling.add_argument(
+        "--temperature", type=float, default=1.0, help="below 1: safer, above 1: wilder (1.0)"
+    )
+    sampling.add_argument(
+        "--top-k", type=int, default=0, help="sample among the k likeliest (0 = all)"
+    )
+    sampling.add_argument(
+        "--top-p",
+        type=float,
+        default=0.95,
+        help="sample among the likeliest tokens covering this probability (0.95)",
+    )
+    sampling.add_argument("--seed", type=int, help="random seed: same seed, same music")
+    sampling.add_argument("--num", type=int, default=1, help="pieces to write, in one batch (1)")
+    primer = parser.add_argument_group("primer")
+    primer.add_argument("--primer", metavar="FILE.mid", help="continue this MIDI file")
+    primer.add_argument(
+        "--primer-corpus",
+        metavar="CORPUS",
+        help="start from a random window of this corpus's training pieces",
+    )
+    primer.add_argument(
+        "--primer-tokens", type=int, default=100, help="primer length in tokens (100)"
+    )
+    output = parser.add_argument_group("output")
+    output.add_argument("--tempo", type=float, help="tempo in quarter notes per minute")
+    output.add_argument("--program", type=int, help="General MIDI instrument, 0-127 (0 = piano)")
+    output.add_argument("--device", default="cpu", help="cpu (default), cuda, mps")
+    output.add_argument("--print-tokens", action="store_true", help="print the generated tokens")
+    parser.set_defaults(run=run_generate)
+
+
+def output_paths(out: str, num: int) -> list[Path]:
+    path = Path(out)
+    if num == 1:
+        return [path]
+    return [path.with_name(f"{path.stem}-{i}{path.suffix or '.mid'}") for i in range(1, num + 1)]
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    from lstm_music.checkpoint import load_checkpoint
+    from lstm_music.distributed import pick_device
+    from lstm_music.generate import GenerateOptions, generate
+    from lstm_music.primers import corpus_primer, midi_primer
+
+    if args.primer and args.primer_corpus:
+        raise LstmMusicError("choose one of --primer and --primer-corpus")
+    options = GenerateOptions(
+        tokens=args.tokens,
+        seconds=args.seconds,
+        bars=args.bars,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        greedy=args.greedy,
+        num=args.num,
+        seed=args.seed,
+        tempo=args.tempo,
+        program=args.program,
+    )
+    checkpoint = load_checkpoint(resolve_checkpoint(args.checkpoint), pick_device(args.device))
+    if args.primer:
+        options.primer = midi_primer(args.primer, checkpoint, args.primer_tokens)
+    elif args.primer_corpus:
+        options.primer = corpus_primer(
+            args.primer_corpus, checkpoint, args.primer_tokens, args.seed
+        )
+    started = time.perf_counter()
+    pieces = generate(checkpoint, options)
+    seconds = time.perf_counter() - started
+    for path, piece in zip(output_paths(args.out, args.num), pieces):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        piece.score.dump_midi(str(path))
+        length = piece.score.to("second").end() if piece.score.note_num() else 0.0
+        print(
+            f"{path}: {len(piece.tokens) - piece.primer_length} new tokens "
+            f"(+{piece.primer_length} primer), {piece.score.note_num()} notes, {length:.1f} s"
+        )
+        if args.print_tokens:
+            print(" ".join(piece.tokens))
+    new_tokens = sum(len(p.tokens) - p.primer_length for p in pieces)
+    print(
+        f"generated {new_tokens} tokens in {seconds:.2f} s "
+        f"({1000 * seconds / max(new_tokens, 1):.3f} ms per token)"
+    )
+    return 0
+
+
+def resolve_checkpoint(path: str) -> Path:
+    """A run folder means its best checkpoint."""
+    candidate = Path(path)
+    if candidate.is_dir():
+        for name in ("best.safetensors", "last.safetensors"):
+            if (candidate / name).exists():
+                return candidate / name
+        raise LstmMusicError(f"{candidate} holds no best.safetensors or last.safetensors")
+    if not candidate.exists():
+        raise LstmMusicError(f"no checkpoint at {candidate}")
+    return candidate

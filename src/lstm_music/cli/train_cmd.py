@@ -1,0 +1,132 @@
+"""`lstm-music train`: a prepared corpus -> a run folder with checkpoints."""
+
+from __future__ import annotations
+
+import argparse
+
+from lstm_music.errors import LstmMusicError
+
+DESCRIPTION = """\
+Train an LSTM on a corpus made by `lstm-music prepare`. Every token of every training piece is a
+target; the hidden state is carried from one window of a piece to the next (truncated BPTT).
+After each epoch the model is scored on the held-out (valid) pieces; RUN_DIR gets best.safetensors
+(lowest validation loss), last.safetensors, metrics.csv, loss.png and config.json.
+
+Presets: `default` (what held-out measurements favour on a CPU) and `seed` (the blog's LSTM
+512 -> 256, dropout 0.3, 100-token windows, Adam 1e-3, no transposition). Settings resolve as:
+preset < --config FILE.toml ([train] table) < flags.
+
+Several processes: torchrun --nproc-per-node 2 -m lstm_music train CORPUS --out RUN_DIR
+"""
+
+# flag name -> TrainConfig field, for flags that map one to one
+FIELDS = {
+    "embedding": "embedding_dim", "dropout": "dropout", "window": "window",
+    "batch_size": "batch_size", "transpose": "transpose", "optimizer": "optimizer", "lr": "lr",
+    "weight_decay": "weight_decay", "warmup": "warmup_steps", "clip": "clip",
+    "lr_decay": "lr_decay", "patience": "patience", "epochs": "epochs", "max_steps": "max_steps",
+    "max_minutes": "max_minutes", "eval_every": "eval_every", "seed": "seed", "device": "device",
+}  # fmt: skip
+BUDGETS = ("epochs", "max_steps", "max_minutes", "patience", "eval_every", "device")
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "train",
+        help="train a model on a corpus",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("corpus", nargs="?", metavar="CORPUS_DIR", help="from `lstm-music prepare`")
+    parser.add_argument("--out", "-o", metavar="RUN_DIR", help="run folder to create")
+    parser.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue this run where last.safetensors left off (optimizer, "
+        "schedule, RNG, step); budget flags may extend it",
+    )
+    parser.add_argument("--preset", choices=("default", "seed"), help="starting settings")
+    parser.add_argument("--config", metavar="FILE.toml", help="settings ([train] table)")
+    model = parser.add_argument_group("model")
+    model.add_argument("--embedding", type=int, help="embedding width (default 256)")
+    model.add_argument("--hidden", help="LSTM layer sizes, e.g. 512 or 512,256")
+    model.add_argument("--dropout", type=float, help="dropout (0.3)")
+    data = parser.add_argument_group("data")
+    data.add_argument("--window", type=int, help="tokens per BPTT window (128)")
+    data.add_argument("--batch-size", type=int, help="windows per step, per process (32)")
+    data.add_argument(
+        "--transpose",
+        help="random transposition range in semitones, e.g. -5..6; "
+        "0 = off (default -5..6 for tokenizers with pitches)",
+    )
+    optim = parser.add_argument_group("optimisation")
+    optim.add_argument("--optimizer", choices=("adamw", "adam"))
+    optim.add_argument("--lr", type=float, help="learning rate (3e-3)")
+    optim.add_argument("--weight-decay", type=float, help="(0.01)")
+    optim.add_argument("--warmup", type=int, help="linear warm-up steps (50)")
+    optim.add_argument("--clip", type=float, help="gradient norm clip, 0 = off (1.0)")
+    optim.add_argument(
+        "--lr-decay",
+        type=float,
+        help="multiply the learning rate by this when validation stalls (0.5)",
+    )
+    budget = parser.add_argument_group("budgets (training stops at the first reached)")
+    budget.add_argument("--epochs", type=int, help="(30)")
+    budget.add_argument("--max-steps", type=int, help="optimiser steps (0 = no limit)")
+    budget.add_argument("--max-minutes", type=float, help="wall-clock minutes (0 = no limit)")
+    budget.add_argument(
+        "--patience",
+        type=int,
+        help="stop after this many validations without improvement (4; 0 = never)",
+    )
+    budget.add_argument(
+        "--eval-every", type=int, help="also validate every N steps (0 = per epoch)"
+    )
+    run = parser.add_argument_group("run")
+    run.add_argument("--seed", type=int, help="random seed: same seed, same machine, same run (0)")
+    run.add_argument("--device", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
+    run.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
+    run.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    parser.set_defaults(run=run_train)
+
+
+def _flags(args: argparse.Namespace) -> dict:
+    flags = {field: getattr(args, flag) for flag, field in FIELDS.items()}
+    if args.hidden is not None:
+        try:
+            flags["hidden_sizes"] = [int(size) for size in args.hidden.split(",")]
+        except ValueError as error:
+            raise LstmMusicError("--hidden takes sizes like 512 or 512,256") from error
+    if args.no_amp:
+        flags["amp"] = False
+    return flags
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from lstm_music.config import build_config, load_toml
+    from lstm_music.train import read_run_config, train
+    from lstm_music.trainconfig import TrainConfig, preset_layer
+
+    flags = _flags(args)
+    if args.resume:
+        saved = read_run_config(args.resume)
+        extend = {key: value for key, value in flags.items() if key in BUDGETS}
+        config = build_config(TrainConfig, saved["train"], extend)
+        corpus, run_dir = args.corpus or saved["corpus"], args.resume
+    else:
+        if not args.corpus or not args.out:
+            raise LstmMusicError("name a CORPUS_DIR and --out RUN_DIR (or --resume RUN_DIR)")
+        toml = load_toml(args.config, "train") if args.config else {}
+        preset = args.preset or toml.get("preset", "default")
+        config = build_config(TrainConfig, preset_layer(preset), toml, flags)
+        corpus, run_dir = args.corpus, args.out
+    result = train(corpus, run_dir, config, resume=bool(args.resume), progress=not args.quiet)
+    best = "-" if result.best_valid_loss is None else f"{result.best_valid_loss:.4f}"
+    print(
+        f"trained {result.steps} steps ({result.epochs} epochs) in {result.seconds:.0f} s, "
+        f"stopped by {result.stopped_by}; best validation loss {best} nats/token"
+    )
+    print(
+        f"checkpoints: {result.run_dir / 'best.safetensors'}, {result.run_dir / 'last.safetensors'}"
+    )
+    return 0

@@ -1,0 +1,82 @@
+"""The model: token embedding -> stacked LSTM layers -> dropout -> linear to the vocabulary.
+
+Layers may differ in width (the seed's 512 then 256), so each is its own `nn.LSTM`. The forward
+pass takes and returns the recurrent state, so training can carry it across windows of a piece
+(truncated BPTT) and generation can advance one token at a time.
+
+A one-hot input to an LSTM (the seed's Keras model) is an embedding lookup into the LSTM's input
+weights; an embedding at least as wide as the vocabulary spans exactly the same functions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+# per layer: (h, c), each (batch, hidden_size)
+State = list[tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass
+class ModelConfig:
+    """Shape of the network; stored in every checkpoint."""
+
+    vocab_size: int
+    embedding_dim: int = 256
+    hidden_sizes: list[int] = field(default_factory=lambda: [512, 512])
+    dropout: float = 0.3  # after the embedding's LSTM outputs, between layers and before the head
+
+    def __post_init__(self) -> None:
+        if self.vocab_size < 2 or self.embedding_dim < 1 or not self.hidden_sizes:
+            raise ValueError("a model needs a vocabulary, an embedding and at least one layer")
+        if any(size < 1 for size in self.hidden_sizes) or not 0 <= self.dropout < 1:
+            raise ValueError("hidden sizes must be positive and dropout in [0, 1)")
+
+
+class LSTMModel(nn.Module):
+    """`forward(ids, state) -> (logits, state)`; raw logits, the loss lives in the trainer."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.embedding = nn.Embedding(config.vocab_size, config.embedding_dim)
+        sizes = [config.embedding_dim, *config.hidden_sizes]
+        self.layers = nn.ModuleList(
+            nn.LSTM(inputs, outputs, batch_first=True) for inputs, outputs in zip(sizes, sizes[1:])
+        )
+        self.dropout = nn.Dropout(config.dropout)
+        self.head = nn.Linear(sizes[-1], config.vocab_size)
+
+    def init_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
+        """Zero state for `batch_size` sequences: where every piece starts."""
+        device = device or self.head.weight.device
+        zeros = [torch.zeros(batch_size, size, device=device) for size in self.config.hidden_sizes]
+        return [(h, torch.zeros_like(h)) for h in zeros]
+
+    def forward(self, ids: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """ids (batch, time) -> logits (batch, time, vocab), and the state after the last step."""
+        x = self.embedding(ids)  # (B, T, E)
+        state = state or self.init_state(ids.shape[0], ids.device)
+        new_state: State = []
+        for layer, (h, c) in zip(self.layers, state):
+            x, (h, c) = layer(x, (h.unsqueeze(0), c.unsqueeze(0)))  # x: (B, T, H_layer)
+            new_state.append((h.squeeze(0), c.squeeze(0)))
+            x = self.dropout(x)
+        return self.head(x), new_state
+
+
+def detach_state(state: State) -> State:
+    """Cut the graph between windows: gradients stop here, the values carry on."""
+    return [(h.detach(), c.detach()) for h, c in state]
+
+
+def reset_state(state: State, keep: torch.Tensor) -> State:
+    """Zero the state where a lane starts a new piece; keep (batch,): 1 carries, 0 resets."""
+    keep = keep.to(state[0][0].dtype).unsqueeze(1)  # (B, 1)
+    return [(h * keep, c * keep) for h, c in state]
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

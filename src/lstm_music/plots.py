@@ -1,0 +1,60 @@
+"""Pictures in one visual style: the training loss curve (later: piano rolls, statistics).
+
+matplotlib is imported inside the functions, with the non-interactive Agg backend, so nothing
+opens a window and importing lstm_music stays fast.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+STYLE = {
+    "figure.figsize": (8, 4.5),
+    "figure.dpi": 110,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "font.size": 10,
+}
+COLORS = {"train": "#4C72B0", "valid": "#DD8452"}
+
+
+def plot_losses(metrics_csv: Path, png: Path, title: str = "") -> Path:
+    """Training and validation loss (nats per token) against steps, from metrics.csv."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps, train, valid_steps, valid = [], [], [], []
+    with open(metrics_csv, newline="") as file:
+        for row in csv.DictReader(file):
+            if row.get("train_loss"):
+                steps.append(int(row["step"]))
+                train.append(float(row["train_loss"]))
+            if row.get("valid_loss"):
+                valid_steps.append(int(row["step"]))
+                valid.append(float(row["valid_loss"]))
+    with plt.rc_context(STYLE):
+        figure, axes = plt.subplots()
+        axes.plot(steps, train, color=COLORS["train"], lw=1, alpha=0.8, label="training")
+        if valid:
+            axes.plot(
+                valid_steps,
+                valid,
+                "o-",
+                color=COLORS["valid"],
+                lw=2,
+                ms=4,
+                label=f"validation (best {min(valid):.3f})",
+            )
+        axes.set_xlabel("step")
+        axes.set_ylabel("loss (nats per token)")
+        axes.set_title(title or "training loss")
+        axes.legend()
+        figure.tight_layout()
+        figure.savefig(png)
+        plt.close(figure)
+    return png

@@ -1,0 +1,100 @@
+"""Training settings and presets.
+
+`seed` is the blog's recipe (LSTM 512 -> 256, dropout 0.3, 100-token context, Adam 1e-3), trained
+the efficient way: every position of a window is a target and the state is carried.
+`default` is what held-out measurements on a small corpus on a CPU favour (benchmarks/RESULTS.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from lstm_music.errors import LstmMusicError
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "seed": {
+        "embedding_dim": 512,  # >= vocabulary: spans what the blog's one-hot input spans
+        "hidden_sizes": [512, 256],
+        "dropout": 0.3,
+        "window": 100,
+        "batch_size": 32,
+        "optimizer": "adam",
+        "lr": 1e-3,
+        "weight_decay": 0.0,
+        "warmup_steps": 0,
+        "clip": 0.0,
+        "lr_decay": 1.0,
+        "transpose": "0",
+    },
+    "default": {},  # the dataclass defaults below
+}
+
+
+@dataclass
+class TrainConfig:
+    """Everything `train` needs besides the corpus; saved resolved in the run folder."""
+
+    preset: str = "default"
+    # model
+    embedding_dim: int = 256
+    hidden_sizes: list[int] = field(default_factory=lambda: [512])
+    dropout: float = 0.3
+    # data
+    window: int = 128  # tokens per truncated-BPTT window
+    batch_size: int = 32  # lanes per process
+    transpose: str = "-5..6"  # semitone range for pitch augmentation; "0" = off
+    # optimisation
+    optimizer: str = "adamw"
+    lr: float = 3e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 50
+    clip: float = 1.0  # gradient norm clipping; 0 = off
+    lr_decay: float = 0.5  # learning rate factor when validation stops improving; 1 = off
+    patience: int = 4  # validations without improvement before stopping; 0 = never stop early
+    # budgets (0 = none); training stops at the first reached
+    epochs: int = 30
+    max_steps: int = 0
+    max_minutes: float = 0.0
+    eval_every: int = 0  # steps between validations inside an epoch; 0 = once per epoch
+    # run
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True  # mixed precision (bfloat16) on CUDA
+
+    def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise LstmMusicError(f"unknown preset {self.preset!r}; choose {', '.join(PRESETS)}")
+        if self.optimizer not in ("adam", "adamw"):
+            raise LstmMusicError("--optimizer must be adam or adamw")
+        positive = ("embedding_dim", "window", "batch_size", "epochs")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise LstmMusicError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.lr <= 0 or not 0 <= self.dropout < 1 or not 0 < self.lr_decay <= 1:
+            raise LstmMusicError("need lr > 0, dropout in [0, 1) and lr-decay in (0, 1]")
+        if not self.hidden_sizes or min(self.hidden_sizes) < 1:
+            raise LstmMusicError("--hidden takes positive layer sizes, e.g. 512,256")
+        parse_transpose(self.transpose)
+
+
+def parse_transpose(text: str) -> tuple[int, int]:
+    """ "-5..6" -> (-5, 6); "0", "off" or "" -> (0, 0)."""
+    text = str(text).strip().lower()
+    if text in ("", "0", "off", "none"):
+        return 0, 0
+    low, sep, high = text.partition("..")
+    try:
+        bounds = (int(low), int(high)) if sep else (-abs(int(low)), abs(int(low)))
+    except ValueError as error:
+        raise LstmMusicError(f"--transpose takes a range like -5..6, not {text!r}") from error
+    if not -12 <= bounds[0] <= 0 <= bounds[1] <= 12:
+        raise LstmMusicError("--transpose range must include 0 and stay within -12..12")
+    return bounds
+
+
+def preset_layer(name: str) -> dict[str, Any]:
+    """The preset's settings as a config layer (unknown names fail in TrainConfig)."""
+    if name not in PRESETS:
+        raise LstmMusicError(f"unknown preset {name!r}; choose {', '.join(PRESETS)}")
+    return {"preset": name, **PRESETS[name]}

@@ -1,0 +1,166 @@
+"""Generation: fast step equals the model, every option writes valid MIDI, bad input named."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import pytest
+import symusic
+import torch
+from conftest import make_score, random_melody, write_midi
+
+from lstm_music.checkpoint import CheckpointError, load_checkpoint
+from lstm_music.cli import main
+from lstm_music.generate import GenerateOptions, generate
+from lstm_music.model import LSTMModel, ModelConfig
+from lstm_music.prepare import PrepareConfig, prepare
+from lstm_music.sample import FastStepper, pick_tokens
+from lstm_music.train import train
+from lstm_music.trainconfig import TrainConfig
+
+
+def make_run(root: Path, tokenizer: str) -> Path:
+    midi = root / f"midi-{tokenizer}"
+    for i in range(5):
+        write_midi(midi / f"{i}.mid", random_melody(i, length=30))
+    corpus = root / f"corpus-{tokenizer}"
+    prepare(PrepareConfig(inputs=[str(midi)], out=str(corpus), tokenizer=tokenizer),
+            progress=False)  # fmt: skip
+    config = TrainConfig(embedding_dim=16, hidden_sizes=[32, 16], window=32, batch_size=2,
+                         max_steps=3, device="cpu")  # fmt: skip
+    train(corpus, root / f"run-{tokenizer}", config, progress=False)
+    return root / f"run-{tokenizer}"
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("gen")
+    return {name: make_run(root, name) for name in ("remi", "seed", "grid")}
+
+
+def test_fast_step_equals_the_model() -> None:
+    torch.manual_seed(0)
+    model = LSTMModel(ModelConfig(50, 12, [24, 16, 8], 0.0)).eval()
+    ids = torch.randint(0, 50, (3, 15))
+    full, _ = model(ids)
+    stepper, state, steps = FastStepper(model), model.init_state(3), []
+    for t in range(15):
+        logits, state = stepper.step(ids[:, t], state)
+        steps.append(logits)
+    assert torch.allclose(torch.stack(steps, dim=1), full, atol=1e-5)
+
+
+def test_top_k_and_top_p_only_sample_allowed_tokens() -> None:
+    logits = torch.tensor([[4.0, 3.0, 2.0, 1.0, 0.0]]).expand(500, -1)
+    generator = torch.Generator().manual_seed(0)
+    assert set(pick_tokens(logits, top_k=2, generator=generator).tolist()) == {0, 1}
+    probs = logits[0].softmax(-1)  # 0.64, 0.24, 0.09, ...: top-p 0.8 keeps the first two
+    assert probs[0] < 0.8 < probs[0] + probs[1]
+    assert set(pick_tokens(logits, top_p=0.8, generator=generator).tolist()) == {0, 1}
+    assert set(pick_tokens(logits, greedy=True).tolist()) == {0}
+
+
+@pytest.mark.parametrize("tokenizer", ["remi", "seed", "grid"])
+def test_fixed_seed_reproduces(runs, tokenizer: str) -> None:
+    checkpoint = load_checkpoint(runs[tokenizer] / "best.safetensors")
+    first = generate(checkpoint, tokens=60, seed=3, num=2)
+    again = generate(checkpoint, tokens=60, seed=3, num=2)
+    other = generate(checkpoint, tokens=60, seed=4, num=2)
+    assert [p.tokens for p in first] == [p.tokens for p in again]
+    assert [p.tokens for p in first] != [p.tokens for p in other]
+    assert all(len(p.tokens) == 60 and "<bos>" not in p.tokens for p in first)
+
+
+OPTIONS = [
+    ["--greedy"], ["--temperature", "0.7"], ["--top-k", "5"], ["--top-p", "0.5"],
+    ["--num", "3"], ["--seconds", "4"], ["--bars", "2"], ["--tempo", "90", "--program", "40"],
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("flags", OPTIONS, ids=" ".join)
+def test_every_option_writes_valid_midi(runs, tmp_path: Path, flags: list[str]) -> None:
+    out = tmp_path / "out.mid"
+    code = main(["generate", str(runs["remi"]), "--out", str(out), "--tokens", "80", "--seed", "1",
+                 *flags])  # fmt: skip
+    assert code == 0
+    files = sorted(tmp_path.glob("out*.mid"))
+    assert len(files) == (3 if "--num" in flags else 1)
+    for file in files:
+        score = symusic.Score(str(file))
+        if "--seconds" in flags:
+            assert score.to("second").end() <= 4.0 + 1e-6
+        if "--program" in flags:
+            assert all(track.program == 40 for track in score.tracks)
+
+
+def test_primers(runs, tmp_path: Path) -> None:
+    primer = write_midi(tmp_path / "primer.mid", random_melody(9, length=20))
+    corpus = runs["remi"].parent / "corpus-remi"
+    for flags in (["--primer", str(primer)], ["--primer-corpus", str(corpus)]):
+        out = tmp_path / "p.mid"
+        assert main(["generate", str(runs["remi"]), "--out", str(out), "--tokens", "40",
+                     "--primer-tokens", "30", *flags]) == 0  # fmt: skip
+        assert symusic.Score(str(out)).note_num() > 0  # the primer's notes at least
+
+
+def test_seed_rendering_is_quarter_notes(runs) -> None:
+    [piece] = generate(load_checkpoint(runs["seed"] / "best.safetensors"), tokens=30, seed=1)
+    onsets = sorted({note.time for track in piece.score.tracks for note in track.notes})
+    quarter = piece.score.tpq
+    assert all(onset % quarter == 0 for onset in onsets)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--temperature", "0"], "--temperature"),
+        (["--top-p", "1.5"], "--top-p"),
+        (["--top-p", "0"], "--top-p"),
+        (["--primer", "missing.mid"], "primer missing.mid"),
+        (["--seconds", "5"], "timed tokenizer"),
+    ],
+)
+def test_bad_generate_input(runs, tmp_path: Path, capsys, flags, message: str) -> None:
+    code = main(["generate", str(runs["seed"]), "--out", str(tmp_path / "x.mid"), *flags])
+    err = capsys.readouterr().err
+    assert code == 1 and message in err and "Traceback" not in err
+
+
+def test_primer_without_notes_and_foreign_corpus(runs, tmp_path: Path, capsys) -> None:
+    empty = write_midi(tmp_path / "empty.mid", make_score([]))
+    assert main(["generate", str(runs["remi"]), "--out", str(tmp_path / "x.mid"),
+                 "--primer", str(empty)]) == 1  # fmt: skip
+    assert "no notes" in capsys.readouterr().err
+    grid_corpus = runs["grid"].parent / "corpus-grid"
+    assert main(["generate", str(runs["remi"]), "--out", str(tmp_path / "x.mid"),
+                 "--primer-corpus", str(grid_corpus)]) == 1  # fmt: skip
+    assert "'grid' tokens" in capsys.readouterr().err
+
+
+def test_pickle_and_damaged_checkpoints_are_refused(runs, tmp_path: Path) -> None:
+    class Boom:
+        def __reduce__(self):
+            return (print, ("pickle code ran",))
+
+    evil = tmp_path / "evil.pt"
+    evil.write_bytes(pickle.dumps(Boom()))
+    with pytest.raises(CheckpointError, match="pickle"):
+        load_checkpoint(evil)
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "torch.pt")
+    with pytest.raises(CheckpointError, match="pickle"):
+        load_checkpoint(tmp_path / "torch.pt")
+    good = (runs["remi"] / "best.safetensors").read_bytes()
+    (tmp_path / "cut.safetensors").write_bytes(good[: len(good) // 2])
+    with pytest.raises(CheckpointError, match="damaged or truncated"):
+        load_checkpoint(tmp_path / "cut.safetensors")
+    from safetensors.torch import save_file
+
+    save_file({"x": torch.zeros(1)}, str(tmp_path / "foreign.safetensors"))
+    with pytest.raises(CheckpointError, match="not an lstm-music checkpoint"):
+        load_checkpoint(tmp_path / "foreign.safetensors")
+
+
+def test_generate_options_validate() -> None:
+    with pytest.raises(Exception, match="temperature"):
+        GenerateOptions(temperature=-1)

@@ -1,0 +1,121 @@
+"""Training on a tiny corpus: loss falls, checkpoints load, resume is exact, runs reproduce."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import random_melody, write_midi
+
+from lstm_music.checkpoint import load_checkpoint
+from lstm_music.data import Batcher, EpochPlan
+from lstm_music.errors import LstmMusicError
+from lstm_music.prepare import PrepareConfig, prepare
+from lstm_music.train import train
+from lstm_music.trainconfig import TrainConfig
+
+TINY = {"embedding_dim": 16, "hidden_sizes": [32, 24], "window": 32, "batch_size": 4,
+        "dropout": 0.1, "warmup_steps": 2, "device": "cpu"}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("midi")
+    for i in range(8):
+        write_midi(folder / f"{i}.mid", random_melody(i, length=40))
+    out = folder.parent / "corpus"
+    prepare(PrepareConfig(inputs=[str(folder)], out=str(out), valid_fraction=0.25), progress=False)
+    return out
+
+
+def tiny(**settings) -> TrainConfig:
+    return TrainConfig(**{**TINY, **settings})
+
+
+def test_loss_falls_and_run_folder_is_complete(corpus: Path, tmp_path: Path) -> None:
+    result = train(corpus, tmp_path / "run", tiny(epochs=6, lr=1e-2), progress=False)
+    rows = list(csv.DictReader((tmp_path / "run" / "metrics.csv").open()))
+    valid = [float(r["valid_loss"]) for r in rows if r["valid_loss"]]
+    assert len(valid) == 6 and valid[-1] < valid[0] - 0.3
+    assert result.best_valid_loss == pytest.approx(min(valid))
+    for name in ("best.safetensors", "last.safetensors", "train_state.safetensors",
+                 "config.json", "loss.png"):  # fmt: skip
+        assert (tmp_path / "run" / name).exists(), name
+    assert (tmp_path / "run" / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_saved_checkpoint_gives_identical_logits(corpus: Path, tmp_path: Path) -> None:
+    train(corpus, tmp_path / "run", tiny(epochs=1), progress=False)
+    checkpoint = load_checkpoint(tmp_path / "run" / "last.safetensors")
+    checkpoint.save(tmp_path / "copy.safetensors")
+    again = load_checkpoint(tmp_path / "copy.safetensors")
+    ids = torch.randint(0, len(checkpoint.vocabulary), (2, 20))
+    assert torch.equal(checkpoint.model(ids)[0], again.model(ids)[0])
+    assert again.vocabulary == checkpoint.vocabulary
+    assert again.tokenizer().encode(random_melody(1)) == checkpoint.tokenizer().encode(
+        random_melody(1)
+    )
+
+
+def test_resume_matches_an_uninterrupted_run(corpus: Path, tmp_path: Path) -> None:
+    """Stop inside an epoch, resume, and land on the very weights of a run that never stopped."""
+    straight = train(corpus, tmp_path / "a", tiny(max_steps=7), progress=False)
+    train(corpus, tmp_path / "b", tiny(max_steps=4), progress=False)
+    resumed = train(corpus, tmp_path / "b", tiny(max_steps=7), resume=True, progress=False)
+    assert straight.steps == resumed.steps == 7
+    a = load_checkpoint(tmp_path / "a" / "last.safetensors").model.state_dict()
+    b = load_checkpoint(tmp_path / "b" / "last.safetensors").model.state_dict()
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_same_seed_same_run(corpus: Path, tmp_path: Path) -> None:
+    train(corpus, tmp_path / "a", tiny(max_steps=3, seed=5), progress=False)
+    train(corpus, tmp_path / "b", tiny(max_steps=3, seed=5), progress=False)
+    train(corpus, tmp_path / "c", tiny(max_steps=3, seed=6), progress=False)
+    weights = [load_checkpoint(tmp_path / r / "last.safetensors").model.head.weight
+               for r in "abc"]  # fmt: skip
+    assert torch.equal(weights[0], weights[1]) and not torch.equal(weights[0], weights[2])
+
+
+def test_existing_run_is_not_overwritten(corpus: Path, tmp_path: Path) -> None:
+    train(corpus, tmp_path / "run", tiny(max_steps=1), progress=False)
+    with pytest.raises(LstmMusicError, match="--resume"):
+        train(corpus, tmp_path / "run", tiny(max_steps=1), progress=False)
+
+
+def test_windows_stay_inside_pieces_and_cover_every_token() -> None:
+    pieces = [np.arange(10, 10 + n) for n in (5, 70, 33, 1)]
+    plan = EpochPlan([len(p) for p in pieces], lanes=2, window=16, seed=0, epoch=0)
+    batcher = Batcher(pieces, 16)
+    seen: list[list[int]] = [[] for _ in pieces]
+    for index in range(plan.batches):
+        batch = batcher.batch(plan, index, range(2))
+        for lane in range(2):
+            window = plan.lane_windows(lane, index)
+            if window is None:
+                assert (batch.targets[lane] == -100).all()
+                continue
+            targets = batch.targets[lane][batch.targets[lane] != -100].tolist()
+            assert batch.keep[lane] == (window.start > 0)
+            seen[window.piece] += targets
+    for piece, targets in zip(pieces, seen):
+        assert targets == [*piece.tolist(), 2]  # every token once, then <eos>
+
+
+def test_torchrun_two_processes(corpus: Path, tmp_path: Path) -> None:
+    """DistributedDataParallel on 2 CPU processes (gloo), rank 0 saving."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+               "--master-port", "29517", "-m", "lstm_music", "train", str(corpus), "--out",
+               str(tmp_path / "ddp"), "--max-steps", "3", "--embedding", "16", "--hidden", "32",
+               "--window", "32", "--batch-size", "2", "--device", "cpu", "-q"]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "trained 3 steps" in result.stdout
+    assert (tmp_path / "ddp" / "train_state.rank1.safetensors").exists()
+    checkpoint = load_checkpoint(tmp_path / "ddp" / "last.safetensors")
+    assert checkpoint.metrics["step"] == 3

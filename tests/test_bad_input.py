@@ -49,8 +49,9 @@ def test_bad_files_are_listed_and_good_ones_kept(tmp_path: Path, capsys) -> None
     absurd.tempos.append(symusic.Tempo(480, 100_000_000.0))  # absurd tempo: clamped, not fatal
     write_midi(tmp_path / "in" / "absurd_tempo.mid", absurd)
     (tmp_path / "in" / "loop").symlink_to(tmp_path / "in")  # a symlink loop
-    code = main(["prepare", str(tmp_path / "in"), "--out", str(tmp_path / "c"), "-q",
-                 "--max-notes", "2000"])  # fmt: skip
+    code = main(
+        ["prepare", str(tmp_path / "in"), "--out", str(tmp_path / "c"), "-q", "--max-notes", "2000"]
+    )
     out, err = capsys.readouterr()
     assert code == 0, err
     assert "Traceback" not in out + err
@@ -67,8 +68,9 @@ def test_bad_files_are_listed_and_good_ones_kept(tmp_path: Path, capsys) -> None
 
 def test_no_usable_file_exits_nonzero_with_one_line(tmp_path: Path, capsys) -> None:
     bad_files(tmp_path / "in")
-    code = main(["prepare", str(tmp_path / "in"), "--out", str(tmp_path / "c"), "-q",
-                 "--max-notes", "2000"])  # fmt: skip
+    code = main(
+        ["prepare", str(tmp_path / "in"), "--out", str(tmp_path / "c"), "-q", "--max-notes", "2000"]
+    )
     _, err = capsys.readouterr()
     assert code == 1
     assert err.count("\n") == 1 and "no usable piece in 10 MIDI file(s)" in err

@@ -1,0 +1,117 @@
+"""How closely the `seed` tokenizer reproduces music21's tokens for the seed's 92 MIDI files.
+
+`reference-tokens-music21.json` (in ../shared/datasets/seed-midi) holds, per file, music21
+10.5.1's tokens for each part it parses. For each reference part we encode the matching symusic
+track as a score of its own (keeping the file's tpq and time signatures) and compare the two
+token lists with difflib's ratio; the overall figure weights files by reference length.
+
+Matching parts to tracks: music21 makes one part per MIDI track with notes, symusic one track
+per (MIDI track, channel). When both count the same, the k-th part is the k-th symusic track
+with notes. Otherwise (9 files: one-track files with two channels, AT.mid with 14) each part is
+matched to the best of: every single track and all tracks merged (our `encode` merges tracks).
+
+    python benchmarks/seed_agreement.py [--reference PATH] [--midi-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from difflib import SequenceMatcher
+from pathlib import Path
+
+import symusic
+
+from lstm_music.tokenizers.seed import SeedTokenizer
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+MIDI_DIR = SHARED / "datasets" / "seed-midi"
+REFERENCE = MIDI_DIR / "reference-tokens-music21.json"
+
+
+def ratio(ours: list[str], reference: list[str]) -> float:
+    """difflib's similarity of two token lists (1.0 = identical)."""
+    if not ours and not reference:
+        return 1.0
+    return SequenceMatcher(None, ours, reference, autojunk=False).ratio()
+
+
+def _track_scores(score: symusic.Score) -> list[symusic.Score]:
+    """Each track with notes as a score of its own (same tpq, tempos, time signatures)."""
+    out = []
+    for track in score.tracks:
+        if len(track.notes):
+            single = score.copy()
+            single.tracks = symusic.Score(score.tpq).tracks
+            single.tracks.append(track.copy())
+            out.append(single)
+    return out
+
+
+def file_candidates(path: Path, tokenizer: SeedTokenizer) -> list[list[str]]:
+    """Our tokens for each track with notes, then for all tracks merged."""
+    score = symusic.Score(str(path))
+    return [tokenizer.encode(single) for single in _track_scores(score)] + [tokenizer.encode(score)]
+
+
+def match_parts(parts: list[list[str]], candidates: list[list[str]]) -> list[list[str]]:
+    """Our tokens for each reference part (by track order when the counts agree, else best)."""
+    tracks = candidates[:-1]
+    if len(tracks) == len(parts):
+        return tracks
+    return [max(candidates, key=lambda ours, ref=ref: ratio(ours, ref)) for ref in parts]
+
+
+def measure_agreement(
+    midi_dir: Path = MIDI_DIR, reference_json: Path = REFERENCE
+) -> tuple[dict[str, tuple[float, int]], float]:
+    """Per file (agreement, reference tokens) and the overall agreement weighted by length."""
+    reference = json.loads(Path(reference_json).read_text())["files"]
+    tokenizer = SeedTokenizer()
+    per_file: dict[str, tuple[float, int]] = {}
+    for name in sorted(reference):
+        parts = [part["tokens"] for part in reference[name]["tracks"]]
+        ours = match_parts(parts, file_candidates(Path(midi_dir) / name, tokenizer))
+        length = sum(len(ref) for ref in parts)
+        matched = sum(ratio(mine, ref) * len(ref) for mine, ref in zip(ours, parts))
+        per_file[name] = (matched / length if length else 1.0, length)
+    total = sum(length for _, length in per_file.values())
+    overall = sum(score * length for score, length in per_file.values()) / max(total, 1)
+    return per_file, overall
+
+
+def encode_time(midi_dir: Path = MIDI_DIR, repeats: int = 3) -> float:
+    """Seconds to tokenize every file once (whole scores, parsing excluded), best of `repeats`."""
+    scores = [symusic.Score(str(path)) for path in sorted(Path(midi_dir).glob("*.mid"))]
+    tokenizer = SeedTokenizer()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for score in scores:
+            tokenizer.encode(score)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reference", type=Path, default=REFERENCE)
+    parser.add_argument("--midi-dir", type=Path, default=None, help="default: beside --reference")
+    args = parser.parse_args(argv)
+    if not args.reference.exists():
+        print(f"no reference at {args.reference}", file=sys.stderr)
+        return 1
+    midi_dir = args.midi_dir or args.reference.parent
+    per_file, overall = measure_agreement(midi_dir, args.reference)
+    print(f"{'file':<60} {'agreement':>9} {'tokens':>7}")
+    for name, (score, length) in sorted(per_file.items(), key=lambda item: item[1][0]):
+        print(f"{name:<60} {score:>9.4f} {length:>7}")
+    print(f"{'overall (weighted by reference tokens)':<60} {overall:>9.4f}")
+    print(f"encode time, {len(per_file)} files (best of 3): {encode_time(midi_dir):.3f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
+import numpy as np
 import pytest
 import symusic
 import torch
@@ -39,26 +40,31 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     return {name: make_run(root, name) for name in ("remi", "seed", "grid")}
 
 
-def test_fast_step_equals_the_model() -> None:
+@pytest.mark.parametrize("use_numpy", [True, False], ids=["numpy", "torch"])
+def test_fast_step_equals_the_model(use_numpy: bool) -> None:
     torch.manual_seed(0)
     model = LSTMModel(ModelConfig(50, 12, [24, 16, 8], 0.0)).eval()
     ids = torch.randint(0, 50, (3, 15))
     full, _ = model(ids)
-    stepper, state, steps = FastStepper(model), model.init_state(3), []
+    stepper, steps = FastStepper(model, use_numpy), []
+    state = stepper.convert_state(model.init_state(3))
     for t in range(15):
-        logits, state = stepper.step(ids[:, t], state)
-        steps.append(logits)
-    assert torch.allclose(torch.stack(steps, dim=1), full, atol=1e-5)
+        logits, state = stepper.step(ids[:, t].numpy() if use_numpy else ids[:, t], state)
+        steps.append(torch.as_tensor(logits))
+    assert torch.allclose(torch.stack(steps, dim=1), full.detach(), atol=1e-5)
 
 
 def test_top_k_and_top_p_only_sample_allowed_tokens() -> None:
-    logits = torch.tensor([[4.0, 3.0, 2.0, 1.0, 0.0]]).expand(500, -1)
-    generator = torch.Generator().manual_seed(0)
-    assert set(pick_tokens(logits, top_k=2, generator=generator).tolist()) == {0, 1}
-    probs = logits[0].softmax(-1)  # 0.64, 0.24, 0.09, ...: top-p 0.8 keeps the first two
+    logits = np.tile([[4.0, 3.0, 2.0, 1.0, 0.0]], (2000, 1))
+    rng = np.random.default_rng(0)
+    assert set(pick_tokens(logits, top_k=2, rng=rng).tolist()) == {0, 1}
+    probs = torch.tensor(logits[0]).softmax(-1)  # 0.64, 0.24, 0.09, ...: top-p 0.8 keeps two
     assert probs[0] < 0.8 < probs[0] + probs[1]
-    assert set(pick_tokens(logits, top_p=0.8, generator=generator).tolist()) == {0, 1}
+    assert set(pick_tokens(logits, top_p=0.8, rng=rng).tolist()) == {0, 1}
     assert set(pick_tokens(logits, greedy=True).tolist()) == {0}
+    # plain sampling follows the distribution: token 0 about 64% of the time
+    share = (pick_tokens(logits, rng=rng) == 0).mean()
+    assert abs(share - float(probs[0])) < 0.04
 
 
 @pytest.mark.parametrize("tokenizer", ["remi", "seed", "grid"])

@@ -72,35 +72,33 @@ def _banned(vocabulary: list[str]) -> torch.Tensor:
 class _Session:
     """The batch's recurrent state and next-token logits, advanced one step per token."""
 
-    def __init__(self, checkpoint: Checkpoint, primer_ids: list[int], options, generator):
+    def __init__(self, checkpoint: Checkpoint, primer_ids: list[int], options, rng):
         model = checkpoint.model
-        self.device = model.head.weight.device
-        prefix = torch.tensor([[BOS_ID, *primer_ids]], device=self.device)
+        device = model.head.weight.device
+        prefix = torch.tensor([[BOS_ID, *primer_ids]], device=device)
         with torch.no_grad():  # one pass over <bos> + primer for the whole batch
-            logits, self.state = model(prefix.expand(options.num, -1))  # (num, P, V)
-        self.logits = logits[:, -1]  # (num, V)
+            logits, state = model(prefix.expand(options.num, -1))  # (num, P, V)
         self.stepper = FastStepper(model)
-        self.banned = _banned(checkpoint.vocabulary).to(self.device)
-        self.options, self.generator = options, generator
+        self.state = self.stepper.convert_state(state)
+        self.logits = logits[:, -1].float().cpu().numpy()  # (num, V)
+        self.banned = _banned(checkpoint.vocabulary).numpy()
+        self.device, self.options, self.rng = device, options, rng
 
     def advance(self, steps: int) -> np.ndarray:
         """The next `steps` ids of every piece, (num, steps)."""
-        options = self.options
-        out = torch.empty(options.num, steps, dtype=torch.long, device=self.device)
+        options, stepper = self.options, self.stepper
+        out = np.empty((options.num, steps), dtype=np.int64)
         logits, state = self.logits, self.state
         for t in range(steps):
-            logits = logits.masked_fill(self.banned, float("-inf"))
+            logits = np.where(self.banned, -np.inf, logits)
             out[:, t] = pick_tokens(
-                logits,
-                options.temperature,
-                options.top_k,
-                options.top_p,
-                options.greedy,
-                self.generator,
+                logits, options.temperature, options.top_k, options.top_p, options.greedy, self.rng
             )
-            logits, state = self.stepper.step(out[:, t], state)
+            tokens = out[:, t] if stepper.use_numpy else torch.from_numpy(out[:, t]).to(self.device)
+            logits, state = stepper.step(tokens, state)
+            logits = logits if stepper.use_numpy else logits.float().cpu().numpy()
         self.logits, self.state = logits, state
-        return out.cpu().numpy()
+        return out
 
 
 def _decode(tokenizer, tokens: list[str], options: GenerateOptions) -> symusic.Score:
@@ -157,9 +155,8 @@ def generate(
                              f"{tokenizer.name!r}, which has no timing: use --tokens")  # fmt: skip
     index = {token: i for i, token in enumerate(checkpoint.vocabulary)}
     primer_ids = [index[t] for t in options.primer if t in index]
-    generator = torch.Generator(device=checkpoint.model.head.weight.device)
-    generator.manual_seed(options.seed if options.seed is not None else torch.seed())
-    session = _Session(checkpoint, primer_ids, options, generator)
+    rng = np.random.default_rng(options.seed)
+    session = _Session(checkpoint, primer_ids, options, rng)
     new = np.zeros((options.num, 0), dtype=np.int64)
     while True:
         new = np.concatenate([new, session.advance(CHUNK if timed_length else options.tokens)], 1)

@@ -72,3 +72,16 @@ def test_corpus_info(tmp_path: Path, capsys) -> None:
     assert "train" in text and "b.mid: not a MIDI file" in text
     assert main(["corpus", "info", str(tmp_path / "nothing")]) == 1
     assert "no corpus at" in capsys.readouterr().err
+
+
+def test_import_is_light_and_api_names_resolve() -> None:
+    """`import lstm_music` loads neither torch nor miditok; API names are functions/classes."""
+    code = (
+        "import sys, lstm_music;"
+        "assert 'torch' not in sys.modules and 'miditok' not in sys.modules;"
+        "import lstm_music.sample, lstm_music.train;"
+        "from lstm_music import generate, load_checkpoint, Corpus, prepare;"
+        "assert callable(generate) and generate.__name__ == 'generate'"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

@@ -13,10 +13,10 @@ from conftest import make_score, random_melody, write_midi
 
 from lstm_music.checkpoint import CheckpointError, load_checkpoint
 from lstm_music.cli import main
-from lstm_music.generate import GenerateOptions, generate
 from lstm_music.model import LSTMModel, ModelConfig
 from lstm_music.prepare import PrepareConfig, prepare
-from lstm_music.sample import FastStepper, pick_tokens
+from lstm_music.sample import GenerateOptions, generate
+from lstm_music.stepper import FastStepper, pick_tokens
 from lstm_music.train import train
 from lstm_music.trainconfig import TrainConfig
 

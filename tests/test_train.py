@@ -86,6 +86,10 @@ def test_existing_run_is_not_overwritten(corpus: Path, tmp_path: Path) -> None:
     train(corpus, tmp_path / "run", tiny(max_steps=1), progress=False)
     with pytest.raises(LstmMusicError, match="--resume"):
         train(corpus, tmp_path / "run", tiny(max_steps=1), progress=False)
+    (tmp_path / "run" / "notes.txt").write_text("mine")
+    train(corpus, tmp_path / "run", tiny(max_steps=2), progress=False, overwrite=True)
+    assert load_checkpoint(tmp_path / "run" / "last.safetensors").metrics["step"] == 2
+    assert (tmp_path / "run" / "notes.txt").read_text() == "mine"  # only run files replaced
 
 
 def test_windows_stay_inside_pieces_and_cover_every_token() -> None:

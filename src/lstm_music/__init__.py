@@ -18,6 +18,12 @@ _EXPORTS = {
     "get_tokenizer": "lstm_music.tokenizers",
     "tokenizer_from_config": "lstm_music.tokenizers",
     "LstmMusicError": "lstm_music.errors",
+    "TrainConfig": "lstm_music.trainconfig",
+    "load_checkpoint": "lstm_music.checkpoint",
+    "Checkpoint": "lstm_music.checkpoint",
+    "GenerateOptions": "lstm_music.sample",
+    "generate": "lstm_music.sample",
+    "score_pieces": "lstm_music.evaluate",
 }
 
 __all__ = ["__version__", *_EXPORTS]

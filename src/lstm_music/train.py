@@ -245,12 +245,18 @@ def train(
     config: TrainConfig,
     resume: bool = False,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> TrainResult:
-    """Train a model on a prepared corpus; `resume` continues the run in `run_dir`."""
+    """Train a model on a prepared corpus; `resume` continues the run in `run_dir`,
+    `overwrite` replaces a finished run there."""
     runtime = distributed.start(config.device)
     try:
         corpus = Corpus.load(corpus_path)
         run_dir = Path(run_dir)
+        if overwrite and not resume and runtime.is_main:
+            _clear_run(run_dir)
+        if runtime.distributed:
+            torch.distributed.barrier()
         _prepare_run_dir(run_dir, corpus_path, config, resume, runtime)
         trainer = Trainer(corpus, run_dir, config, runtime, progress)
         if resume:
@@ -260,11 +266,22 @@ def train(
         distributed.stop()
 
 
+RUN_FILES = ("best.safetensors", "last.safetensors", "metrics.csv", "loss.png", "config.json")
+
+
+def _clear_run(run_dir: Path) -> None:
+    """Remove a previous run's own files (and nothing else) for --overwrite."""
+    for name in RUN_FILES:
+        (run_dir / name).unlink(missing_ok=True)
+    for state in run_dir.glob("train_state*.safetensors"):
+        state.unlink()
+
+
 def _prepare_run_dir(run_dir: Path, corpus_path, config, resume: bool, runtime) -> None:
     if not resume and (run_dir / "last.safetensors").exists():
         raise LstmMusicError(
             f"{run_dir} already holds a run; use --resume {run_dir} to continue it, "
-            "or choose a new --out"
+            "--overwrite to replace it, or choose a new --out"
         )
     if resume and not (run_dir / "last.safetensors").exists():
         raise LstmMusicError(f"nothing to resume in {run_dir} (no last.safetensors)")

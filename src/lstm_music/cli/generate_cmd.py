@@ -78,8 +78,8 @@ def output_paths(out: str, num: int) -> list[Path]:
 def run_generate(args: argparse.Namespace) -> int:
     from lstm_music.checkpoint import load_checkpoint
     from lstm_music.distributed import pick_device
-    from lstm_music.generate import GenerateOptions, generate
     from lstm_music.primers import corpus_primer, midi_primer
+    from lstm_music.sample import GenerateOptions, generate
 
     if args.primer and args.primer_corpus:
         raise LstmMusicError("choose one of --primer and --primer-corpus")

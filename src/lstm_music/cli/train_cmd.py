@@ -45,6 +45,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="continue this run where last.safetensors left off (optimizer, "
         "schedule, RNG, step); budget flags may extend it",
     )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run already in RUN_DIR (its checkpoints are deleted)",
+    )
     parser.add_argument("--preset", choices=("default", "seed"), help="starting settings")
     parser.add_argument("--config", metavar="FILE.toml", help="settings ([train] table)")
     model = parser.add_argument_group("model")
@@ -120,7 +125,14 @@ def run_train(args: argparse.Namespace) -> int:
         preset = args.preset or toml.get("preset", "default")
         config = build_config(TrainConfig, preset_layer(preset), toml, flags)
         corpus, run_dir = args.corpus, args.out
-    result = train(corpus, run_dir, config, resume=bool(args.resume), progress=not args.quiet)
+    result = train(
+        corpus,
+        run_dir,
+        config,
+        resume=bool(args.resume),
+        progress=not args.quiet,
+        overwrite=args.overwrite,
+    )
     best = "-" if result.best_valid_loss is None else f"{result.best_valid_loss:.4f}"
     print(
         f"trained {result.steps} steps ({result.epochs} epochs) in {result.seconds:.0f} s, "

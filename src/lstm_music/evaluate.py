@@ -113,3 +113,50 @@ def score_pieces(
         token_nll.extend(per_piece[i] for i in range(len(pieces)))
     model.train(was_training)
     return totals
+
+
+def step_nll(tokens: list[str], nll: np.ndarray, step_token: str = "Step") -> np.ndarray:
+    """Per time step of a grid piece, the summed NLL of its tokens (pitches, then `Step`).
+
+    `nll` has one entry per token plus a final one for <eos>, which belongs to no step.
+    """
+    ends = [i for i, token in enumerate(tokens) if token == step_token]  # each step ends here
+    sums = np.cumsum(nll[: len(tokens)], dtype=np.float64)
+    totals = sums[ends]
+    return np.diff(totals, prepend=0.0)
+
+
+def evaluate_split(
+    checkpoint, corpus, split: str = "valid", score_first_step: bool = False, window: int = 512
+) -> dict:
+    """Every token of every piece of `split`, with carried state: the figures `evaluate` prints."""
+    from lstm_music.errors import LstmMusicError
+
+    if corpus.tokenizer_config != checkpoint.tokenizer_config:
+        raise LstmMusicError(
+            f"the corpus uses {corpus.tokenizer_config.get('tokenizer')!r} tokens with other "
+            f"settings than the checkpoint ({checkpoint.tokenizer_config.get('tokenizer')!r})"
+        )
+    if corpus.vocabulary != checkpoint.vocabulary:
+        raise LstmMusicError("the corpus and the checkpoint number their tokens differently")
+    pieces = corpus.split(split)
+    if not pieces:
+        raise LstmMusicError(f"{corpus.path} has no {split!r} pieces")
+    per_token: list[np.ndarray] = []
+    totals = score_pieces(checkpoint.model, [p.ids for p in pieces], window, token_nll=per_token)
+    notes = sum(p.info.notes for p in pieces)
+    report = {
+        "split": split, "pieces": len(pieces), "tokens": totals.tokens,
+        "nll_per_token": totals.nll_per_token, "perplexity": totals.perplexity,
+        "accuracy": totals.accuracy, "top5_accuracy": totals.top5_accuracy,
+        "bits_per_note": totals.nll / math.log(2) / notes if notes else None, "notes": notes,
+    }  # fmt: skip
+    if corpus.tokenizer_config.get("tokenizer") == "grid":
+        steps = [step_nll(p.tokens, nll) for p, nll in zip(pieces, per_token)]
+        scored = np.concatenate([s if score_first_step else s[1:] for s in steps])
+        report.update(
+            nll_per_step=float(scored.mean()) if len(scored) else None,
+            predicted_steps=int(len(scored)),
+            first_step_scored=score_first_step,
+        )
+    return report

@@ -178,8 +178,10 @@ def choose_tracks(score: symusic.Score, options: TrackOptions) -> list[tuple[str
     if options.mode == "seed":
         # music21's partitionByInstrument groups tracks by instrument and the seed keeps the
         # first group. Unlike music21 we skip tracks without notes, so no file comes out empty.
+        # The tracks stay apart: music21 forms chords within each track, never across them.
         first = usable[0]
-        usable = [t for t in usable if (t.program, t.is_drum) == (first.program, first.is_drum)]
+        same = [t for t in usable if (t.program, t.is_drum) == (first.program, first.is_drum)]
+        return [("", _with_tracks(score, same))]
     return [("", merge_tracks(score, usable))]
 
 

@@ -47,7 +47,7 @@ METRICS = (
 class TrainResult:
     run_dir: Path
     steps: int
-    epochs: float
+    epochs: int  # completed epochs
     best_valid_loss: float | None
     seconds: float
     stopped_by: str
@@ -79,8 +79,12 @@ class Trainer:
             raise LstmMusicError(f"{corpus.path} has no training pieces")
         self.batcher, self.shifts = self._augmentation()
         vocab = len(corpus.vocabulary)
+        if config.threads:
+            torch.set_num_threads(config.threads)
         self.model = LSTMModel(
-            ModelConfig(vocab, config.embedding_dim, list(config.hidden_sizes), config.dropout)
+            ModelConfig(
+                vocab, config.embedding_dim or vocab, list(config.hidden_sizes), config.dropout
+            )
         ).to(runtime.device)
         self.ddp = self.model
         if runtime.distributed:

@@ -14,7 +14,7 @@ from lstm_music.errors import LstmMusicError
 
 PRESETS: dict[str, dict[str, Any]] = {
     "seed": {
-        "embedding_dim": 512,  # >= vocabulary: spans what the blog's one-hot input spans
+        "embedding_dim": 0,  # as wide as the vocabulary: spans what the blog's one-hot input spans
         "hidden_sizes": [512, 256],
         "dropout": 0.3,
         "window": 100,
@@ -37,7 +37,7 @@ class TrainConfig:
 
     preset: str = "default"
     # model
-    embedding_dim: int = 256
+    embedding_dim: int = 256  # 0 = as wide as the vocabulary (what a one-hot input spans)
     hidden_sizes: list[int] = field(default_factory=lambda: [512])
     dropout: float = 0.3
     # data
@@ -61,16 +61,19 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     amp: bool = True  # mixed precision (bfloat16) on CUDA
+    threads: int = 0  # CPU threads per process; 0 = PyTorch's choice (all cores, shared by ranks)
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
             raise LstmMusicError(f"unknown preset {self.preset!r}; choose {', '.join(PRESETS)}")
         if self.optimizer not in ("adam", "adamw"):
             raise LstmMusicError("--optimizer must be adam or adamw")
-        positive = ("embedding_dim", "window", "batch_size", "epochs")
+        positive = ("window", "batch_size", "epochs")
         for name in positive:
             if getattr(self, name) < 1:
                 raise LstmMusicError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.embedding_dim < 0 or self.threads < 0:
+            raise LstmMusicError("--embedding and --threads must not be negative")
         if self.lr <= 0 or not 0 <= self.dropout < 1 or not 0 < self.lr_decay <= 1:
             raise LstmMusicError("need lr > 0, dropout in [0, 1) and lr-decay in (0, 1]")
         if not self.hidden_sizes or min(self.hidden_sizes) < 1:

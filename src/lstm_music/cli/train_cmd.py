@@ -26,8 +26,9 @@ FIELDS = {
     "weight_decay": "weight_decay", "warmup": "warmup_steps", "clip": "clip",
     "lr_decay": "lr_decay", "patience": "patience", "epochs": "epochs", "max_steps": "max_steps",
     "max_minutes": "max_minutes", "eval_every": "eval_every", "seed": "seed", "device": "device",
+    "threads": "threads",
 }  # fmt: skip
-BUDGETS = ("epochs", "max_steps", "max_minutes", "patience", "eval_every", "device")
+BUDGETS = ("epochs", "max_steps", "max_minutes", "patience", "eval_every", "device", "threads")
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -53,7 +54,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--preset", choices=("default", "seed"), help="starting settings")
     parser.add_argument("--config", metavar="FILE.toml", help="settings ([train] table)")
     model = parser.add_argument_group("model")
-    model.add_argument("--embedding", type=int, help="embedding width (default 256)")
+    model.add_argument(
+        "--embedding",
+        type=int,
+        help="embedding width (256; 0 = the vocabulary size, like a one-hot input)",
+    )
     model.add_argument("--hidden", help="LSTM layer sizes, e.g. 512 or 512,256")
     model.add_argument("--dropout", type=float, help="dropout (0.3)")
     data = parser.add_argument_group("data")
@@ -90,6 +95,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     run = parser.add_argument_group("run")
     run.add_argument("--seed", type=int, help="random seed: same seed, same machine, same run (0)")
     run.add_argument("--device", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
+    run.add_argument("--threads", type=int, help="CPU threads (0 = all cores)")
     run.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
     run.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     parser.set_defaults(run=run_train)

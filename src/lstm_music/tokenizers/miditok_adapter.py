@@ -73,6 +73,10 @@ class MidiTokTokenizer(Tokenizer):
         self._special = set(self._tokenizer.special_tokens)
 
     def encode(self, score: symusic.Score) -> list[str]:
+        if len(score.tracks) > 1:  # one stream: MidiTok would make one sequence per track
+            from lstm_music.midi import merge_tracks
+
+            score = merge_tracks(score, list(score.tracks))
         sequences = self._tokenizer.encode(score)
         if isinstance(sequences, list):  # one sequence per track
             return [token for seq in sequences for token in seq.tokens]

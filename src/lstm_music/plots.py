@@ -7,6 +7,7 @@ opens a window and importing lstm_music stays fast.
 from __future__ import annotations
 
 import csv
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 STYLE = {
@@ -53,6 +54,45 @@ def plot_losses(metrics_csv: Path, png: Path, title: str = "") -> Path:
         axes.set_xlabel("step")
         axes.set_ylabel("loss (nats per token)")
         axes.set_title(title or "training loss")
+        axes.legend()
+        figure.tight_layout()
+        figure.savefig(png)
+        plt.close(figure)
+    return png
+
+
+def plot_distributions(
+    labels: Sequence[str],
+    series: Mapping[str, Sequence[float]],
+    png: Path,
+    title: str = "",
+    xlabel: str = "",
+) -> Path:
+    """Distributions on common bins as side-by-side bars (e.g. reference vs generated).
+
+    The first series is drawn in the training colour, the second in the validation colour, so
+    the reference reads like the training data it comes from.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    colors = [COLORS["train"], COLORS["valid"]]
+    x = np.arange(len(labels))
+    width = 0.8 / max(1, len(series))
+    with plt.rc_context(STYLE):
+        figure, axes = plt.subplots()
+        for i, (name, values) in enumerate(series.items()):
+            shift = (i - (len(series) - 1) / 2) * width
+            color = colors[i] if i < len(colors) else None
+            axes.bar(x + shift, values, width, color=color, alpha=0.85, label=name)
+        every = max(1, -(-len(labels) // 24))  # at most about 24 tick labels
+        axes.set_xticks(x[::every], [str(label) for label in labels[::every]])
+        axes.set_xlabel(xlabel)
+        axes.set_ylabel("share")
+        axes.set_title(title)
         axes.legend()
         figure.tight_layout()
         figure.savefig(png)

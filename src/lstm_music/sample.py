@@ -74,15 +74,24 @@ class _Session:
 
     def __init__(self, checkpoint: Checkpoint, primer_ids: list[int], options, rng):
         model = checkpoint.model
-        device = model.head.weight.device
-        prefix = torch.tensor([[BOS_ID, *primer_ids]], device=device)
-        with torch.no_grad():  # one pass over <bos> + primer for the whole batch
-            logits, state = model(prefix.expand(options.num, -1))  # (num, P, V)
+        self.device = model.head.weight.device
         self.stepper = FastStepper(model)
-        self.state = self.stepper.convert_state(state)
-        self.logits = logits[:, -1].float().cpu().numpy()  # (num, V)
+        self.state = self.stepper.convert_state(model.init_state(options.num))
+        # <bos> + primer, one step per token too: cheaper than a first nn.LSTM call (whose
+        # CPU kernels are set up per input shape) for primers of usual length
+        for token in [BOS_ID, *primer_ids]:
+            logits, self.state = self.stepper.step(
+                self._tokens(np.full(options.num, token)), self.state
+            )
+        self.logits = self._numpy(logits)  # (num, V)
         self.banned = _banned(checkpoint.vocabulary).numpy()
-        self.device, self.options, self.rng = device, options, rng
+        self.options, self.rng = options, rng
+
+    def _tokens(self, ids: np.ndarray):
+        return ids if self.stepper.use_numpy else torch.from_numpy(ids).to(self.device)
+
+    def _numpy(self, logits) -> np.ndarray:
+        return logits if self.stepper.use_numpy else logits.float().cpu().numpy()
 
     def advance(self, steps: int) -> np.ndarray:
         """The next `steps` ids of every piece, (num, steps)."""
@@ -94,9 +103,8 @@ class _Session:
             out[:, t] = pick_tokens(
                 logits, options.temperature, options.top_k, options.top_p, options.greedy, self.rng
             )
-            tokens = out[:, t] if stepper.use_numpy else torch.from_numpy(out[:, t]).to(self.device)
-            logits, state = stepper.step(tokens, state)
-            logits = logits if stepper.use_numpy else logits.float().cpu().numpy()
+            logits, state = stepper.step(self._tokens(out[:, t]), state)
+            logits = self._numpy(logits)
         self.logits, self.state = logits, state
         return out
 

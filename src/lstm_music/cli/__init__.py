@@ -11,10 +11,17 @@ import sys
 from collections.abc import Sequence
 
 from lstm_music import __version__
-from lstm_music.cli import corpus_cmd, evaluate_cmd, generate_cmd, prepare_cmd, train_cmd
+from lstm_music.cli import (
+    compare_cmd,
+    corpus_cmd,
+    evaluate_cmd,
+    generate_cmd,
+    prepare_cmd,
+    train_cmd,
+)
 from lstm_music.errors import LstmMusicError
 
-COMMANDS = (prepare_cmd, corpus_cmd, train_cmd, generate_cmd, evaluate_cmd)
+COMMANDS = (prepare_cmd, corpus_cmd, train_cmd, generate_cmd, evaluate_cmd, compare_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,7 +6,8 @@ timing is dropped. To reproduce its token streams we emulate what music21 10.5 d
 its MIDI note pairing, chord grouping (onsets closer than 1/4 quarter, ends within 1/4), the
 quantisation to 1/4 and 1/3 of a quarter, measures, voices for overlapping notes (a measure's
 voices are read one after the other) and ties at bar lines (a tied note is read once per bar).
-Decoding is the blog's rendering: one token per quarter note, chords in octave 4.
+`music21_parts` reads a score with these rules: a track as music21's part, several tracks as the
+part that the seed's `partitionByInstrument` merges them into.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from functools import lru_cache
 import numpy as np
 import symusic
 
-__all__ = ["normal_order", "parse_pitch_name", "pitch_name", "read_tokens"]
+__all__ = ["CHORD_PATTERN", "UNIT", "normal_order", "parse_pitch_name", "pitch_name"]
 
 _NAMES = ("C", "C#", "D", "E-", "E", "F", "F#", "G", "G#", "A", "B-", "B")
 _STEPS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
@@ -203,19 +204,23 @@ def _quantize(elements: list[tuple], tpq: int, markers: list[int]) -> list[list]
 
 class _Measure:
     """One bar: its elements `[offset, is_not_grace, order, duration, token]` (offsets within
-    the bar), either flat or, once voices are made, in voices read one after the other."""
+    the bar), either flat or, once voices are made, in voices read one after the other.
 
-    __slots__ = ("start", "length", "flat", "voices")
+    `stale` is the end music21 cached for the bar and `cached` that of each voice, or None where
+    no cache is left: music21 lays the bars end to end by these (see `music21_parts`)."""
+
+    __slots__ = ("start", "length", "flat", "voices", "cached", "stale")
 
     def __init__(self, start: int, length: int) -> None:
         self.start, self.length = start, length
         self.flat: list[list] = []
         self.voices: list[list[list]] | None = None
+        self.cached: list[int | None] = []
+        self.stale: int | None = None
 
-    def tokens(self) -> list[str]:
-        """Tokens in music21's `recurse()` order: whole voices first, then loose elements."""
-        parts = [*(self.voices or []), self.flat]
-        return [element[4] for part in parts for element in part if element[4] is not None]
+    def elements(self) -> list[list]:
+        """Elements in music21's `recurse()` order: whole voices first, then loose elements."""
+        return [element for part in [*(self.voices or []), self.flat] for element in part]
 
 
 def _bar_lengths(score: symusic.Score) -> list[tuple[int, int]]:
@@ -230,8 +235,14 @@ def _bar_lengths(score: symusic.Score) -> list[tuple[int, int]]:
     return bars
 
 
-def _make_measures(elements: list[list], bars: list[tuple[int, int]]) -> list[_Measure]:
-    """Cut the elements into bars; a time signature takes effect at the next bar start."""
+def _make_measures(
+    elements: list[list], bars: list[tuple[int, int]], markers: list[int]
+) -> list[_Measure]:
+    """Cut the elements into bars; a time signature takes effect at the next bar start.
+
+    A marker (tempo, key or time signature) on a bar line at or after the last note's end is
+    stored at the part's end, which makes music21 cache each bar's end (its notes still unsplit).
+    """
     end = max((element[0] + element[3] for element in elements), default=0)
     bar_onsets = [onset for onset, _ in bars]
     measures: list[_Measure] = []
@@ -247,7 +258,21 @@ def _make_measures(elements: list[list], bars: list[tuple[int, int]]) -> list[_M
         measure = measures[bisect_right(starts, element[0]) - 1]
         element[0] -= measure.start
         measure.flat.append(element)
+    last = max(markers, default=-1)
+    if last >= end and _on_bar_line(last, bars):
+        for measure in measures:
+            measure.stale = max((e[0] + e[3] for e in measure.flat), default=0)
     return measures
+
+
+def _on_bar_line(time: int, bars: list[tuple[int, int]]) -> bool:
+    """Whether a bar starts at `time` (bars laid from 0, as `_make_measures` lays them)."""
+    bar_onsets, start = [onset for onset, _ in bars], 0
+    while start < time:
+        k = bisect_right(bar_onsets, start) - 1
+        limit = min(time, bar_onsets[k + 1]) if k + 1 < len(bars) else time
+        start += max(1, -(-(limit - start) // bars[k][1])) * bars[k][1]
+    return start == time
 
 
 def _voice_count(elements: list[list]) -> int:
@@ -277,29 +302,42 @@ def _voice_count(elements: list[list]) -> int:
 
 
 def _make_voices(measure: _Measure) -> None:
-    """Put overlapping notes of a bar in voices: each note goes to the first free voice."""
+    """Put overlapping notes of a bar in voices: each note goes to the first free voice.
+
+    music21 caches the end of a voice when it looks for room in it and when it puts a later
+    voice into the bar (measuring the bar), so all voices but the last have their end cached.
+    """
     count = _voice_count(measure.flat)
     if count == 1:
         return
     voices: list[list[list]] = [[] for _ in range(count)]
     ends = [0] * count
+    looked = [False] * count  # whether music21 looked at the voice since a note went in
     for element in measure.flat:
         free = next((k for k in range(count) if ends[k] <= element[0]), None)
+        looked[: count if free is None else free + 1] = [True] * (
+            count if free is None else free + 1
+        )
         if free is None:  # music21 would drop the note; keep it in a voice of its own
             voices.append([])
             ends.append(0)
+            looked.append(False)
             free = len(voices) - 1
         voices[free].append(element)
         ends[free] = max(ends[free], element[0] + element[3])
-    measure.voices = [voice for voice in voices if voice]
-    measure.flat = []
+        looked[free] = False
+    kept = [k for k, voice in enumerate(voices) if voice]
+    measure.voices = [voices[k] for k in kept]
+    measure.cached = [ends[k] if looked[k] or k != kept[-1] else None for k in kept]
+    measure.flat, measure.stale = [], None
 
 
 def _make_ties(measures: list[_Measure], bars: list[tuple[int, int]]) -> None:
     """Split elements that cross a bar line, the rest going to the next bar at offset 0.
 
     Like music21: from a bar with voices the rest lands beside the next bar's voices (and is not
-    split again), or in the next bar's first voice when that bar has none.
+    split again), or in the next bar's first voice when that bar has none. Putting a note in a
+    bar or voice, or splitting one of its notes, clears its cached end; splitting a chord does not.
     """
     bar_onsets = [onset for onset, _ in bars]
     order = 1 << 40  # a remainder sorts after what is already at its offset
@@ -307,7 +345,8 @@ def _make_ties(measures: list[_Measure], bars: list[tuple[int, int]]) -> None:
     while index < len(measures):
         measure = measures[index]
         next_had_voices = index + 1 < len(measures) and measures[index + 1].voices is not None
-        for part in measure.voices if measure.voices is not None else [measure.flat]:
+        parts = measure.voices if measure.voices is not None else [measure.flat]
+        for voice, part in enumerate(parts):
             for element in list(part):
                 overshoot = element[0] + element[3] - measure.length
                 if overshoot <= 0 or element[0] >= measure.length:
@@ -317,6 +356,10 @@ def _make_ties(measures: list[_Measure], bars: list[tuple[int, int]]) -> None:
                     measures.append(_Measure(start, bars[bisect_right(bar_onsets, start) - 1][1]))
                 following = measures[index + 1]
                 element[3] -= overshoot
+                if not CHORD_PATTERN.fullmatch(element[4] or ""):
+                    measure.stale = None
+                    if measure.voices is not None:
+                        measure.cached[voice] = None
                 order += 1
                 remainder = [0, 1, order, overshoot, element[4]]
                 if next_had_voices:
@@ -324,52 +367,21 @@ def _make_ties(measures: list[_Measure], bars: list[tuple[int, int]]) -> None:
                 elif measure.voices is not None:
                     if following.voices is None:
                         following.voices, following.flat = [following.flat], []
+                        following.cached = [None]
                     target = following.voices[0]
                 else:
                     target = following.flat
+                if target is not following.flat:
+                    following.cached[0] = None
+                following.stale = None
                 insort(target, remainder)
         index += 1
     for measure in measures:
         if measure.voices is not None:
-            measure.voices = [voice for voice in measure.voices if voice]
+            kept = [k for k, voice in enumerate(measure.voices) if voice]
+            if len(kept) < len(measure.voices):
+                measure.stale = None
+            measure.voices = [measure.voices[k] for k in kept]
+            measure.cached = [measure.cached[k] for k in kept]
             if len(measure.voices) == 1:  # flattenUnnecessaryVoices
                 measure.flat, measure.voices = measure.voices[0] + measure.flat, None
-
-
-# --- reading a score ----------------------------------------------------------------------
-
-
-def _score_elements(score: symusic.Score) -> tuple[list[tuple], bool]:
-    """All notes of all tracks as one stream, grouped into chords.
-
-    Drum notes give no token but, as in music21, they take part in chords, voices and ties.
-    """
-    notes: list[tuple[int, int, int]] = []
-    for track in score.tracks:
-        drum = track.is_drum
-        notes.extend((start, end, _DRUM if drum else p) for start, end, p in _music21_ends(track))
-    notes.sort(key=lambda note: note[0])  # stable: simultaneous notes keep track order
-    return _group_chords(notes, score.tpq)
-
-
-def _markers(score: symusic.Score) -> list[int]:
-    """Ticks of time signature and key changes: music21 quantises a note's duration up to
-    them when they are in the note's own MIDI track (files of format 0, or symusic's). Tempo
-    changes are left out: in the usual format 1 they sit in the conductor track."""
-    return sorted(event.time for event in (*score.time_signatures, *score.key_signatures))
-
-
-def read_tokens(score: symusic.Score) -> list[str]:
-    """Tokens in the order music21 reads the merged tracks: bar by bar, voice by voice."""
-    if score.ttype != symusic.TimeUnit.tick:
-        score = score.to(symusic.TimeUnit.tick)
-    raw, voices = _score_elements(score)
-    if not raw:
-        return []
-    bars = _bar_lengths(score)
-    measures = _make_measures(_quantize(raw, score.tpq, _markers(score)), bars)
-    if voices:
-        for measure in measures:
-            _make_voices(measure)
-    _make_ties(measures, bars)
-    return [token for measure in measures for token in measure.tokens()]

@@ -3,7 +3,9 @@
 A note is its pitch name with octave (`C#4`, `B-3`), notes that sound together are one token of
 the dotted normal order of their pitch classes (`0.4.7`); timing is dropped. The reading rules
 (music21's note pairing, chord grouping, quantisation, measures, voices, ties) are emulated in
-`music21_rules`. Decoding is the blog's rendering: one token per quarter note, chords in octave 4.
+`music21_rules`; several tracks are read as the one part that music21's `partitionByInstrument`
+makes of them (`music21_parts`). Decoding is the blog's rendering: one token per quarter note,
+chords in octave 4.
 """
 
 from __future__ import annotations
@@ -11,12 +13,12 @@ from __future__ import annotations
 import symusic
 
 from lstm_music.tokenizers.base import Tokenizer
+from lstm_music.tokenizers.music21_parts import read_tokens
 from lstm_music.tokenizers.music21_rules import (
     CHORD_PATTERN,
     normal_order,
     parse_pitch_name,
     pitch_name,
-    read_tokens,
 )
 
 __all__ = ["SeedTokenizer", "normal_order", "parse_pitch_name", "pitch_name"]
@@ -34,7 +36,8 @@ class SeedTokenizer(Tokenizer):
     has_pitch = True
 
     def encode(self, score: symusic.Score) -> list[str]:
-        """Tokens in the order music21 reads the merged tracks: bar by bar, voice by voice."""
+        """Tokens in music21's order: one track bar by bar and voice by voice; several tracks as
+        the part `partitionByInstrument` merges them into (chords within a track, then by time)."""
         return read_tokens(score)
 
     def decode(self, tokens: list[str]) -> symusic.Score:

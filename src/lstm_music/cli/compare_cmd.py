@@ -1,0 +1,148 @@
+"""`lstm-music compare`: generated MIDI vs a corpus: copied passages and musical statistics."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from lstm_music.cli.table import format_table
+
+DESCRIPTION = """\
+Check generated music against the corpus the model learnt from.
+
+Copies: for each generated piece, the longest run of consecutive notes (pitches and the timing
+between them, on a 1/12-quarter grid) that also appears in one reference piece, and the share
+of its 8-note n-grams found anywhere in the reference; a piece is flagged `copied` when that
+share reaches --threshold. --transpose-invariant matches pitch intervals instead of pitches.
+
+Statistics (after Yang & Lerch 2018): pitch-class histogram, pitch range, notes per bar,
+inter-onset intervals, note lengths and polyphony; for each, the overlap (0..1) of its
+distribution over the generated pieces with that over the reference split, next to the same
+overlap between the corpus's valid and train pieces as a yardstick of what "close" means.
+"""
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "compare",
+        help="generated MIDI vs a corpus: copies and statistics",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("generated", nargs="+", metavar="GENERATED", help="MIDI files or folders")
+    parser.add_argument(
+        "--reference", required=True, metavar="CORPUS", help="a corpus made by `prepare`"
+    )
+    parser.add_argument("--split", choices=("train", "valid", "test"), default="train")
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=0.5,
+        help="flag a piece as copied from this share of its 8-note n-grams found (0.5)",
+    )
+    parser.add_argument(
+        "--transpose-invariant",
+        action="store_true",
+        help="match melodies in any key (pitch intervals instead of pitches)",
+    )
+    parser.add_argument("--plot", metavar="DIR", help="write one PNG per statistic here")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.set_defaults(run=run_compare)
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from lstm_music.compare import compare
+
+    comparison = compare(
+        args.generated,
+        args.reference,
+        split=args.split,
+        threshold=args.threshold,
+        transpose_invariant=args.transpose_invariant,
+        progress=not args.json and sys.stderr.isatty(),
+    )
+    report = comparison.to_dict()
+    if args.plot:
+        report["plots"] = [str(png) for png in write_plots(report, Path(args.plot))]
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        print_report(report)
+    return 0
+
+
+def write_plots(report: dict[str, Any], folder: Path) -> list[Path]:
+    """One PNG per statistic: reference vs generated distribution, overlap in the title."""
+    from lstm_music.plots import plot_distributions
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for stat in report["statistics"]:
+        title = f"{stat['title']}: overlap {_fmt(stat['overlap'])}"
+        if stat["valid_vs_train"] is not None:
+            title += f" (valid vs train {_fmt(stat['valid_vs_train'])})"
+        series = {
+            f"reference ({report['split']})": stat["reference"],
+            "generated": stat["generated"],
+        }
+        png = folder / f"{stat['name']}.png"
+        written.append(plot_distributions(stat["bins"], series, png, title, stat["unit"]))
+    return written
+
+
+def print_report(report: dict[str, Any]) -> None:
+    mode = ", transpose-invariant" if report["transpose_invariant"] else ""
+    print(
+        f"reference: {report['reference']} ({report['split']} split, "
+        f"{report['reference_pieces']:,} pieces, {report['reference_notes']:,} notes{mode})"
+    )
+    rows = [
+        (
+            p["file"],
+            p["notes"],
+            p["longest_run"],
+            _where(p),
+            _percent(p["ngram_share"]),
+            "COPIED" if p["copied"] else "",
+        )
+        for p in report["pieces"]
+    ]
+    headers = ("piece", "notes", "longest run", "found at", f"{report['ngram']}-grams found")
+    print(format_table((*headers, f"share >= {report['threshold']:g}"), rows))
+    print()
+    rows = [
+        (
+            s["title"] if s["name"] == "pitch_class" else f"{s['title']} ({s['unit']})",
+            _fmt(s["generated_mean"]),
+            _fmt(s["reference_mean"]),
+            _fmt(s["overlap"]),
+            _fmt(s["valid_vs_train"]),
+        )
+        for s in report["statistics"]
+    ]
+    headers = ("statistic", "generated mean", "reference mean", "overlap", "valid vs train")
+    print(format_table(headers, rows))
+    if report["yardstick_note"]:
+        print(f"note: {report['yardstick_note']}")
+    for png in report.get("plots", []):
+        print(f"wrote {png}")
+
+
+def _where(piece: dict[str, Any]) -> str:
+    if piece["reference_piece"] is None:
+        return "-"
+    return (
+        f"note {piece['generated_note'] + 1} = {piece['reference_piece']} "
+        f"note {piece['reference_note'] + 1}"
+    )
+
+
+def _percent(share: float | None) -> str:
+    return "-" if share is None else f"{100 * share:.1f}%"
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"

@@ -1,0 +1,349 @@
+"""Did the model copy its training data? Copy detection and musical statistics vs a corpus.
+
+A note event is (onset, pitch); a piece is its notes sorted by onset, then pitch. Between two
+consecutive notes we form one *transition* symbol: (previous pitch, pitch, inter-onset interval
+on a 1/12-quarter grid), or (pitch interval, inter-onset interval) with `transpose_invariant`.
+A run of L matching transitions is a run of L + 1 consecutive notes whose pitches (or pitches
+up to one transposition) and timing between them match: the gap before the first note of a
+copied excerpt does not count, so an excerpt planted in other music is found at its exact length.
+
+The reference index never compares pieces pairwise. Every window of transitions gets a 64-bit
+polynomial hash in O(1) from prefix sums (symbols are scrambled with splitmix64, the base is odd
+so it is invertible modulo 2**64 and the hash of a window does not depend on where it lies):
+
+- the share of a piece's 8-note n-grams found in the reference is one sorted-array lookup
+  (`np.searchsorted`) per n-gram;
+- the longest common run is a binary search on its length: below the n-gram length against
+  sorted tables of all reference windows of that length (built once, cached), above it only at
+  the reference positions whose n-gram matched (a longer run contains a matching n-gram). The
+  match reported is checked symbol by symbol, so a hash collision can never invent one.
+
+Benchmark (2 busy CPU cores, numpy 2.4): 2,000 random reference pieces of 500 notes (a million
+notes) indexed in 0.35 s; 20 random 500-note pieces queried in 0.6 s the first time (building
+three short-window tables) and 0.02 s each after; a verbatim 500-note copy found in 0.05 s.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lstm_music.errors import LstmMusicError
+from lstm_music.musicstats import Notes, StatComparison, compare_statistics, notes_of
+
+NGRAM = 8  # notes per n-gram
+DEFAULT_THRESHOLD = (
+    0.5  # a piece with at least this share of its n-grams in the reference is copied
+)
+GRID = 12  # inter-onset intervals are rounded to 1/12 of a quarter note
+_BASE = np.uint64(0x9E3779B97F4A7C15)  # odd, hence invertible modulo 2**64
+_BASE_INV = np.uint64(pow(int(_BASE), -1, 2**64))
+
+
+def transition_codes(notes: Notes, transpose_invariant: bool = False) -> np.ndarray:
+    """One int64 symbol per pair of consecutive notes (see the module docstring)."""
+    if len(notes) < 2:
+        return np.zeros(0, dtype=np.int64)
+    ioi = np.clip(np.round(np.diff(notes.onset) * GRID), 0, 2**40).astype(np.int64)
+    pitch = np.clip(notes.pitch, 0, 127)
+    if transpose_invariant:
+        return (ioi << 8) | (np.diff(pitch) + 128)
+    return (ioi << 14) | (pitch[:-1] << 7) | pitch[1:]
+
+
+def _mix(codes: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: symbols -> well-spread 64-bit values."""
+    z = codes.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def _powers(base: np.uint64, count: int) -> np.ndarray:
+    powers = np.full(count, base, dtype=np.uint64)
+    powers[:1] = 1
+    return np.cumprod(powers)  # wraps modulo 2**64, which is what we want
+
+
+class _Hashed:
+    """Symbols with prefix sums that hash any window in O(1), for many windows at once."""
+
+    def __init__(self, codes: np.ndarray) -> None:
+        self.codes = codes
+        values = _mix(codes) * _powers(_BASE_INV, len(codes))
+        self._prefix = np.zeros(len(codes) + 1, dtype=np.uint64)
+        np.cumsum(values, out=self._prefix[1:])
+        self._up = _powers(_BASE, len(codes) + 1)
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def hashes(self, starts: np.ndarray, length: int) -> np.ndarray:
+        """sum_j value[start + j] * BASE**-j for each start: the same wherever the window is."""
+        return (self._prefix[starts + length] - self._prefix[starts]) * self._up[starts]
+
+
+@dataclass(frozen=True)
+class CopyMatch:
+    """How much of one generated piece is found in the reference."""
+
+    notes: int
+    longest_run: int  # consecutive notes also found, in order and timing, in one reference piece
+    reference_piece: int | None  # index into the reference pieces of one such run
+    reference_note: int | None  # first note of the run there (0-based)
+    generated_note: int | None  # first note of the run in the generated piece (0-based)
+    ngram_share: float | None  # share of the piece's n-grams found (None: piece too short)
+    copied: bool
+
+
+class ReferenceIndex:
+    """All reference pieces' transitions, hashed once; `query` scores one generated piece."""
+
+    def __init__(
+        self, pieces: Sequence[Notes], transpose_invariant: bool = False, ngram: int = NGRAM
+    ) -> None:
+        if ngram < 2:
+            raise LstmMusicError("n-grams need at least 2 notes")
+        self.transpose_invariant, self.ngram, self._k = transpose_invariant, ngram, ngram - 1
+        codes = [transition_codes(p, transpose_invariant) for p in pieces]
+        lengths = np.array([len(c) for c in codes], dtype=np.int64)
+        self.starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        self._seq = _Hashed(np.concatenate(codes) if codes else np.zeros(0, dtype=np.int64))
+        self._end = np.repeat(self.starts[1:], lengths)  # end of the piece at each position
+        self._pitches = set().union(*(np.unique(p.pitch).tolist() for p in pieces))
+        self._tables: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._table(self._k)
+
+    def _table(self, length: int) -> tuple[np.ndarray, np.ndarray]:
+        """Sorted hashes of every reference window of `length` transitions, and its positions."""
+        if length not in self._tables:
+            positions = np.flatnonzero(np.arange(len(self._seq)) + length <= self._end)
+            hashes = self._seq.hashes(positions, length)
+            order = np.argsort(hashes)
+            self._tables[length] = (hashes[order], positions[order])
+        return self._tables[length]
+
+    def query(self, notes: Notes, threshold: float = DEFAULT_THRESHOLD) -> CopyMatch:
+        seq = _Hashed(transition_codes(notes, self.transpose_invariant))
+        share, pair, length = None, None, 0
+        if len(seq) >= self._k:
+            table, positions = self._table(self._k)
+            hashes = seq.hashes(np.arange(len(seq) - self._k + 1), self._k)
+            found, left = _lookup(table, hashes)
+            share = float(found.mean())
+            if found.any():
+                starts = _ranges(np.unique(left[found]), table)
+                length, pair = self._longest_long(seq, np.flatnonzero(found), positions[starts])
+        if pair is None:
+            length, pair = self._longest_short(seq)
+        return self._match(notes, length, pair, share, threshold)
+
+    def _match(self, notes, length, pair, share, threshold) -> CopyMatch:
+        if pair is not None:
+            piece = int(np.searchsorted(self.starts, pair[1], side="right") - 1)
+            ref_note = int(pair[1] - self.starts[piece])
+            return CopyMatch(
+                len(notes),
+                length + 1,
+                piece,
+                ref_note,
+                int(pair[0]),
+                share,
+                share is not None and share >= threshold,
+            )
+        if self.transpose_invariant:
+            single = len(notes) > 0 and bool(self._pitches)
+        else:
+            single = bool(self._pitches.intersection(notes.pitch.tolist()))
+        return CopyMatch(len(notes), int(single), None, None, None, share, False)
+
+    def _longest_long(self, seq: _Hashed, hits: np.ndarray, candidates: np.ndarray):
+        """Binary search above the n-gram length, only where the n-grams matched."""
+
+        def check(length: int) -> tuple[int, int] | None:
+            gen = hits[hits + length <= len(seq)]
+            ref = candidates[candidates + length <= self._end[candidates]]
+            return self._verified(seq, gen, ref, length, self._seq.hashes(ref, length))
+
+        upper = self._k - 1 + _longest_streak(hits)
+        best = check(upper)
+        if best is not None:
+            return upper, best
+        low, high, best = self._k, upper - 1, check(self._k)
+        while low < high and best is not None:
+            middle = (low + high + 1) // 2
+            pair = check(middle)
+            low, high, best = (middle, high, pair) if pair else (low, middle - 1, best)
+        return low, best
+
+    def _longest_short(self, seq: _Hashed):
+        """Binary search below the n-gram length, against whole-reference tables."""
+        low, high, best = 0, min(self._k - 1, len(seq)), None
+        while low < high:
+            middle = (low + high + 1) // 2
+            table, positions = self._table(middle)
+            starts = np.arange(len(seq) - middle + 1)
+            found, left = _lookup(table, seq.hashes(starts, middle))
+            ref = positions[_ranges(np.unique(left[found]), table)]
+            pair = self._verified(seq, starts[found], ref, middle, None)
+            low, high, best = (middle, high, pair) if pair else (low, middle - 1, best)
+        return low, best
+
+    def _verified(self, seq, gen, ref, length, ref_hashes) -> tuple[int, int] | None:
+        """A (generated, reference) start pair whose windows really are equal, if any."""
+        if not len(gen) or not len(ref):
+            return None
+        gen_hashes = seq.hashes(gen, length)
+        ref_hashes = self._seq.hashes(ref, length) if ref_hashes is None else ref_hashes
+        common = np.isin(gen_hashes, ref_hashes)
+        for g in gen[common][:16]:
+            for r in ref[ref_hashes == seq.hashes(np.array([g]), length)[0]][:16]:
+                if np.array_equal(seq.codes[g : g + length], self._seq.codes[r : r + length]):
+                    return int(g), int(r)
+        return None
+
+
+def _lookup(table: np.ndarray, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which hashes are in the sorted table, and where their first occurrence is."""
+    left = np.searchsorted(table, hashes)
+    found = table[np.minimum(left, len(table) - 1)] == hashes if len(table) else left < 0
+    return found, left
+
+
+def _ranges(lefts: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Indices of every table entry equal to table[left] for each left, concatenated."""
+    if not len(lefts):
+        return np.zeros(0, dtype=np.int64)
+    counts = np.searchsorted(table, table[lefts], side="right") - lefts
+    offsets = np.repeat(lefts - (np.cumsum(counts) - counts), counts)
+    return np.arange(counts.sum()) + offsets
+
+
+def _longest_streak(sorted_positions: np.ndarray) -> int:
+    breaks = np.flatnonzero(np.diff(sorted_positions) != 1)
+    bounds = np.concatenate([[-1], breaks, [len(sorted_positions) - 1]])
+    return int(np.diff(bounds).max())
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A named piece: a generated file, or a reference corpus piece."""
+
+    name: str
+    notes: Notes = field(repr=False)
+
+
+def load_generated(inputs: Sequence[str | Path]) -> list[Piece]:
+    """MIDI files and folders -> cleaned one-track pieces, as `prepare` reads its inputs."""
+    from lstm_music.discover import find_midi_files
+    from lstm_music.midi import TrackOptions, load_pieces, read_file
+
+    files, _ = find_midi_files(list(inputs))
+    if not files:
+        raise LstmMusicError(f"no MIDI files (.mid, .midi) in {', '.join(map(str, inputs))}")
+    pieces = []
+    for found in files:
+        try:
+            loaded = load_pieces(read_file(found.path), TrackOptions())
+        except LstmMusicError as error:
+            raise LstmMusicError(f"{found.path}: {error}") from error
+        for label, score in loaded:
+            pieces.append(Piece(found.source + (f" ({label})" if label else ""), notes_of(score)))
+    return pieces
+
+
+def load_reference(corpus, split: str, progress: bool = False) -> list[Piece]:
+    """A corpus split's pieces decoded by the corpus's tokenizer; pieces without notes dropped."""
+    from tqdm import tqdm
+
+    tokenizer = corpus.tokenizer()
+    pieces = []
+    for piece in tqdm(corpus.split(split), desc=f"decode {split}", disable=not progress):
+        notes = notes_of(tokenizer.decode(piece.tokens))
+        if len(notes):
+            name = piece.source + (f" ({piece.info.label})" if piece.info.label else "")
+            pieces.append(Piece(name, notes))
+    return pieces
+
+
+@dataclass
+class Comparison:
+    """Everything `lstm-music compare` reports; `to_dict()` is its JSON."""
+
+    reference: str
+    split: str
+    threshold: float
+    transpose_invariant: bool
+    ngram: int
+    generated: list[Piece]
+    references: list[Piece]
+    copies: list[CopyMatch]
+    statistics: list[StatComparison]
+    yardstick_note: str | None
+    index_seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        settings = ("reference", "split", "threshold", "transpose_invariant", "ngram")
+        pieces = []
+        for piece, match in zip(self.generated, self.copies):
+            where = match.reference_piece
+            source = None if where is None else self.references[where].name
+            pieces.append({"file": piece.name, **asdict(match), "reference_piece": source})
+        return {
+            **{name: getattr(self, name) for name in settings},
+            "reference_pieces": len(self.references),
+            "reference_notes": sum(len(p.notes) for p in self.references),
+            "index_seconds": round(self.index_seconds, 3),
+            "pieces": pieces,
+            "statistics": [s.to_dict() for s in self.statistics],
+            "yardstick_note": self.yardstick_note,
+        }
+
+
+def compare(
+    generated: Sequence[str | Path],
+    reference: str | Path,
+    split: str = "train",
+    threshold: float = DEFAULT_THRESHOLD,
+    transpose_invariant: bool = False,
+    ngram: int = NGRAM,
+    progress: bool = False,
+) -> Comparison:
+    """Copy detection and Yang & Lerch statistics of generated MIDI against a corpus split."""
+    from lstm_music.corpus import Corpus
+
+    if not 0 < threshold <= 1:
+        raise LstmMusicError("--threshold must be in (0, 1]")
+    pieces = load_generated(generated)
+    corpus = Corpus.load(reference)
+    decoded = {name: load_reference(corpus, name, progress) for name in {split, "train", "valid"}}
+    references = decoded[split]
+    if not references:
+        raise LstmMusicError(f"{reference}: the {split} split has no pieces with notes")
+    started = time.perf_counter()
+    index = ReferenceIndex([p.notes for p in references], transpose_invariant, ngram)
+    copies = [index.query(p.notes, threshold) for p in pieces]
+    seconds = time.perf_counter() - started
+    valid, train = ([p.notes for p in decoded[s]] for s in ("valid", "train"))
+    note = None if valid and train else "no valid split in the corpus: yardstick skipped"
+    stats = compare_statistics(
+        [p.notes for p in pieces], [p.notes for p in references], valid, train
+    )
+    return Comparison(
+        str(reference),
+        split,
+        threshold,
+        transpose_invariant,
+        ngram,
+        pieces,
+        references,
+        copies,
+        stats,
+        note,
+        seconds,
+    )

@@ -315,9 +315,8 @@ def _make_voices(measure: _Measure) -> None:
     looked = [False] * count  # whether music21 looked at the voice since a note went in
     for element in measure.flat:
         free = next((k for k in range(count) if ends[k] <= element[0]), None)
-        looked[: count if free is None else free + 1] = [True] * (
-            count if free is None else free + 1
-        )
+        checked = count if free is None else free + 1
+        looked[:checked] = [True] * checked
         if free is None:  # music21 would drop the note; keep it in a voice of its own
             voices.append([])
             ends.append(0)

@@ -8,7 +8,12 @@ token lists with difflib's ratio; the overall figure weights files by reference 
 Matching parts to tracks: music21 makes one part per MIDI track with notes, symusic one track
 per (MIDI track, channel). When both count the same, the k-th part is the k-th symusic track
 with notes. Otherwise (9 files: one-track files with two channels, AT.mid with 14) each part is
-matched to the best of: every single track and all tracks merged (our `encode` merges tracks).
+matched to the best of: every single track and all tracks read as one part (one MIDI track).
+
+The second table is the seed's own output (`seed`: `partitionByInstrument`'s first part, which
+merges the tracks of one instrument) for the 72 files where it is not empty, against what
+`--tracks seed` gives: the file's piece from `load_pieces(..., TrackOptions(mode="seed"))`,
+encoded whole (several tracks are read as music21's merged part).
 
     python benchmarks/seed_agreement.py [--reference PATH] [--midi-dir DIR]
 """
@@ -24,6 +29,8 @@ from pathlib import Path
 
 import symusic
 
+from lstm_music.midi import TrackOptions, load_pieces
+from lstm_music.tokenizers.music21_parts import part_tokens
 from lstm_music.tokenizers.seed import SeedTokenizer
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -51,9 +58,10 @@ def _track_scores(score: symusic.Score) -> list[symusic.Score]:
 
 
 def file_candidates(path: Path, tokenizer: SeedTokenizer) -> list[list[str]]:
-    """Our tokens for each track with notes, then for all tracks merged."""
+    """Our tokens for each track with notes, then for all tracks read as one part."""
     score = symusic.Score(str(path))
-    return [tokenizer.encode(single) for single in _track_scores(score)] + [tokenizer.encode(score)]
+    tracks = [tokenizer.encode(single) for single in _track_scores(score)]
+    return [*tracks, part_tokens(score, list(score.tracks))]
 
 
 def match_parts(parts: list[list[str]], candidates: list[list[str]]) -> list[list[str]]:
@@ -82,6 +90,30 @@ def measure_agreement(
     return per_file, overall
 
 
+def measure_seed_agreement(
+    midi_dir: Path = MIDI_DIR, reference_json: Path = REFERENCE
+) -> tuple[dict[str, tuple[float, int]], float]:
+    """Like `measure_agreement`, against the seed's own tokens (files where they are not empty),
+    for the piece that `--tracks seed` makes of each file."""
+    reference = json.loads(Path(reference_json).read_text())["files"]
+    tokenizer, options = SeedTokenizer(), TrackOptions(mode="seed")
+    per_file: dict[str, tuple[float, int]] = {}
+    for name in sorted(reference):
+        if seed := reference[name]["seed"]:
+            [(_, piece)] = load_pieces((Path(midi_dir) / name).read_bytes(), options)
+            per_file[name] = (ratio(tokenizer.encode(piece), seed), len(seed))
+    total = sum(length for _, length in per_file.values())
+    overall = sum(score * length for score, length in per_file.values()) / max(total, 1)
+    return per_file, overall
+
+
+def _print_table(title: str, per_file: dict[str, tuple[float, int]], overall: float) -> None:
+    print(f"{title:<60} {'agreement':>9} {'tokens':>7}")
+    for name, (score, length) in sorted(per_file.items(), key=lambda item: item[1][0]):
+        print(f"{name:<60} {score:>9.4f} {length:>7}")
+    print(f"{'overall (weighted by reference tokens)':<60} {overall:>9.4f}")
+
+
 def encode_time(midi_dir: Path = MIDI_DIR, repeats: int = 3) -> float:
     """Seconds to tokenize every file once (whole scores, parsing excluded), best of `repeats`."""
     scores = [symusic.Score(str(path)) for path in sorted(Path(midi_dir).glob("*.mid"))]
@@ -105,11 +137,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     midi_dir = args.midi_dir or args.reference.parent
     per_file, overall = measure_agreement(midi_dir, args.reference)
-    print(f"{'file':<60} {'agreement':>9} {'tokens':>7}")
-    for name, (score, length) in sorted(per_file.items(), key=lambda item: item[1][0]):
-        print(f"{name:<60} {score:>9.4f} {length:>7}")
-    print(f"{'overall (weighted by reference tokens)':<60} {overall:>9.4f}")
+    _print_table("per track: file", per_file, overall)
     print(f"encode time, {len(per_file)} files (best of 3): {encode_time(midi_dir):.3f} s")
+    print()
+    seed_files, seed_overall = measure_seed_agreement(midi_dir, args.reference)
+    _print_table("merged part (`seed`, --tracks seed): file", seed_files, seed_overall)
     return 0
 
 

@@ -167,6 +167,19 @@ def test_pickle_and_damaged_checkpoints_are_refused(runs, tmp_path: Path) -> Non
         load_checkpoint(tmp_path / "foreign.safetensors")
 
 
+def test_safetensors_header_that_starts_like_a_pickle_loads(tmp_path: Path) -> None:
+    """A header 0x280 bytes long begins with the bytes 80 02, pickle protocol 2's magic."""
+    import json
+
+    from lstm_music.checkpoint import read_safetensors
+
+    header = json.dumps({"__metadata__": {"lstm_music": json.dumps({"format": "x"})}})
+    raw = header.encode().ljust(0x280)
+    (tmp_path / "odd.safetensors").write_bytes((0x280).to_bytes(8, "little") + raw)
+    assert (tmp_path / "odd.safetensors").read_bytes()[:2] == b"\x80\x02"
+    assert read_safetensors(tmp_path / "odd.safetensors", "checkpoint")[1] == {"format": "x"}
+
+
 def test_generate_options_validate() -> None:
     with pytest.raises(Exception, match="temperature"):
         GenerateOptions(temperature=-1)

@@ -54,10 +54,14 @@ def read_safetensors(path: str | Path, kind: str) -> tuple[dict[str, torch.Tenso
         raise CheckpointError(f"{path} is a folder; name a .safetensors file in it (best or last)")
     try:
         with path.open("rb") as file:
-            head = file.read(8)
+            head = file.read(9)
+        size = path.stat().st_size
     except OSError as error:
         raise CheckpointError(f"cannot read {kind} {path}: {error.strerror or error}") from error
-    if head.startswith(PICKLE_MAGIC):
+    # safetensors: an 8-byte little-endian header length, then the JSON header
+    header_length = int.from_bytes(head[:8], "little")
+    safetensors_like = head[8:9] == b"{" and 8 + header_length <= size
+    if not safetensors_like and head.startswith(PICKLE_MAGIC):
         raise CheckpointError(
             f"{path} is a pickle file: refused, because loading a pickle can run arbitrary code; "
             "lstm-music checkpoints are safetensors files"

@@ -66,7 +66,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     data.add_argument("--batch-size", type=int, help="windows per step, per process (32)")
     data.add_argument(
         "--transpose",
-        help="random transposition range in semitones, e.g. -5..6; "
+        help="random transposition range in semitones, e.g. --transpose=-5..6 (write the = "
         "0 = off (default -5..6 for tokenizers with pitches)",
     )
     optim = parser.add_argument_group("optimisation")

@@ -26,10 +26,10 @@ def make_run(root: Path, tokenizer: str) -> Path:
     for i in range(5):
         write_midi(midi / f"{i}.mid", random_melody(i, length=30))
     corpus = root / f"corpus-{tokenizer}"
-    prepare(PrepareConfig(inputs=[str(midi)], out=str(corpus), tokenizer=tokenizer),
-            progress=False)  # fmt: skip
-    config = TrainConfig(embedding_dim=16, hidden_sizes=[32, 16], window=32, batch_size=2,
-                         max_steps=3, device="cpu")  # fmt: skip
+    prepare(PrepareConfig(inputs=[str(midi)], out=str(corpus), tokenizer=tokenizer), progress=False)
+    config = TrainConfig(
+        embedding_dim=16, hidden_sizes=[32, 16], window=32, batch_size=2, max_steps=3, device="cpu"
+    )
     train(corpus, root / f"run-{tokenizer}", config, progress=False)
     return root / f"run-{tokenizer}"
 
@@ -79,16 +79,23 @@ def test_fixed_seed_reproduces(runs, tokenizer: str) -> None:
 
 
 OPTIONS = [
-    ["--greedy"], ["--temperature", "0.7"], ["--top-k", "5"], ["--top-p", "0.5"],
-    ["--num", "3"], ["--seconds", "4"], ["--bars", "2"], ["--tempo", "90", "--program", "40"],
-]  # fmt: skip
+    ["--greedy"],
+    ["--temperature", "0.7"],
+    ["--top-k", "5"],
+    ["--top-p", "0.5"],
+    ["--num", "3"],
+    ["--seconds", "4"],
+    ["--bars", "2"],
+    ["--tempo", "90", "--program", "40"],
+]
 
 
 @pytest.mark.parametrize("flags", OPTIONS, ids=" ".join)
 def test_every_option_writes_valid_midi(runs, tmp_path: Path, flags: list[str]) -> None:
     out = tmp_path / "out.mid"
-    code = main(["generate", str(runs["remi"]), "--out", str(out), "--tokens", "80", "--seed", "1",
-                 *flags])  # fmt: skip
+    code = main(
+        ["generate", str(runs["remi"]), "--out", str(out), "--tokens", "80", "--seed", "1", *flags]
+    )
     assert code == 0
     files = sorted(tmp_path.glob("out*.mid"))
     assert len(files) == (3 if "--num" in flags else 1)
@@ -105,9 +112,38 @@ def test_primers(runs, tmp_path: Path) -> None:
     corpus = runs["remi"].parent / "corpus-remi"
     for flags in (["--primer", str(primer)], ["--primer-corpus", str(corpus)]):
         out = tmp_path / "p.mid"
-        assert main(["generate", str(runs["remi"]), "--out", str(out), "--tokens", "40",
-                     "--primer-tokens", "30", *flags]) == 0  # fmt: skip
+        assert (
+            main(
+                [
+                    "generate",
+                    str(runs["remi"]),
+                    "--out",
+                    str(out),
+                    "--tokens",
+                    "40",
+                    "--primer-tokens",
+                    "30",
+                    *flags,
+                ]
+            )
+            == 0
+        )
         assert symusic.Score(str(out)).note_num() > 0  # the primer's notes at least
+    # --only-new leaves the primer out: the same seed gives the same new music, fewer notes
+    common = [
+        "generate",
+        str(runs["remi"]),
+        "--tokens",
+        "40",
+        "--seed",
+        "2",
+        "--primer",
+        str(primer),
+    ]
+    main([*common, "--out", str(tmp_path / "all.mid")])
+    main([*common, "--out", str(tmp_path / "new.mid"), "--only-new"])
+    with_primer, new_only = (symusic.Score(str(tmp_path / n)) for n in ("all.mid", "new.mid"))
+    assert new_only.note_num() < with_primer.note_num()
 
 
 def test_seed_rendering_is_quarter_notes(runs) -> None:
@@ -135,12 +171,34 @@ def test_bad_generate_input(runs, tmp_path: Path, capsys, flags, message: str) -
 
 def test_primer_without_notes_and_foreign_corpus(runs, tmp_path: Path, capsys) -> None:
     empty = write_midi(tmp_path / "empty.mid", make_score([]))
-    assert main(["generate", str(runs["remi"]), "--out", str(tmp_path / "x.mid"),
-                 "--primer", str(empty)]) == 1  # fmt: skip
+    assert (
+        main(
+            [
+                "generate",
+                str(runs["remi"]),
+                "--out",
+                str(tmp_path / "x.mid"),
+                "--primer",
+                str(empty),
+            ]
+        )
+        == 1
+    )
     assert "no notes" in capsys.readouterr().err
     grid_corpus = runs["grid"].parent / "corpus-grid"
-    assert main(["generate", str(runs["remi"]), "--out", str(tmp_path / "x.mid"),
-                 "--primer-corpus", str(grid_corpus)]) == 1  # fmt: skip
+    assert (
+        main(
+            [
+                "generate",
+                str(runs["remi"]),
+                "--out",
+                str(tmp_path / "x.mid"),
+                "--primer-corpus",
+                str(grid_corpus),
+            ]
+        )
+        == 1
+    )
     assert "'grid' tokens" in capsys.readouterr().err
 
 

@@ -39,6 +39,7 @@ class GenerateOptions:
     primer: list[str] = field(default_factory=list)  # tokens to continue
     tempo: float | None = None  # quarter notes per minute, written into the MIDI
     program: int | None = None  # General MIDI program of every track
+    include_primer: bool = True  # the score starts with the primer (the blog's output does)
 
     def __post_init__(self) -> None:
         if not self.temperature > 0:
@@ -180,5 +181,7 @@ def generate(
 
 def _piece(checkpoint, primer_ids, row: np.ndarray, tokenizer, options) -> GeneratedPiece:
     vocabulary = checkpoint.vocabulary
-    tokens = [vocabulary[i] for i in primer_ids] + [vocabulary[i] for i in row.tolist()]
-    return GeneratedPiece(tokens, _decode(tokenizer, tokens, options), len(primer_ids))
+    new = [vocabulary[i] for i in row.tolist()]
+    tokens = [vocabulary[i] for i in primer_ids] + new
+    score = _decode(tokenizer, tokens if options.include_primer else new, options)
+    return GeneratedPiece(tokens, score, len(primer_ids))

@@ -58,6 +58,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="start from a random window of this corpus's training pieces",
     )
     primer.add_argument(
+        "--only-new",
+        action="store_true",
+        help="write only the new music, not the primer, into the MIDI file",
+    )
+    primer.add_argument(
         "--primer-tokens", type=int, default=100, help="primer length in tokens (100)"
     )
     output = parser.add_argument_group("output")
@@ -95,6 +100,7 @@ def run_generate(args: argparse.Namespace) -> int:
         seed=args.seed,
         tempo=args.tempo,
         program=args.program,
+        include_primer=not args.only_new,
     )
     checkpoint = load_checkpoint(resolve_checkpoint(args.checkpoint), pick_device(args.device))
     if args.primer:

@@ -97,7 +97,12 @@ def _start_method() -> str:
     Forking a process that runs threads can deadlock the child, so a threaded parent (or a
     platform without fork) gets forkserver or spawn instead.
     """
-    if sys.platform.startswith("linux") and threading.active_count() == 1:
+    others = [
+        t
+        for t in threading.enumerate()
+        if t is not threading.main_thread() and type(t).__name__ != "TMonitor"
+    ]  # tqdm's idle monitor takes no locks we use
+    if sys.platform.startswith("linux") and not others:
         return "fork"
     return "forkserver" if sys.platform.startswith("linux") else "spawn"
 

@@ -171,35 +171,14 @@ def test_bad_generate_input(runs, tmp_path: Path, capsys, flags, message: str) -
 
 def test_primer_without_notes_and_foreign_corpus(runs, tmp_path: Path, capsys) -> None:
     empty = write_midi(tmp_path / "empty.mid", make_score([]))
-    assert (
-        main(
-            [
-                "generate",
-                str(runs["remi"]),
-                "--out",
-                str(tmp_path / "x.mid"),
-                "--primer",
-                str(empty),
-            ]
-        )
-        == 1
-    )
-    assert "no notes" in capsys.readouterr().err
     grid_corpus = runs["grid"].parent / "corpus-grid"
-    assert (
-        main(
-            [
-                "generate",
-                str(runs["remi"]),
-                "--out",
-                str(tmp_path / "x.mid"),
-                "--primer-corpus",
-                str(grid_corpus),
-            ]
-        )
-        == 1
-    )
-    assert "'grid' tokens" in capsys.readouterr().err
+    for flags, message in (
+        (["--primer", str(empty)], "no notes"),
+        (["--primer-corpus", str(grid_corpus)], "'grid' tokens"),
+    ):
+        out = str(tmp_path / "x.mid")
+        assert main(["generate", str(runs["remi"]), "--out", out, *flags]) == 1
+        assert message in capsys.readouterr().err
 
 
 def test_pickle_and_damaged_checkpoints_are_refused(runs, tmp_path: Path) -> None:

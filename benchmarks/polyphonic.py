@@ -45,16 +45,18 @@ RECIPE = [
     "--dropout",
     "0.3",
     "--window",
-    "256",
+    "128",
     "--batch-size",
     "16",
     "--lr",
     "3e-3",
+    "--lr-patience",
+    "3",
     "--transpose=-5..6",
     "--patience",
-    "6",
+    "12",
     "--epochs",
-    "400",
+    "1000",
 ]
 
 

@@ -198,7 +198,8 @@ class Trainer:
             progress["bad_evals"] = 0 if scheduled else progress["bad_evals"]
         elif loss is not None and scheduled:
             progress["bad_evals"] += 1
-            progress["lr_scale"] *= self.config.lr_decay
+            if progress["bad_evals"] % self.config.lr_patience == 0:
+                progress["lr_scale"] *= self.config.lr_decay
         metrics = {
             "step": progress["step"],
             "epoch": progress["epoch"],

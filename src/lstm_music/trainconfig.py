@@ -51,6 +51,7 @@ class TrainConfig:
     warmup_steps: int = 50
     clip: float = 1.0  # gradient norm clipping; 0 = off
     lr_decay: float = 0.5  # learning rate factor when validation stops improving; 1 = off
+    lr_patience: int = 1  # validations without improvement before each decay
     patience: int = 4  # validations without improvement before stopping; 0 = never stop early
     # budgets (0 = none); training stops at the first reached
     epochs: int = 30
@@ -72,6 +73,8 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise LstmMusicError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.lr_patience < 1:
+            raise LstmMusicError("--lr-patience must be at least 1")
         if self.embedding_dim < 0 or self.threads < 0:
             raise LstmMusicError("--embedding and --threads must not be negative")
         if self.lr <= 0 or not 0 <= self.dropout < 1 or not 0 < self.lr_decay <= 1:

@@ -26,7 +26,7 @@ FIELDS = {
     "weight_decay": "weight_decay", "warmup": "warmup_steps", "clip": "clip",
     "lr_decay": "lr_decay", "patience": "patience", "epochs": "epochs", "max_steps": "max_steps",
     "max_minutes": "max_minutes", "eval_every": "eval_every", "seed": "seed", "device": "device",
-    "threads": "threads",
+    "threads": "threads", "lr_patience": "lr_patience",
 }  # fmt: skip
 BUDGETS = ("epochs", "max_steps", "max_minutes", "patience", "eval_every", "device", "threads")
 
@@ -79,6 +79,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "--lr-decay",
         type=float,
         help="multiply the learning rate by this when validation stalls (0.5)",
+    )
+    optim.add_argument(
+        "--lr-patience", type=int, help="validations without improvement before each decay (1)"
     )
     budget = parser.add_argument_group("budgets (training stops at the first reached)")
     budget.add_argument("--epochs", type=int, help="(30)")

@@ -93,3 +93,33 @@ def test_mismatched_corpus_is_refused(tmp_path: Path) -> None:
                             remi.vocabulary)  # fmt: skip
     with pytest.raises(LstmMusicError, match="'grid' tokens"):
         evaluate_split(checkpoint, grid)
+
+
+@pytest.mark.parametrize("tokenizer", ["grid", "remi"])
+def test_transposition_mixture_is_the_average_over_keys(tmp_path: Path, tokenizer: str) -> None:
+    """Token-by-token mixture NLL of a piece == -log(mean over shifts of p(moved piece))."""
+    from lstm_music.data import transpose_tables
+    from lstm_music.tokenizers import tokenizer_from_config
+
+    corpus = corpus_of(tmp_path, tokenizer)
+    torch.manual_seed(0)
+    model = LSTMModel(ModelConfig(len(corpus.vocabulary), 8, [12], 0.0))
+    tables = transpose_tables(
+        corpus.vocabulary, tokenizer_from_config(corpus.tokenizer_config), -2, 3
+    )
+    pieces = [p.ids for p in corpus.pieces]
+    pieces[0] = pieces[0].copy()
+    if tokenizer == "grid":  # a pitch at the top: shifts up leave the vocabulary, probability 0
+        pieces[0][0] = corpus.vocabulary.index("Pitch_127")
+    expected = 0.0
+    for ids in pieces:
+        log_p = [-score_pieces(model, [ids]).nll]  # shift 0
+        for table in tables.values():
+            moved = table[ids]
+            log_p.append(-score_pieces(model, [moved]).nll if (moved >= 0).all() else -np.inf)
+        expected -= float(np.logaddexp.reduce(log_p)) - math.log(len(log_p))
+    per_token: list[np.ndarray] = []
+    mixed = score_pieces(model, pieces, window=5, batch_size=3, token_nll=per_token, tables=tables)
+    assert mixed.nll == pytest.approx(expected, rel=1e-5)
+    assert sum(float(nll.sum()) for nll in per_token) == pytest.approx(expected, rel=1e-5)
+    assert mixed.nll < score_pieces(model, pieces).nll + len(pieces) * math.log(len(tables) + 1)

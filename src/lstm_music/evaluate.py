@@ -71,11 +71,14 @@ def score_pieces(
     window: int = 512,
     batch_size: int = 16,
     token_nll: list[np.ndarray] | None = None,
+    tables: dict[int, np.ndarray] | None = None,
 ) -> Totals:
     """NLL and top-1/top-5 hits over all tokens (incl. each piece's <eos>) of `pieces`.
 
     If `token_nll` is a list, the per-token NLL of each piece (length len(piece) + 1, the last
-    entry for <eos>) is appended to it, in the order of `pieces`.
+    entry for <eos>) is appended to it, in the order of `pieces`. With `tables` (shift -> id map,
+    as `data.transpose_tables` builds), the model scored is the transposition mixture: see
+    `_mixture_windows`.
     """
     was_training = model.training
     model.eval()
@@ -86,24 +89,14 @@ def score_pieces(
     for first in range(0, len(order), batch_size):
         group = order[first : first + batch_size]
         inputs, targets = _framed_batch([np.asarray(pieces[i]) for i in group])
-        state = None
         losses = []
-        for start in range(0, inputs.shape[1], window):
-            x = torch.from_numpy(inputs[:, start : start + window]).to(device)
-            y = torch.from_numpy(targets[:, start : start + window]).to(device)
-            logits, state = model(x, state)  # (B, T, V)
-            logits = logits.float()
-            nll = F.cross_entropy(logits.transpose(1, 2), y, ignore_index=-100, reduction="none")
-            scored = y != -100
-            top5 = logits.topk(min(5, logits.shape[-1]), dim=-1).indices  # (B, T, 5)
-            totals.add(
-                Totals(
-                    nll=float(nll[scored].sum()),
-                    tokens=int(scored.sum()),
-                    top1=int(((top5[..., 0] == y) & scored).sum()),
-                    top5=int(((top5 == y.unsqueeze(-1)).any(-1) & scored).sum()),
-                )
-            )
+        if tables:
+            windows = _mixture_windows(model, inputs, targets, tables, window, device)
+        else:
+            windows = _plain_windows(model, inputs, targets, window, device)
+        for log_probs, y in windows:
+            nll, counts = _window_totals(log_probs, y)
+            totals.add(counts)
             losses.append(nll.cpu().numpy())
         if token_nll is not None:
             all_nll = np.concatenate(losses, axis=1)  # (B, longest + 1)
@@ -113,6 +106,70 @@ def score_pieces(
         token_nll.extend(per_piece[i] for i in range(len(pieces)))
     model.train(was_training)
     return totals
+
+
+def _window_totals(log_probs: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, Totals]:
+    """Per-token NLL (B, T) and the totals of one window; log_probs (B, T, V), y (B, T)."""
+    nll = F.nll_loss(log_probs.transpose(1, 2), y, ignore_index=-100, reduction="none")
+    scored = y != -100
+    top5 = log_probs.topk(min(5, log_probs.shape[-1]), dim=-1).indices  # (B, T, 5)
+    return nll, Totals(
+        nll=float(nll[scored].sum()),
+        tokens=int(scored.sum()),
+        top1=int(((top5[..., 0] == y) & scored).sum()),
+        top5=int(((top5 == y.unsqueeze(-1)).any(-1) & scored).sum()),
+    )
+
+
+def _plain_windows(model, inputs: np.ndarray, targets: np.ndarray, window: int, device):
+    """Yield (log-probs (B, T, V), targets (B, T)) window by window, state carried."""
+    state = None
+    for start in range(0, inputs.shape[1], window):
+        x = torch.from_numpy(inputs[:, start : start + window]).to(device)
+        y = torch.from_numpy(targets[:, start : start + window]).to(device)
+        logits, state = model(x, state)  # (B, T, V)
+        yield torch.log_softmax(logits.float(), dim=-1), y
+
+
+def _mixture_windows(model, inputs, targets, tables: dict[int, np.ndarray], window: int, device):
+    """Like `_plain_windows`, for the mixture of the model over transpositions of the piece.
+
+    p(piece) = mean over shifts k of p_model(piece moved by k): a proper distribution (moving is
+    one-to-one; a shift that pushes a token out of the vocabulary counts as probability 0). Token
+    by token this is a Bayesian mixture: shift k predicts the next token with weight proportional
+    to the probability it gave the piece so far. A model trained with transposition augmentation
+    has learned every key; the mixture pools what it predicts in each of them.
+    """
+    shifts = [0, *sorted(k for k in tables if k != 0)]
+    size = len(next(iter(tables.values())))
+    lookups = [np.arange(size) if k == 0 else tables[k] for k in shifts]
+    back = torch.from_numpy(np.stack(lookups)).to(device)  # (K, V): original id -> moved id
+    moved = [lookup[inputs] for lookup in lookups]  # -1 where a token leaves the vocabulary
+    # fixed prior 1/K: a shift that moves a token of the piece out of the vocabulary gives that
+    # token probability 0 when it comes, and the shift weighs nothing from then on
+    prefix = torch.full((len(shifts), inputs.shape[0]), -math.log(len(shifts)), device=device)
+    prefix = prefix.double()
+    states = [None] * len(shifts)
+    for start in range(0, inputs.shape[1], window):
+        y = torch.from_numpy(targets[:, start : start + window]).to(device)
+        per_shift = []
+        for k, ids in enumerate(moved):
+            x = torch.from_numpy(np.maximum(ids[:, start : start + window], 0)).to(device)
+            logits, states[k] = model(x, states[k])
+            log_probs = torch.log_softmax(logits.float(), dim=-1)  # (B, T, V) moved ids
+            gather = back[k].clamp(min=0).expand(*log_probs.shape[:2], -1)
+            log_probs = log_probs.gather(-1, gather).masked_fill(back[k] < 0, -math.inf)
+            per_shift.append(log_probs)  # (B, T, V) original ids
+        stacked = torch.stack(per_shift)  # (K, B, T, V)
+        picked = y.clamp(min=0).expand(len(shifts), -1, -1).unsqueeze(-1)  # (K, B, T, 1)
+        target_lp = stacked.gather(-1, picked).squeeze(-1).double()  # (K, B, T)
+        target_lp = target_lp.masked_fill(y == -100, 0.0)
+        before = torch.cumsum(target_lp, dim=-1).roll(1, dims=-1)  # log p of the window so far
+        before[..., 0] = 0.0
+        weights = prefix.unsqueeze(-1) + before  # (K, B, T) unnormalised log weights
+        weights = (weights - torch.logsumexp(weights, dim=0, keepdim=True)).float()
+        yield torch.logsumexp(weights.unsqueeze(-1) + stacked, dim=0), y
+        prefix = prefix + target_lp.sum(-1)
 
 
 def step_nll(tokens: list[str], nll: np.ndarray, step_token: str = "Step") -> np.ndarray:
@@ -127,10 +184,22 @@ def step_nll(tokens: list[str], nll: np.ndarray, step_token: str = "Step") -> np
 
 
 def evaluate_split(
-    checkpoint, corpus, split: str = "valid", score_first_step: bool = False, window: int = 512
+    checkpoint,
+    corpus,
+    split: str = "valid",
+    score_first_step: bool = False,
+    window: int = 512,
+    transpose_mixture: str = "off",
 ) -> dict:
-    """Every token of every piece of `split`, with carried state: the figures `evaluate` prints."""
+    """Every token of every piece of `split`, with carried state: the figures `evaluate` prints.
+
+    `transpose_mixture` ("-5..6"; "off" by default) scores the mixture of the model over those
+    transpositions of each piece instead of the model alone (see `_mixture_windows`).
+    """
+    from lstm_music.data import transpose_tables
     from lstm_music.errors import LstmMusicError
+    from lstm_music.tokenizers import tokenizer_from_config
+    from lstm_music.trainconfig import parse_transpose
 
     if corpus.tokenizer_config != checkpoint.tokenizer_config:
         raise LstmMusicError(
@@ -142,14 +211,19 @@ def evaluate_split(
     pieces = corpus.split(split)
     if not pieces:
         raise LstmMusicError(f"{corpus.path} has no {split!r} pieces")
+    low, high = parse_transpose(transpose_mixture)
+    tokenizer = tokenizer_from_config(checkpoint.tokenizer_config)
+    tables = transpose_tables(corpus.vocabulary, tokenizer, low, high) if high > low else None
     per_token: list[np.ndarray] = []
-    totals = score_pieces(checkpoint.model, [p.ids for p in pieces], window, token_nll=per_token)
+    ids = [p.ids for p in pieces]
+    totals = score_pieces(checkpoint.model, ids, window, token_nll=per_token, tables=tables)
     notes = sum(p.info.notes for p in pieces)
     report = {
         "split": split, "pieces": len(pieces), "tokens": totals.tokens,
         "nll_per_token": totals.nll_per_token, "perplexity": totals.perplexity,
         "accuracy": totals.accuracy, "top5_accuracy": totals.top5_accuracy,
         "bits_per_note": totals.nll / math.log(2) / notes if notes else None, "notes": notes,
+        "transpose_mixture": f"{low}..{high}" if tables else "off",
     }  # fmt: skip
     if corpus.tokenizer_config.get("tokenizer") == "grid":
         steps = [step_nll(p.tokens, nll) for p, nll in zip(pieces, per_token)]

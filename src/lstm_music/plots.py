@@ -1,7 +1,9 @@
-"""Pictures in one visual style: the training loss curve (later: piano rolls, statistics).
+"""Pictures in one visual style: the training loss curve, statistics, piano rolls.
 
-matplotlib is imported inside the functions, with the non-interactive Agg backend, so nothing
-opens a window and importing lstm_music stays fast.
+Every picture draws inside `plt.rc_context(STYLE)` with colours from COLORS and PALETTE (the
+piano roll of `lstm_music.render` too), so they read as one family. matplotlib is imported
+inside the functions, with the non-interactive Agg backend, so nothing opens a window and
+importing lstm_music stays fast.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ STYLE = {
     "font.size": 10,
 }
 COLORS = {"train": "#4C72B0", "valid": "#DD8452"}
+# one hue per series or track: the two above first, then the rest of the same (seaborn "deep")
+PALETTE = (COLORS["train"], COLORS["valid"], "#55A868", "#C44E52", "#8172B3", "#937860")
+WIDE_FIGSIZE = (10, 4)  # pictures along time (piano rolls): wider than STYLE's default
 
 
 def plot_losses(metrics_csv: Path, png: Path, title: str = "") -> Path:

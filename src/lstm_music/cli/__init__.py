@@ -17,11 +17,20 @@ from lstm_music.cli import (
     evaluate_cmd,
     generate_cmd,
     prepare_cmd,
+    render_cmd,
     train_cmd,
 )
 from lstm_music.errors import LstmMusicError
 
-COMMANDS = (prepare_cmd, corpus_cmd, train_cmd, generate_cmd, evaluate_cmd, compare_cmd)
+COMMANDS = (
+    prepare_cmd,
+    corpus_cmd,
+    train_cmd,
+    generate_cmd,
+    evaluate_cmd,
+    compare_cmd,
+    render_cmd,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import shutil
-import time
 import wave
 from pathlib import Path
 
@@ -94,7 +93,7 @@ def test_fallback_velocity_sets_loudness(tmp_path):
     assert loud > 3 * soft > 0
 
 
-def test_fallback_renders_two_minutes_of_four_parts_quickly(tmp_path):
+def test_fallback_renders_two_minutes_of_four_parts(tmp_path):
     rng = random.Random(0)
     score = symusic.Score(480)
     for base in (72, 64, 55, 43):
@@ -102,9 +101,7 @@ def test_fallback_renders_two_minutes_of_four_parts_quickly(tmp_path):
         for i in range(240):  # quarter notes at 120 bpm: two minutes
             track.notes.append(symusic.Note(i * 480, 480, base + rng.randint(-5, 5), 80))
         score.tracks.append(track)
-    started = time.perf_counter()
-    result = render_wav(score, tmp_path / "long.wav", engine="fallback")
-    assert time.perf_counter() - started < 3.0  # about 0.2 s on one slow core
+    result = render_wav(score, tmp_path / "long.wav", engine="fallback")  # speed: benchmarks/
     assert result.seconds == pytest.approx(120 + RELEASE_SECONDS, abs=0.01)
 
 

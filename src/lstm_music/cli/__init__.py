@@ -14,8 +14,10 @@ from lstm_music import __version__
 from lstm_music.cli import (
     compare_cmd,
     corpus_cmd,
+    demo_cmd,
     evaluate_cmd,
     generate_cmd,
+    models_cmd,
     prepare_cmd,
     render_cmd,
     train_cmd,
@@ -23,12 +25,14 @@ from lstm_music.cli import (
 from lstm_music.errors import LstmMusicError
 
 COMMANDS = (
+    demo_cmd,
     prepare_cmd,
     corpus_cmd,
     train_cmd,
     generate_cmd,
     evaluate_cmd,
     compare_cmd,
+    models_cmd,
     render_cmd,
 )
 

@@ -52,10 +52,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from lstm_music.checkpoint import load_checkpoint
-    from lstm_music.cli.generate_cmd import resolve_checkpoint
     from lstm_music.corpus import Corpus
     from lstm_music.distributed import pick_device
     from lstm_music.evaluate import evaluate_split
+    from lstm_music.models import resolve_checkpoint
 
     checkpoint = load_checkpoint(resolve_checkpoint(args.checkpoint), pick_device(args.device))
     report = evaluate_split(

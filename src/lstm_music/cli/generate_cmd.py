@@ -9,9 +9,11 @@ from pathlib import Path
 from lstm_music.errors import LstmMusicError
 
 DESCRIPTION = """\
-Write new music with a trained model. CHECKPOINT is a .safetensors file or a run folder (its
-best.safetensors is used). One LSTM step per new token; --num N writes N pieces in one batch
-(out-1.mid, out-2.mid, ...).
+Write new music with a trained model. CHECKPOINT is a .safetensors file, a run folder (its
+best.safetensors is used) or the name of a model shipped in the package (`lstm-music models`);
+without it, the default shipped model (Bach chorales) writes. One LSTM step per new token;
+--num N writes N pieces in one batch (out-1.mid, out-2.mid, ...); --wav and --png add audio and a
+piano roll of each (see `lstm-music render --help` for synthesizers and SoundFonts).
 
 Primers: --primer FILE.mid continues your piece; --primer-corpus CORPUS starts from a random
 window of the training data (as the original blog does), --primer-tokens long; without either,
@@ -26,7 +28,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("checkpoint", metavar="CHECKPOINT", help=".safetensors file or run folder")
+    parser.add_argument(
+        "checkpoint",
+        metavar="CHECKPOINT",
+        nargs="?",
+        help=".safetensors file, run folder or shipped model name (default: the shipped model)",
+    )
     parser.add_argument("--out", "-o", required=True, metavar="FILE.mid", help="MIDI file to write")
     length = parser.add_argument_group("length (default 512 tokens)")
     length.add_argument("--tokens", type=int, default=512, help="new tokens per piece")
@@ -68,6 +75,21 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     output = parser.add_argument_group("output")
     output.add_argument("--tempo", type=float, help="tempo in quarter notes per minute")
     output.add_argument("--program", type=int, help="General MIDI instrument, 0-127 (0 = piano)")
+    output.add_argument(
+        "--wav",
+        nargs="?",
+        const=True,
+        metavar="OUT.wav",
+        help="also write audio (alone: beside the MIDI file, same name)",
+    )
+    output.add_argument(
+        "--png",
+        nargs="?",
+        const=True,
+        metavar="OUT.png",
+        help="also draw the piano roll (alone: beside the MIDI file)",
+    )
+    output.add_argument("--soundfont", metavar="FILE.sf2", help="SoundFont for --wav")
     output.add_argument("--device", default="cpu", help="cpu (default), cuda, mps")
     output.add_argument("--print-tokens", action="store_true", help="print the generated tokens")
     parser.set_defaults(run=run_generate)
@@ -83,6 +105,7 @@ def output_paths(out: str, num: int) -> list[Path]:
 def run_generate(args: argparse.Namespace) -> int:
     from lstm_music.checkpoint import load_checkpoint
     from lstm_music.distributed import pick_device
+    from lstm_music.models import resolve_checkpoint
     from lstm_music.primers import corpus_primer, midi_primer
     from lstm_music.sample import GenerateOptions, generate
 
@@ -112,7 +135,7 @@ def run_generate(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     pieces = generate(checkpoint, options)
     seconds = time.perf_counter() - started
-    for path, piece in zip(output_paths(args.out, args.num), pieces):
+    for number, (path, piece) in enumerate(zip(output_paths(args.out, args.num), pieces)):
         path.parent.mkdir(parents=True, exist_ok=True)
         piece.score.dump_midi(str(path))
         length = piece.score.to("second").end() if piece.score.note_num() else 0.0
@@ -122,6 +145,7 @@ def run_generate(args: argparse.Namespace) -> int:
         )
         if args.print_tokens:
             print(" ".join(piece.tokens))
+        render_outputs(piece.score, path, args, number)
     new_tokens = sum(len(p.tokens) - p.primer_length for p in pieces)
     print(
         f"generated {new_tokens} tokens in {seconds:.2f} s "
@@ -130,14 +154,21 @@ def run_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def resolve_checkpoint(path: str) -> Path:
-    """A run folder means its best checkpoint."""
-    candidate = Path(path)
-    if candidate.is_dir():
-        for name in ("best.safetensors", "last.safetensors"):
-            if (candidate / name).exists():
-                return candidate / name
-        raise LstmMusicError(f"{candidate} holds no best.safetensors or last.safetensors")
-    if not candidate.exists():
-        raise LstmMusicError(f"no checkpoint at {candidate}")
-    return candidate
+def render_outputs(score, midi: Path, args: argparse.Namespace, number: int) -> None:
+    """--wav and --png: audio and a piano roll of piece `number`."""
+    if not (args.wav or args.png):
+        return
+    from lstm_music.render import render_png, render_wav
+
+    def target(flag, suffix: str) -> Path:
+        if flag is True:
+            return midi.with_suffix(suffix)
+        return output_paths(flag, args.num)[number]
+
+    if args.wav:
+        result = render_wav(score, target(args.wav, ".wav"), soundfont=args.soundfont)
+        print(f"  {result.path}: {result.seconds:.1f} s of audio ({result.engine})")
+        if result.warning:
+            print(f"  warning: {result.warning}")
+    if args.png:
+        print(f"  {render_png(score, target(args.png, '.png'), title=midi.name)}: piano roll")

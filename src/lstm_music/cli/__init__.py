@@ -20,6 +20,7 @@ from lstm_music.cli import (
     models_cmd,
     prepare_cmd,
     render_cmd,
+    serve_cmd,
     train_cmd,
 )
 from lstm_music.errors import LstmMusicError
@@ -34,6 +35,7 @@ COMMANDS = (
     compare_cmd,
     models_cmd,
     render_cmd,
+    serve_cmd,
 )
 
 

@@ -1,0 +1,88 @@
+"""`lstm-music serve`: a local web page to choose a model, generate, and listen."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from pathlib import Path
+
+DESCRIPTION = """\
+Start a small web server with one page: choose a model (the shipped ones, and every checkpoint
+found under --runs: each run folder's best.safetensors, or the .safetensors files of a folder
+without one), read its model card or training metrics and loss curve, set the sampling
+(temperature, top-k, top-p), length, seed and number of pieces, optionally upload a MIDI primer,
+and press Generate. Each piece comes back as an audio player, a piano roll, and MIDI and WAV
+downloads; the page keeps a history of the pieces of this server's life, newest first.
+
+The page loads nothing from the internet. The JSON API behind it is documented at /docs (that
+page loads its viewer from a CDN) and works without the page, e.g.
+  curl -X POST localhost:8000/api/generate -H 'Content-Type: application/json' \\
+       -d '{"model": "bach-chorales", "seconds": 20, "seed": 1}'
+
+Safe by default: it listens on 127.0.0.1 (this computer only) unless --host says otherwise;
+uploads are limited in size and must be MIDI files with notes; clients name models and pieces
+only by the ids the server lists; generation runs in --workers threads, and when --queue
+requests are already running or waiting, further ones are told to retry (HTTP 429).
+Generated files live in a temporary folder that is deleted when the server stops (Ctrl-C).
+"""
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "serve",
+        help="a local web page to generate music and listen to it",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (127.0.0.1: this computer only; 0.0.0.0: every network, "
+        "with no authentication)",
+    )
+    parser.add_argument("--port", type=int, default=8000, help="port (8000)")
+    parser.add_argument(
+        "--runs", type=Path, metavar="DIR", help="folder searched for trained checkpoints"
+    )
+    parser.add_argument("--workers", type=int, default=1, help="generation threads (1)")
+    parser.add_argument(
+        "--queue",
+        type=int,
+        default=8,
+        help="requests admitted at once, running or waiting; more get 'busy, retry' (8)",
+    )
+    parser.add_argument(
+        "--max-upload-mb", type=float, default=2.0, help="largest MIDI primer accepted (2)"
+    )
+    parser.add_argument(
+        "--history", type=int, default=100, help="pieces kept; older ones are deleted (100)"
+    )
+    parser.add_argument("--access-log", action="store_true", help="log every request")
+    parser.set_defaults(run=run_serve)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from lstm_music.web import server
+
+    def announce(url: str) -> None:
+        if not server.is_local(args.host):
+            print(
+                f"warning: listening on {args.host}: the page is reachable from the network, "
+                "with no authentication"
+            )
+        print(f"lstm-music serve: open {url}  (Ctrl-C to stop)", flush=True)
+
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn has already shut down cleanly
+        server.serve(
+            args.host,
+            args.port,
+            args.runs,
+            workers=args.workers,
+            max_queue=args.queue,
+            max_upload_bytes=int(args.max_upload_mb * 1e6),
+            history=args.history,
+            access_log=args.access_log,
+            announce=announce,
+        )
+    print("lstm-music serve: stopped; generated files removed")
+    return 0

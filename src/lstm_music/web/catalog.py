@@ -1,0 +1,268 @@
+"""The models the server offers: the shipped ones and every checkpoint found under --runs.
+
+Clients name a model only by the id the server assigned here; the path behind it never leaves or
+enters through the API. Listing reads safetensors headers only (cached by file size and time),
+so rescanning on every listing stays cheap and picks up runs trained while the server is up.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import re
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from lstm_music.web.markdown import markdown_to_html
+
+MAX_DEPTH = 8  # folders below --runs that are searched
+MAX_CHECKPOINTS = 500
+MAX_FOLDERS = 5000  # a --runs pointed at a home folder must not stall every listing
+TRAIN_KEYS = ("preset", "dropout", "window", "batch_size", "optimizer", "lr", "transpose")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One model: its id for clients, and (server side only) where its files are."""
+
+    id: str
+    label: str
+    source: str  # "shipped" or "run"
+    path: Path  # the checkpoint
+    card: Path | None = None  # a shipped model's card
+    run_dir: Path | None = None  # a run's folder (metrics.csv, config.json, loss.png)
+
+
+def find_checkpoints(root: Path) -> list[Path]:
+    """Per folder under `root`: its best.safetensors, else every checkpoint-like file in it.
+
+    Hidden folders, optimizer states (train_state*) and symlinked folders are skipped, depth and
+    count are bounded, so a huge or looping tree cannot stall a listing.
+    """
+    found: list[Path] = []
+    for visited, (folder, dirs, files) in enumerate(os.walk(root)):
+        if visited >= MAX_FOLDERS:
+            break
+        depth = len(Path(folder).relative_to(root).parts)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if depth < MAX_DEPTH else []
+        names = sorted(
+            name
+            for name in files
+            if name.endswith(".safetensors") and not name.startswith((".", "train_state"))
+        )
+        if "best.safetensors" in names:
+            names = ["best.safetensors"]
+        found.extend(Path(folder) / name for name in names)
+        if len(found) >= MAX_CHECKPOINTS:
+            break
+    return found[:MAX_CHECKPOINTS]
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")[:80] or "model"
+
+
+def _run_label(root: Path, checkpoint: Path) -> str:
+    relative = checkpoint.relative_to(root)
+    if checkpoint.name in ("best.safetensors", "last.safetensors"):
+        folder = relative.parent.as_posix()
+        return root.resolve().name if folder == "." else folder
+    return relative.with_suffix("").as_posix()
+
+
+def read_header(path: Path) -> dict[str, Any] | None:
+    """Our JSON metadata and the parameter count, or None for a file that is not a checkpoint."""
+    from safetensors import safe_open
+
+    from lstm_music.checkpoint import FORMAT_NAME, META_KEY
+
+    try:
+        with safe_open(str(path), framework="pt") as file:
+            meta = json.loads((file.metadata() or {}).get(META_KEY, "{}"))
+            shapes = [file.get_slice(key).get_shape() for key in file.keys()]  # noqa: SIM118
+    except Exception:  # damaged, truncated, not safetensors: not offered
+        return None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
+        return None
+    meta["parameters"] = sum(math.prod(shape) for shape in shapes)
+    return meta
+
+
+def _timed(tokenizer_config: dict[str, Any]) -> bool:
+    from lstm_music.tokenizers import tokenizer_from_config
+
+    try:
+        return bool(tokenizer_from_config(tokenizer_config).timed)
+    except Exception:  # an unknown tokenizer: generation will say so
+        return False
+
+
+class Catalog:
+    """The current list of models, rescanned on `refresh`; safe to use from several threads."""
+
+    def __init__(self, runs: Path | None) -> None:
+        self.runs = runs
+        self._lock = threading.Lock()
+        self._entries: dict[str, ModelEntry] = {}
+        # path -> (size, mtime, header): one slot per file, refreshed when the file changes
+        self._headers: dict[Path, tuple[tuple[int, int], dict[str, Any] | None]] = {}
+
+    def header(self, path: Path) -> dict[str, Any] | None:
+        """`read_header`, cached until the file changes."""
+        try:
+            stat = path.stat()
+        except OSError:
+            return None
+        version = (stat.st_size, stat.st_mtime_ns)
+        with self._lock:
+            cached = self._headers.get(path)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        header = read_header(path)
+        if header is not None:
+            header["timed"] = _timed(header.get("tokenizer", {}))
+        with self._lock:
+            self._headers[path] = (version, header)
+        return header
+
+    def refresh(self) -> list[ModelEntry]:
+        from lstm_music.models import shipped_models
+
+        entries = [
+            ModelEntry(model.name, model.name, "shipped", model.path, card=model.card)
+            for model in shipped_models()
+        ]
+        if self.runs is not None and self.runs.is_dir():
+            for path in find_checkpoints(self.runs):
+                label = _run_label(self.runs, path)
+                entries.append(ModelEntry(_slug(label), label, "run", path, run_dir=path.parent))
+        unique: dict[str, ModelEntry] = {}
+        for entry in entries:
+            if self.header(entry.path) is None:
+                continue
+            model_id, n = entry.id, 1
+            while model_id in unique:
+                n += 1
+                model_id = f"{entry.id}-{n}"
+            unique[model_id] = replace(entry, id=model_id)
+        with self._lock:
+            self._entries = unique
+        return list(unique.values())
+
+    def get(self, model_id: str) -> ModelEntry | None:
+        """The model called `model_id`, rescanning once if it is not known (yet)."""
+        with self._lock:
+            entry = self._entries.get(model_id)
+        if entry is None:
+            entry = {e.id: e for e in self.refresh()}.get(model_id)
+        return entry
+
+    def summary(self, entry: ModelEntry) -> dict[str, Any]:
+        from lstm_music.models import DEFAULT_MODEL, card_summary
+
+        header = self.header(entry.path) or {}
+        metrics = header.get("metrics", {})
+        train = header.get("train_config", {})
+        if entry.source == "shipped":
+            text = card_summary(entry.card)
+        else:
+            steps = metrics.get("step")
+            text = f"{train.get('preset', 'custom')} preset, LSTM {train.get('hidden_sizes')}"
+            text += f", {steps} training steps" if steps is not None else ""
+        return {
+            "id": entry.id,
+            "label": entry.label,
+            "source": entry.source,
+            "default": entry.source == "shipped" and entry.id == DEFAULT_MODEL,
+            "tokenizer": header.get("tokenizer", {}).get("tokenizer"),
+            "timed": bool(header.get("timed")),
+            "parameters": int(header.get("parameters", 0)),
+            "valid_loss": metrics.get("best_valid_loss"),
+            "summary": text,
+        }
+
+    def details(self, entry: ModelEntry) -> dict[str, Any]:
+        """The summary plus the card (shipped) or the run's settings and metrics."""
+        header = self.header(entry.path) or {}
+        result = self.summary(entry)
+        model = header.get("model_config", {})
+        settings = {
+            "tokenizer": result["tokenizer"],
+            "vocabulary size": len(header.get("vocabulary", [])),
+            "embedding": model.get("embedding_dim"),
+            "LSTM sizes": model.get("hidden_sizes"),
+            "file size (MB)": round(entry.path.stat().st_size / 1e6, 2),
+        }
+        train = header.get("train_config", {})
+        settings.update({key: train[key] for key in TRAIN_KEYS if key in train})
+        metrics = header_metrics(header.get("metrics", {}))
+        if entry.run_dir is not None:
+            metrics.update(run_metrics(entry.run_dir / "metrics.csv"))
+        if entry.card is not None:
+            result["card_html"] = markdown_to_html(entry.card.read_text(encoding="utf-8"))
+        if loss_curve_source(entry) is not None:
+            result["loss_curve_url"] = f"/api/models/{entry.id}/loss.png"
+        return {**result, "settings": settings, "metrics": metrics}
+
+
+def header_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The figures a checkpoint carries, named for people."""
+    names = {"step": "steps", "epoch": "epochs", "best_valid_loss": "best valid loss",
+             "valid_accuracy": "valid accuracy", "test_loss": "test loss"}  # fmt: skip
+    found: dict[str, Any] = {}
+    for key, name in names.items():
+        value = metrics.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            found[name] = round(value, 4) if isinstance(value, float) else value
+    if isinstance(metrics.get("seconds"), (int, float)):
+        found["training minutes"] = round(metrics["seconds"] / 60, 2)
+    return found
+
+
+def run_metrics(path: Path) -> dict[str, Any]:
+    """What a person wants from a run's metrics.csv: how long, how far, how good."""
+    try:
+        with open(path, newline="") as file:
+            rows = list(csv.DictReader(file))
+    except (OSError, csv.Error, UnicodeDecodeError):
+        return {}
+    if not rows:
+        return {}
+
+    def column(name: str) -> list[float]:
+        values = []
+        for row in rows:
+            try:
+                values.append(float(row.get(name) or "nan"))
+            except ValueError:
+                continue
+        return [v for v in values if math.isfinite(v)]
+
+    valid, train, seconds = column("valid_loss"), column("train_loss"), column("seconds")
+    found: dict[str, Any] = {}
+    for key, name in (("step", "steps"), ("epoch", "epochs")):
+        value = rows[-1].get(key) or ""
+        if value.isdigit():
+            found[name] = int(value)
+    if seconds:
+        found["training minutes"] = round(seconds[-1] / 60, 2)
+    if valid:
+        found["best valid loss"] = round(min(valid), 4)
+        found["last valid loss"] = round(valid[-1], 4)
+    if train:
+        found["last train loss"] = round(train[-1], 4)
+    return found
+
+
+def loss_curve_source(entry: ModelEntry) -> Path | None:
+    """The run's loss.png, else its metrics.csv (to draw one from), else None."""
+    if entry.run_dir is None:
+        return None
+    for name in ("loss.png", "metrics.csv"):
+        if (entry.run_dir / name).is_file():
+            return entry.run_dir / name
+    return None

@@ -1,0 +1,121 @@
+"""The JSON API's request and response shapes, with the ranges a request must respect.
+
+Ranges are deliberately tight (at most 8 pieces of 2 minutes per request): one request must not
+be able to keep the server's few workers busy for long or fill its disk.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+MAX_NUM = 8
+MAX_SECONDS = 120.0
+MAX_TOKENS = 4096
+MAX_PRIMER_TOKENS = 1000
+MAX_SEED = 2**32 - 1
+DEFAULT_SECONDS = 20.0  # when neither seconds nor tokens is given, for a timed tokenizer
+DEFAULT_TOKENS = 512  # the same for a tokenizer without timing
+
+
+class ErrorMessage(BaseModel):
+    """Every error answer: one sentence for a person, shown as is on the page."""
+
+    detail: str
+
+
+class ModelSummary(BaseModel):
+    """A model the server can generate with: shipped in the package, or found under --runs."""
+
+    id: str = Field(description="the name to pass as `model` to POST /api/generate")
+    label: str = Field(description="a name for people: the shipped name or the run's folder")
+    source: Literal["shipped", "run"]
+    default: bool = False
+    tokenizer: str | None = None
+    timed: bool = Field(False, description="true when `seconds` can set the length")
+    parameters: int = 0
+    valid_loss: float | None = Field(None, description="best held-out loss, nats per token")
+    summary: str = ""
+
+
+class ModelDetails(ModelSummary):
+    """A model's card (shipped models) or its training settings and metrics (runs)."""
+
+    card_html: str | None = Field(None, description="the model card as escaped, simple HTML")
+    settings: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    loss_curve_url: str | None = None
+
+
+class PrimerInfo(BaseModel):
+    """An uploaded MIDI primer, checked and kept under a random id for POST /api/generate."""
+
+    id: str
+    filename: str
+    notes: int
+    seconds: float
+    tracks: int
+
+
+class GenerateRequest(BaseModel):
+    """What to generate. Give `seconds` (timed tokenizers) or `tokens`, not both; neither means
+    20 seconds, or 512 tokens for a tokenizer without timing. Unknown fields are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(max_length=200, description="a model id from GET /api/models")
+    temperature: float = Field(1.0, gt=0, le=5, description="above 1: wilder; below: safer")
+    top_k: int = Field(0, ge=0, le=1000, description="sample from the k likeliest; 0 = off")
+    top_p: float = Field(0.95, gt=0, le=1, description="nucleus sampling; 1 = off")
+    seconds: float | None = Field(None, gt=0, le=MAX_SECONDS)
+    tokens: int | None = Field(None, ge=1, le=MAX_TOKENS)
+    seed: int | None = Field(None, ge=0, le=MAX_SEED, description="none: a new one, reported")
+    num: int = Field(1, ge=1, le=MAX_NUM, description="pieces to write")
+    primer_id: str | None = Field(
+        None, pattern=r"^[0-9a-f]{32}$", description="an id from POST /api/primers"
+    )
+    primer_tokens: int = Field(100, ge=1, le=MAX_PRIMER_TOKENS)
+
+    @model_validator(mode="after")
+    def _one_length(self) -> GenerateRequest:
+        if self.seconds is not None and self.tokens is not None:
+            raise ValueError("give seconds or tokens, not both")
+        return self
+
+
+class PieceInfo(BaseModel):
+    """One generated piece and where to fetch it."""
+
+    id: str
+    number: int = Field(description="1, 2, ... in the order this server wrote them")
+    title: str
+    model: str
+    created: str = Field(description="ISO 8601 time, UTC")
+    seed: int
+    settings: dict[str, Any]
+    primer: str | None = None
+    notes: int
+    seconds: float
+    engine: str = Field(description="the synthesizer that rendered the audio")
+    warning: str | None = None
+    midi_url: str
+    wav_url: str
+    png_url: str
+
+
+class GenerateResponse(BaseModel):
+    pieces: list[PieceInfo]
+    seed: int
+    elapsed: float = Field(description="seconds the server spent, queueing included")
+
+
+class ServerStatus(BaseModel):
+    """Limits and load, so a client can size its requests and its retries."""
+
+    workers: int
+    max_queue: int
+    busy: int = Field(description="requests generating or waiting now")
+    pieces: int
+    max_upload_bytes: int
+    limits: dict[str, int | float]

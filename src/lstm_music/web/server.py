@@ -1,0 +1,103 @@
+"""Running the app with uvicorn: dependency and port checks first, so failures are one line."""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+from lstm_music.errors import LstmMusicError
+
+LOCAL_NAMES = ("127.0.0.1", "localhost", "::1")
+INSTALL_HINT = 'the web page needs FastAPI and uvicorn: pip install "lstm-music[web]"'
+
+
+def require_web_dependencies() -> None:
+    """A one-line error naming the extra to install when FastAPI, uvicorn or multipart lack."""
+    from importlib.util import find_spec
+
+    for module in ("fastapi", "uvicorn", ("python_multipart", "multipart")):
+        names = module if isinstance(module, tuple) else (module,)
+        try:
+            if not any(find_spec(name) for name in names):
+                raise ImportError(name=names[0])
+        except (ImportError, ValueError) as error:  # ValueError: None in sys.modules
+            missing = getattr(error, "name", None) or names[0]
+            raise LstmMusicError(f"{INSTALL_HINT} ({missing} is missing)") from error
+
+
+def is_local(host: str) -> bool:
+    """True when only this computer can reach `host` (a loopback address or localhost)."""
+    if host in LOCAL_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def page_url(host: str, port: int) -> str:
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    shown = f"[{shown}]" if ":" in shown else shown
+    return f"http://{shown}:{port}/"
+
+
+def check_port(host: str, port: int) -> None:
+    """Fail early, in one line, when the address cannot be bound (in use, no such host)."""
+    if not 0 <= port <= 65535:
+        raise LstmMusicError(f"--port must be 0-65535, not {port}")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as error:
+        raise LstmMusicError(f"--host {host}: {error.strerror}") from error
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise LstmMusicError(
+                    f"port {port} is in use on {host}: choose another with --port"
+                ) from error
+            raise LstmMusicError(f"cannot listen on {host}:{port}: {error.strerror}") from error
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    runs: Path | None = None,
+    *,
+    workers: int = 1,
+    max_queue: int = 8,
+    max_upload_bytes: int = 2_000_000,
+    history: int = 100,
+    access_log: bool = False,
+    announce: Callable[[str], None] | None = None,
+) -> None:
+    """Check everything that can be checked, build the app, call `announce(url)`, and serve
+    until Ctrl-C (uvicorn then runs the app's clean-up, which deletes the generated files)."""
+    require_web_dependencies()
+    import uvicorn
+
+    from lstm_music.web.app import create_app
+
+    if runs is not None and not runs.is_dir():
+        raise LstmMusicError(f"--runs {runs}: no such folder")
+    app = create_app(
+        runs,
+        workers=workers,
+        max_queue=max_queue,
+        max_upload_bytes=max_upload_bytes,
+        history=history,
+        allowed_hosts=["127.0.0.1", "localhost", "[::1]"] if is_local(host) else None,
+    )
+    check_port(host, port)
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", access_log=access_log, lifespan="on"
+    )
+    if announce is not None:
+        announce(page_url(host, port))
+    uvicorn.Server(config).run()

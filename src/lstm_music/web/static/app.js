@@ -1,0 +1,327 @@
+// lstm-music page: talks to the JSON API of the same server; no libraries, nothing external.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const state = { models: new Map(), limits: null, maxUpload: 2000000, busy: false };
+
+function el(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attributes)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key === "class") node.className = value;
+    else if (key === "text") node.textContent = value;
+    else node.setAttribute(key, value === true ? "" : String(value));
+  }
+  for (const child of children) {
+    if (child !== null && child !== undefined) node.append(child);
+  }
+  return node;
+}
+
+async function api(path, options = {}) {
+  // JSON in and out; an error answer becomes an Error carrying the server's message
+  const response = await fetch(path, options);
+  let body = null;
+  try {
+    body = await response.json();
+  } catch (ignored) {
+    body = null;
+  }
+  if (!response.ok) {
+    let message = (body && body.detail) || `${response.status} ${response.statusText}`;
+    if (typeof message !== "string") message = JSON.stringify(message);
+    if (response.status === 429) {
+      const wait = response.headers.get("Retry-After");
+      if (wait && !message.includes("try again")) message += `: try again in ${wait} s`;
+    }
+    const error = new Error(message);
+    error.status = response.status;
+    throw error;
+  }
+  return body;
+}
+
+function say(text) {
+  $("status").textContent = text;
+}
+
+function complain(text) {
+  $("error").textContent = text;
+}
+
+function clock(seconds) {
+  const total = Math.round(seconds);
+  return `${Math.floor(total / 60)}:${String(total % 60).padStart(2, "0")}`;
+}
+
+function formatValue(value) {
+  if (Array.isArray(value)) return value.join(" → ");
+  if (typeof value === "number") {
+    return Number.isInteger(value) ? value.toLocaleString("en") : value.toFixed(value < 1 ? 3 : 2);
+  }
+  return String(value);
+}
+
+function facts(entries) {
+  const list = el("dl", { class: "facts" });
+  for (const [name, value] of entries) {
+    if (value === null || value === undefined || value === "") continue;
+    list.append(el("div", {}, el("dt", { text: name }), el("dd", { text: formatValue(value) })));
+  }
+  return list;
+}
+
+/* models */
+
+async function loadModels() {
+  const models = await api("/api/models");
+  const select = $("model");
+  select.replaceChildren();
+  state.models.clear();
+  const groups = { shipped: el("optgroup", { label: "Shipped models" }),
+                   run: el("optgroup", { label: "Your runs (--runs)" }) };
+  for (const model of models) {
+    state.models.set(model.id, model);
+    const label = model.default ? `${model.label} (default)` : model.label;
+    groups[model.source].append(el("option", { value: model.id, text: label }));
+  }
+  for (const group of Object.values(groups)) if (group.children.length) select.append(group);
+  if (!models.length) {
+    $("model-info").replaceChildren(el("p", { class: "muted",
+      text: "No models: train one (lstm-music train) and start the server with --runs FOLDER." }));
+    $("generate").disabled = true;
+    return;
+  }
+  const remembered = localStorage.getItem("lstm-music:model");
+  const initial = state.models.has(remembered) ? remembered
+    : (models.find((m) => m.default) || models[0]).id;
+  select.value = initial;
+  await showModel(initial);
+}
+
+function adaptLength(model) {
+  const unit = $("length-unit");
+  const secondsOption = unit.querySelector('option[value="seconds"]');
+  secondsOption.disabled = !model.timed;
+  if (!model.timed && unit.value === "seconds") {
+    unit.value = "tokens";
+    adaptUnit();
+  }
+  $("model-hint").textContent = model.summary || `${model.tokenizer} tokens`;
+}
+
+function adaptUnit() {
+  const length = $("length");
+  const limits = state.limits || { seconds: 120, tokens: 4096 };
+  if ($("length-unit").value === "seconds") {
+    Object.assign(length, { min: 1, max: limits.seconds, step: 1 });
+    if (Number(length.value) > limits.seconds) length.value = 20;
+  } else {
+    Object.assign(length, { min: 1, max: limits.tokens, step: 1 });
+    if (Number(length.value) < 64) length.value = 512;
+  }
+}
+
+async function showModel(id) {
+  const model = state.models.get(id);
+  if (!model) return;
+  localStorage.setItem("lstm-music:model", id);
+  adaptLength(model);
+  const box = $("model-info");
+  box.setAttribute("aria-busy", "true");
+  try {
+    renderModel(await api(`/api/models/${encodeURIComponent(id)}`));
+  } catch (error) {
+    box.replaceChildren(el("p", { class: "error", text: error.message }));
+  } finally {
+    box.removeAttribute("aria-busy");
+  }
+}
+
+function renderModel(details) {
+  const head = el("div", { class: "model-head" },
+    el("h3", { text: details.label }),
+    el("span", { class: "badge", text: details.source === "shipped" ? "shipped" : "your run" }),
+    details.tokenizer ? el("span", { class: "badge", text: `${details.tokenizer} tokens` }) : null);
+  const summary = details.summary ? el("p", { class: "muted", text: details.summary }) : null;
+  const settings = details.settings || {};
+  const metrics = details.metrics || {};
+  const shown = ["LSTM sizes", "steps", "training minutes", "best valid loss"];
+  const overview = facts([
+    ["parameters", details.parameters],
+    ["LSTM sizes", settings["LSTM sizes"]],
+    ["held-out loss", details.valid_loss],
+    ["training steps", metrics.steps],
+    ["training minutes", metrics["training minutes"]],
+  ]);
+  const rest = [...Object.entries(settings), ...Object.entries(metrics)]
+    .filter(([name]) => !shown.includes(name))
+    .map(([name, value]) => [name.replace(/_/g, " "), value]);
+  const more = rest.length
+    ? el("details", { class: "more" }, el("summary", { text: "All settings and metrics" }), facts(rest))
+    : null;
+  const columns = el("div", { class: "model-columns" });
+  const left = el("div", {}, overview, more);
+  columns.append(left);
+  if (details.loss_curve_url) {
+    columns.append(el("figure", {},
+      el("img", { src: details.loss_curve_url, alt: `Training and validation loss of ${details.label} against training steps`, loading: "lazy", width: 880, height: 495 }),
+      el("figcaption", { text: "Loss per token during training (lower is better)." })));
+  }
+  const parts = [head, summary, columns];
+  if (details.card_html) {
+    const card = el("div", { class: "card", tabindex: 0, role: "region", "aria-label": "Model card" });
+    card.innerHTML = details.card_html; // the server escapes the card's text before marking it up
+    parts.push(card);
+  }
+  $("model-info").replaceChildren(...parts.filter(Boolean));
+}
+
+/* pieces */
+
+function pieceItem(piece, fresh) {
+  const titleId = `piece-${piece.id}-title`;
+  const settings = piece.settings || {};
+  const length = settings.seconds ? `${settings.seconds} s asked` : `${settings.tokens} tokens`;
+  const meta = [
+    piece.model, `seed ${piece.seed}`, clock(piece.seconds), `${piece.notes} notes`,
+    `temperature ${settings.temperature}`, `top-p ${settings.top_p}`,
+    settings.top_k ? `top-k ${settings.top_k}` : null, length,
+    piece.primer ? `primer ${piece.primer}` : null,
+  ].filter(Boolean).join(" · ");
+  const base = `lstm-music-${piece.number}-${piece.model}-seed${piece.seed}`;
+  const article = el("article", { class: fresh ? "piece fresh" : "piece", "aria-labelledby": titleId },
+    el("header", {},
+      el("h3", { id: titleId, text: piece.title }),
+      el("p", { class: "meta", text: meta })),
+    el("audio", { controls: true, preload: "metadata", src: piece.wav_url, "aria-label": `${piece.title}: audio` }),
+    el("img", { src: piece.png_url, width: 1100, height: 440, loading: "lazy",
+      alt: `Piano roll of ${piece.title}: ${piece.notes} notes over ${clock(piece.seconds)}, time across, pitch up` }),
+    el("p", { class: "downloads" },
+      el("a", { href: piece.midi_url, download: `${base}.mid`, text: "Download MIDI" }),
+      el("a", { href: piece.wav_url, download: `${base}.wav`, text: "Download WAV" })),
+    piece.warning ? el("p", { class: "warning", text: `Note: ${piece.warning}` }) : null);
+  return el("li", { "data-piece": piece.id }, article);
+}
+
+function updateCount() {
+  const count = $("history").children.length;
+  $("history-count").textContent = count ? `(${count})` : "";
+  $("history-empty").hidden = count > 0;
+}
+
+async function loadHistory() {
+  const pieces = await api("/api/pieces");
+  $("history").replaceChildren(...pieces.map((piece) => pieceItem(piece, false)));
+  updateCount();
+}
+
+/* generating */
+
+function numberField(id, name) {
+  const input = $(id);
+  const value = Number(input.value);
+  if (input.value.trim() === "" || !Number.isFinite(value)) throw new Error(`${name}: enter a number`);
+  const min = Number(input.min), max = Number(input.max);
+  if (input.min !== "" && value < min) throw new Error(`${name}: at least ${min}`);
+  if (input.max !== "" && value > max) throw new Error(`${name}: at most ${max}`);
+  return value;
+}
+
+function requestBody() {
+  const body = {
+    model: $("model").value,
+    temperature: Number($("temperature").value),
+    top_p: Number($("top-p").value),
+    top_k: numberField("top-k", "Top-k"),
+    num: numberField("num", "Pieces"),
+    primer_tokens: numberField("primer-tokens", "Primer tokens"),
+  };
+  body[$("length-unit").value] = numberField("length", "Length");
+  if ($("seed").value.trim() !== "") body.seed = numberField("seed", "Seed");
+  return body;
+}
+
+async function uploadPrimer(file) {
+  if (file.size > state.maxUpload) {
+    throw new Error(`${file.name}: too big, at most ${state.maxUpload / 1e6} MB`);
+  }
+  const form = new FormData();
+  form.append("file", file, file.name);
+  return api("/api/primers", { method: "POST", body: form });
+}
+
+function setBusy(busy, text) {
+  state.busy = busy;
+  $("generate").disabled = busy;
+  $("generate-form").setAttribute("aria-busy", String(busy));
+  $("progress").hidden = !busy;
+  if (text) $("progress-text").textContent = text;
+}
+
+async function generate(event) {
+  event.preventDefault();
+  if (state.busy) return;
+  complain("");
+  let body;
+  try {
+    body = requestBody();
+  } catch (error) {
+    complain(error.message);
+    return;
+  }
+  const count = body.num === 1 ? "1 piece" : `${body.num} pieces`;
+  const started = performance.now();
+  const label = `Generating ${count} with ${body.model}`;
+  setBusy(true, `${label}…`);
+  say(`${label}…`);
+  const timer = setInterval(() => {
+    $("progress-text").textContent = `${label}… ${Math.round((performance.now() - started) / 1000)} s`;
+  }, 1000);
+  try {
+    const file = $("primer").files[0];
+    if (file) body.primer_id = (await uploadPrimer(file)).id;
+    const result = await api("/api/generate", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    for (const old of document.querySelectorAll(".piece.fresh")) old.classList.remove("fresh");
+    for (const piece of result.pieces) $("history").prepend(pieceItem(piece, true));
+    updateCount();
+    say(`Wrote ${count} in ${result.elapsed.toFixed(1)} s (seed ${result.seed}).`);
+  } catch (error) {
+    complain(error.message);
+    say("");
+  } finally {
+    clearInterval(timer);
+    setBusy(false);
+  }
+}
+
+function bindOutputs() {
+  for (const [input, output, digits] of [["temperature", "temperature-value", 2], ["top-p", "top-p-value", 2]]) {
+    const update = () => { $(output).textContent = Number($(input).value).toFixed(digits); };
+    $(input).addEventListener("input", update);
+    update();
+  }
+}
+
+async function start() {
+  bindOutputs();
+  $("generate-form").addEventListener("submit", generate);
+  $("model").addEventListener("change", (event) => showModel(event.target.value));
+  $("length-unit").addEventListener("change", adaptUnit);
+  try {
+    const status = await api("/api/status");
+    state.limits = status.limits;
+    state.maxUpload = status.max_upload_bytes;
+    $("num").max = status.limits.num;
+    await Promise.all([loadModels(), loadHistory()]);
+    document.body.dataset.ready = "true";
+  } catch (error) {
+    complain(`Could not reach the server: ${error.message}`);
+  }
+}
+
+document.addEventListener("DOMContentLoaded", start);

@@ -1,0 +1,382 @@
+"""`lstm-music serve`: the JSON API through FastAPI's test client, with a tiny trained model.
+
+Covers listing (shipped and --runs), details, generation and the files served, and the safety
+promises: unknown models, path tricks, bad uploads, out-of-range values, a burst of concurrent
+requests (200 or 429, never 500), and the temporary folder gone when the app stops.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import socket
+import sys
+import threading
+import wave
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import symusic
+from conftest import random_melody, write_midi
+
+pytest.importorskip("fastapi")
+pytest.importorskip("httpx")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from lstm_music.cli import main  # noqa: E402
+from lstm_music.errors import LstmMusicError  # noqa: E402
+from lstm_music.web import routes, server  # noqa: E402
+from lstm_music.web.app import create_app  # noqa: E402
+from lstm_music.web.jobs import JobQueue, QueueFull  # noqa: E402
+from lstm_music.web.markdown import markdown_to_html  # noqa: E402
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def make_tiny_runs(root: Path) -> Path:
+    """A --runs folder: a tiny trained run, a copy without loss.png, a lone checkpoint and junk.
+
+    Trained once per test session (the browser test uses the same folder)."""
+    if (root / "tiny" / "best.safetensors").exists():
+        return root
+    from lstm_music.prepare import PrepareConfig, prepare
+    from lstm_music.train import train
+    from lstm_music.trainconfig import TrainConfig
+
+    work = root.parent / f"{root.name}-work"
+    for i in range(5):
+        write_midi(work / "midi" / f"{i}.mid", random_melody(i, length=30))
+    prepare(PrepareConfig(inputs=[str(work / "midi")], out=str(work / "corpus")), progress=False)
+    config = TrainConfig(
+        embedding_dim=16, hidden_sizes=[32], window=32, batch_size=2, max_steps=3, device="cpu"
+    )
+    train(work / "corpus", work / "tiny", config, progress=False)
+    (root / "nested" / "again").mkdir(parents=True)
+    for name in ("best.safetensors", "metrics.csv"):  # no loss.png: the server draws one
+        shutil.copy(work / "tiny" / name, root / "nested" / "again" / name)
+    (root / "exports").mkdir()
+    shutil.copy(work / "tiny" / "best.safetensors", root / "exports" / "solo.safetensors")
+    (root / "junk").mkdir()
+    (root / "junk" / "broken.safetensors").write_bytes(b"not a checkpoint at all")
+    shutil.copytree(work / "tiny", root / "tiny")  # last: its presence means "all made"
+    return root
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> Path:
+    return make_tiny_runs(tmp_path_factory.getbasetemp() / "web-runs")
+
+
+@pytest.fixture(scope="module")
+def client(runs, tmp_path_factory):
+    app = create_app(runs, tmp_path_factory.mktemp("web-work"), workers=1, max_queue=3)
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def generate(client, **body):
+    return client.post("/api/generate", json={"model": "tiny", "tokens": 48, **body})
+
+
+def midi_bytes(score: symusic.Score) -> bytes:
+    return score.dumps_midi()
+
+
+# ---------------------------------------------------------------- models
+
+
+def test_models_lists_runs_and_skips_what_is_not_a_checkpoint(client) -> None:
+    models = {m["id"]: m for m in client.get("/api/models").json()}
+    assert {"tiny", "nested-again", "exports-solo"} <= set(models)
+    assert not any("junk" in model_id or "broken" in model_id for model_id in models)
+    tiny = models["tiny"]
+    assert tiny["source"] == "run" and tiny["tokenizer"] == "remi" and tiny["timed"]
+    assert tiny["parameters"] > 0 and tiny["valid_loss"] > 0
+    assert "path" not in tiny  # file locations never leave the server
+
+
+def test_model_details_show_run_metrics_and_loss_curves(client) -> None:
+    tiny = client.get("/api/models/tiny").json()
+    assert tiny["metrics"]["steps"] == 3 and tiny["settings"]["LSTM sizes"] == [32]
+    for model_id in ("tiny", "nested-again"):  # the run's loss.png; one drawn from metrics.csv
+        url = client.get(f"/api/models/{model_id}").json()["loss_curve_url"]
+        picture = client.get(url)
+        assert picture.status_code == 200 and picture.content.startswith(PNG_MAGIC)
+    solo = client.get("/api/models/exports-solo").json()
+    assert solo["loss_curve_url"] is None and solo["label"] == "exports/solo"
+    assert client.get("/api/models/exports-solo/loss.png").status_code == 404
+
+
+def test_shipped_model_card_is_shown_escaped(client, runs, tmp_path, monkeypatch) -> None:
+    shutil.copy(runs / "tiny" / "best.safetensors", tmp_path / "toy.safetensors")
+    (tmp_path / "toy.md").write_text(
+        "# Toy\n\nA toy model <script>alert(1)</script> for **tests**.\n\n"
+        "| split | loss |\n| --- | --- |\n| valid | 5.9 |\n\n"
+        "- [home](https://example.org) and [trick](javascript:alert(1))\n\n"
+        "```\nlstm-music train\n```\n"
+    )
+    monkeypatch.setattr("lstm_music.models.models_folder", lambda: tmp_path)
+    models = {m["id"]: m for m in client.get("/api/models").json()}
+    assert models["toy"]["source"] == "shipped"
+    assert models["toy"]["summary"].startswith("A toy model")
+    card = client.get("/api/models/toy").json()["card_html"]
+    assert "<script>" not in card and "&lt;script&gt;" in card
+    assert "<td>5.9</td>" in card and "<strong>tests</strong>" in card
+    assert 'href="https://example.org"' in card and 'href="javascript' not in card
+    assert "<pre><code>lstm-music train</code></pre>" in card
+
+
+def test_markdown_escapes_everything() -> None:
+    html = markdown_to_html('## A "title" <b>\n\n* one `<i>`\n* two & three\n\nplain <img src=x>')
+    assert html.startswith("<h4>A &quot;title&quot; &lt;b&gt;</h4>")
+    assert "<li>one <code>&lt;i&gt;</code></li><li>two &amp; three</li>" in html
+    assert "<p>plain &lt;img src=x&gt;</p>" in html
+
+
+# ---------------------------------------------------------------- generation
+
+
+def test_generate_serves_valid_midi_wav_and_png(client) -> None:
+    answer = generate(client, num=3, tokens=600, seed=1)
+    assert answer.status_code == 200, answer.text
+    result = answer.json()
+    assert result["seed"] == 1 and len(result["pieces"]) == 3
+    heard = 0
+    for piece in result["pieces"]:
+        assert len(piece["id"]) == 32 and piece["settings"]["tokens"] == 600
+        midi = client.get(piece["midi_url"])
+        assert midi.headers["content-type"] == "audio/midi"
+        assert symusic.Score.from_midi(midi.content).note_num() == piece["notes"]
+        audio = client.get(piece["wav_url"])
+        assert audio.headers["content-type"] == "audio/wav"
+        with wave.open(io.BytesIO(audio.content)) as file:
+            samples = np.frombuffer(file.readframes(file.getnframes()), dtype="<i2")
+        assert samples.size > 0
+        heard += piece["notes"] > 0 and int(np.abs(samples).max()) > 0
+        assert client.get(piece["png_url"]).content.startswith(PNG_MAGIC)
+    assert heard >= 1  # a piece with notes sounds
+    again = generate(client, num=3, tokens=600, seed=1).json()["pieces"]
+    assert [p["notes"] for p in again] == [p["notes"] for p in result["pieces"]]
+    history = client.get("/api/pieces").json()
+    assert [p["id"] for p in history[:3]] == [p["id"] for p in reversed(again)]  # newest first
+    assert client.get(f"/api/pieces/{again[0]['id']}").json()["number"] == again[0]["number"]
+
+
+def test_length_in_seconds_and_a_fresh_seed(client) -> None:
+    result = generate(client, tokens=None, seconds=2).json()
+    assert result["pieces"][0]["seconds"] <= 2.01 and result["seed"] >= 1
+    assert result["pieces"][0]["settings"]["seconds"] == 2
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"temperature": 0}, "temperature"),
+        ({"temperature": 9}, "temperature"),
+        ({"top_p": 1.5}, "top_p"),
+        ({"top_k": -1}, "top_k"),
+        ({"num": 0}, "num"),
+        ({"num": 9}, "num"),
+        ({"tokens": None, "seconds": 500}, "seconds"),
+        ({"tokens": 10**6}, "tokens"),
+        ({"seed": -1}, "seed"),
+        ({"seconds": 5}, "not both"),
+        ({"primer_tokens": 0}, "primer_tokens"),
+        ({"primer_id": "../../etc/passwd"}, "primer_id"),
+        ({"path": "/etc/passwd"}, "path"),  # unknown fields are refused
+    ],
+)
+def test_out_of_range_values_are_422_with_a_clear_message(client, body, field) -> None:
+    answer = generate(client, **body)
+    assert answer.status_code == 422
+    assert field in answer.json()["detail"]
+
+
+def test_unknown_model_is_404_with_a_clear_message(client) -> None:
+    answer = generate(client, model="no-such-model")
+    assert answer.status_code == 404
+    assert "unknown model 'no-such-model'" in answer.json()["detail"]
+    assert client.get("/api/models/no-such-model").status_code == 404
+
+
+def test_path_tricks_are_refused_without_touching_files(client, monkeypatch) -> None:
+    served = []
+    original = routes.FileResponse
+
+    def spy(path, **options):
+        served.append(path)
+        return original(path, **options)
+
+    monkeypatch.setattr(routes, "FileResponse", spy)
+    for name in ("../../etc/passwd", "/etc/passwd", "tiny/../../etc/passwd", "..", "tiny\x00"):
+        answer = generate(client, model=name)
+        assert answer.status_code == 404, name
+    for url in (
+        "/api/models/..%2F..%2Fetc%2Fpasswd",
+        "/api/models/%2Fetc%2Fpasswd/loss.png",
+        "/api/models/..%2Ftiny/loss.png",
+        "/api/pieces/..%2F..%2Fetc%2Fpasswd/midi",
+        "/api/pieces/%2Fetc%2Fpasswd/wav",
+        f"/api/pieces/{'0' * 32}/midi",  # well formed, not ours
+        f"/api/pieces/{'0' * 32}/..%2F..%2Fetc%2Fpasswd",
+        f"/api/pieces/{'A' * 32}/png",
+        "/api/pieces/..%2F..%2F..%2F..%2Fetc%2Fpasswd",
+        "/static/..%2F..%2Fapp.py",
+        "/static/%2Fetc%2Fpasswd",
+    ):
+        answer = client.get(url)
+        assert answer.status_code in (404, 422), url
+        assert b"root:" not in answer.content
+    assert served == []
+
+
+# ---------------------------------------------------------------- uploads
+
+
+def test_bad_uploads_get_clear_messages_and_the_server_goes_on(client) -> None:
+    empty_score = symusic.Score(480)
+    empty_score.tracks.append(symusic.Track("silent", 0, False))
+    good = midi_bytes(random_melody(7, length=20))
+    cases = [
+        (b"", 400, "empty"),
+        (b"hello, not music", 400, "not a MIDI file"),
+        (good[:30], 400, "MIDI"),  # truncated
+        (midi_bytes(empty_score), 400, "without notes"),
+        (b"MThd" + bytes(2_100_000), 413, "too big"),
+    ]
+    for data, status, message in cases:
+        answer = client.post("/api/primers", files={"file": ("x.mid", data, "audio/midi")})
+        assert answer.status_code == status and message in answer.json()["detail"], answer.text
+    primer = client.post("/api/primers", files={"file": ("mine.mid", good, "audio/midi")})
+    assert primer.status_code == 200 and primer.json()["notes"] > 0
+    answer = generate(client, primer_id=primer.json()["id"], primer_tokens=20)
+    assert answer.status_code == 200 and answer.json()["pieces"][0]["primer"] == "mine.mid"
+    assert generate(client, primer_id="0" * 32).status_code == 404
+
+
+def test_a_streamed_body_is_cut_off_at_the_limit(client) -> None:
+    def chunks():  # no Content-Length: the middleware counts while reading
+        yield b"--x\r\nContent-Disposition: form-data; name=file; filename=a.mid\r\n\r\n"
+        for _ in range(40):
+            yield bytes(100_000)
+
+    headers = {"Content-Type": "multipart/form-data; boundary=x"}
+    answer = client.post("/api/primers", content=chunks(), headers=headers)
+    assert answer.status_code == 413 and "too big" in answer.json()["detail"]
+    assert client.get("/api/status").status_code == 200
+
+
+# ---------------------------------------------------------------- load and lifetime
+
+
+def test_twenty_concurrent_requests_get_200_or_429(client) -> None:
+    with ThreadPoolExecutor(20) as pool:
+        answers = list(pool.map(lambda i: generate(client, tokens=32, seed=i), range(20)))
+    statuses = [answer.status_code for answer in answers]
+    assert set(statuses) <= {200, 429} and 200 in statuses, statuses
+    for answer in answers:
+        if answer.status_code == 429:
+            assert int(answer.headers["Retry-After"]) >= 1
+            assert "busy" in answer.json()["detail"]
+    assert client.get("/api/status").json()["busy"] == 0
+
+
+def test_a_full_queue_answers_429_with_retry_after(client, monkeypatch) -> None:
+    state = client.app.state.web
+    release = threading.Event()
+    monkeypatch.setattr(state.generator, "run", lambda spec: release.wait(10) and (1, []))
+    with ThreadPoolExecutor(3) as pool:
+        waiting = [pool.submit(generate, client) for _ in range(3)]  # max_queue is 3
+        while state.queue.busy < 3:
+            threading.Event().wait(0.01)
+        refused = generate(client)
+        release.set()
+        assert all(future.result().status_code == 200 for future in waiting)
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+    assert "try again" in refused.json()["detail"]
+
+
+def test_job_queue_refuses_when_full() -> None:
+    import asyncio
+
+    queue = JobQueue(workers=1, max_queue=1)
+    gate = threading.Event()
+
+    async def scenario() -> None:
+        first = asyncio.ensure_future(queue.run(gate.wait, 5))
+        await asyncio.sleep(0.05)
+        with pytest.raises(QueueFull):
+            await queue.run(lambda: None)
+        gate.set()
+        assert await first is True
+
+    asyncio.run(scenario())
+    queue.shutdown()
+    assert queue.busy == 0
+
+
+def test_temporary_folder_is_removed_when_the_app_stops(runs, tmp_path) -> None:
+    app = create_app(runs, tmp_path)
+    with TestClient(app) as test_client:
+        root = app.state.web.root
+        piece = generate(test_client).json()["pieces"][0]
+        assert (root / "pieces" / piece["id"] / "piece.wav").is_file()
+    assert not root.exists() and list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------- page, docs, command line
+
+
+def test_page_loads_nothing_from_the_internet(client) -> None:
+    page = client.get("/")
+    assert page.status_code == 200 and "<main" in page.text
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    for name in ("index.html", "app.js", "app.css"):
+        text = (Path(server.__file__).parent / "static" / name).read_text()
+        assert "http://" not in text and "https://" not in text and "//cdn" not in text, name
+        assert client.get(f"/static/{name}").status_code == 200
+    spec = client.get("/openapi.json").json()
+    assert spec["paths"]["/api/generate"]["post"]["summary"] == "Generate pieces"
+    assert "429" in spec["paths"]["/api/generate"]["post"]["responses"]
+    assert client.get("/docs").status_code == 200
+
+
+def test_other_host_headers_are_refused_when_asked(runs) -> None:
+    app = create_app(runs, allowed_hosts=["127.0.0.1", "localhost"])
+    assert TestClient(app).get("/").status_code == 400  # Host: testserver (DNS rebinding)
+
+
+def test_serve_help_and_missing_dependencies(capsys, monkeypatch) -> None:
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    text = capsys.readouterr().out
+    assert "--runs" in text and "127.0.0.1" in text and "429" in text
+    monkeypatch.setitem(sys.modules, "uvicorn", None)
+    assert main(["serve"]) == 1
+    assert 'pip install "lstm-music[web]"' in capsys.readouterr().err
+
+
+def test_serve_warns_off_localhost_and_refuses_a_busy_port(capsys, monkeypatch) -> None:
+    import uvicorn
+
+    ran = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self: ran.append(self.config.host))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+    assert main(["serve", "--host", "0.0.0.0", "--port", str(free)]) == 0
+    out = capsys.readouterr().out
+    assert "reachable from the network" in out and f"http://127.0.0.1:{free}/" in out
+    assert ran == ["0.0.0.0"]
+    assert main(["serve", "--workers", "0"]) == 1  # checked before anything is printed
+    captured = capsys.readouterr()
+    assert "workers" in captured.err and "open" not in captured.out
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        with pytest.raises(LstmMusicError, match="in use"):
+            server.check_port("127.0.0.1", busy.getsockname()[1])
+    assert server.is_local("127.0.0.1") and server.is_local("::1")
+    assert not server.is_local("0.0.0.0")

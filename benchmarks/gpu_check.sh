@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# GPU checks on a machine with CUDA: the test suite (tests/test_cuda.py runs only there), then,
+# GPU checks on a machine with CUDA: tests/test_cuda.py (it runs only there) and the training,
+# generation and evaluation tests (where "auto" now picks the GPU), then,
 # given CORPUS RUN MINUTES, a training run on the GPU. Wheels in .whl/ (packages the machine
 # lacks, e.g. symusic and miditok) are installed first into /tmp/site.
 #   bash benchmarks/gpu_check.sh                         # tests only
@@ -15,9 +16,10 @@ nvidia-smi -L
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py
 status=$?
-python3 -m pytest -q -p no:cacheprovider tests --ignore=tests/test_cuda.py || status=1
 if [ $# -ge 3 ]; then
     python3 -m lstm_music train "$1" --out "$2" --max-minutes "$3" --device cuda -q --overwrite \
         || status=1
 fi
+timeout 120 python3 -m pytest -q -p no:cacheprovider tests/test_train.py tests/test_generate.py \
+    tests/test_evaluate.py || status=1
 exit $status

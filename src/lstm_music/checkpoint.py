@@ -39,6 +39,7 @@ def write_safetensors(path: Path, tensors: dict[str, torch.Tensor], meta: dict[s
     try:
         tensors = {name: t.detach().contiguous().cpu() for name, t in tensors.items()}
         save_file(tensors, temporary, metadata={META_KEY: json.dumps(meta)})
+        os.chmod(temporary, 0o644)  # mkstemp makes it private; a checkpoint is an ordinary file
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

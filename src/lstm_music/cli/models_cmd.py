@@ -48,7 +48,7 @@ def run_models(args: argparse.Namespace) -> int:
         )
         for d in described
     ]
-    print(format_table(("model", "tokens", "parameters", "size", "held-out NLL/token"), rows))
+    print(format_table(("model", "tokens", "parameters", "size", "valid NLL/token"), rows))
     for d in described:
         print(f"\n{d['name']}: {d['summary']}")
     print("\n`lstm-music models NAME` prints a model's card.")

@@ -1,0 +1,90 @@
+"""The model shipped in the package, `lstm-music models`, and `lstm-music demo`."""
+
+from __future__ import annotations
+
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+import symusic
+
+from lstm_music import render
+from lstm_music.checkpoint import load_checkpoint
+from lstm_music.cli import main
+from lstm_music.errors import LstmMusicError
+from lstm_music.models import DEFAULT_MODEL, resolve_checkpoint, shipped_model, shipped_models
+from lstm_music.sample import GenerateOptions, generate
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def wav_rms(path: Path) -> float:
+    with wave.open(str(path)) as file:
+        assert file.getsampwidth() == 2
+        samples = np.frombuffer(file.readframes(file.getnframes()), dtype=np.int16)
+    return float(np.sqrt(np.mean((samples / 32768.0) ** 2)))
+
+
+def test_the_default_model_ships_small_with_a_card() -> None:
+    model = shipped_model()
+    assert model.name == DEFAULT_MODEL and shipped_models()[0] == model
+    assert model.path.stat().st_size <= 15_000_000
+    card = model.card.read_text(encoding="utf-8")
+    for needed in ("lstm-music train", "licence", "NLL", "compare", "Listening"):
+        assert needed in card
+    described = model.describe()
+    assert described["tokenizer"] == "remi" and described["parameters"] > 1_000_000
+
+
+def test_shipped_model_generates_valid_midi(tmp_path: Path) -> None:
+    checkpoint = load_checkpoint(resolve_checkpoint(None))
+    [piece] = generate(checkpoint, GenerateOptions(tokens=120, seed=1))
+    path = tmp_path / "bach.mid"
+    piece.score.dump_midi(str(path))
+    assert symusic.Score(str(path)).note_num() > 10
+
+
+def test_models_command_and_names(tmp_path: Path, capsys) -> None:
+    assert main(["models"]) == 0
+    assert DEFAULT_MODEL in capsys.readouterr().out
+    assert main(["models", DEFAULT_MODEL]) == 0
+    assert "licence" in capsys.readouterr().out
+    assert main(["models", "no-such-model"]) == 1
+    assert "shipped:" in capsys.readouterr().err
+    assert resolve_checkpoint(DEFAULT_MODEL) == shipped_model().path
+    with pytest.raises(LstmMusicError, match="lstm-music models"):
+        resolve_checkpoint("no-such-model")
+    out = tmp_path / "new.mid"  # no checkpoint: the shipped model writes
+    assert main(["generate", "--out", str(out), "--tokens", "64", "--seed", "2", "--png"]) == 0
+    assert symusic.Score(str(out)).note_num() > 0
+    assert out.with_suffix(".png").read_bytes().startswith(PNG_MAGIC)
+
+
+def check_demo_folder(folder: Path, num: int) -> None:
+    for number in range(1, num + 1):
+        stem = folder / f"demo-{number}"
+        assert symusic.Score(str(stem.with_suffix(".mid"))).note_num() > 0
+        assert wav_rms(stem.with_suffix(".wav")) > 0.01  # not silent
+        png = stem.with_suffix(".png").read_bytes()
+        assert png.startswith(PNG_MAGIC) and len(png) > 5000
+
+
+def test_demo_writes_midi_wav_and_png(tmp_path: Path, capsys) -> None:
+    assert (
+        main(["demo", "--out", str(tmp_path), "--seed", "1", "--num", "2", "--seconds", "6"]) == 0
+    )
+    output = capsys.readouterr().out
+    assert "demo-2.wav" in output and "seed 1" in output
+    check_demo_folder(tmp_path, 2)
+
+
+def test_demo_without_a_soundfont_uses_the_fallback_synth(tmp_path: Path, monkeypatch, capsys):
+    monkeypatch.delenv(render.SOUNDFONT_ENV, raising=False)
+    monkeypatch.setattr(render, "SOUNDFONT_PATHS", (str(tmp_path / "absent.sf2"),))
+    assert (
+        main(["demo", "--out", str(tmp_path), "--seed", "3", "--num", "1", "--seconds", "5"]) == 0
+    )
+    output = capsys.readouterr().out
+    assert "fallback" in output and "warning: no SoundFont" in output
+    check_demo_folder(tmp_path, 1)

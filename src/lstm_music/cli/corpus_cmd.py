@@ -1,4 +1,4 @@
-"""`lstm-music corpus info DIR`: what a prepared corpus holds."""
+"""`lstm-music corpus info DIR`: what a prepared corpus holds; `corpus builtin`: what ships."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from lstm_music.cli.table import format_table
 def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "corpus",
-        help="inspect a prepared corpus",
-        description="Inspect a corpus made by `lstm-music prepare`.",
+        help="inspect a prepared corpus; list the built-in public-domain corpora",
+        description="Inspect a corpus made by `lstm-music prepare` (info), or list the "
+        "built-in public-domain collections that `prepare --builtin NAME` can use (builtin).",
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     info = actions.add_parser(
@@ -24,6 +25,19 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     info.add_argument("corpus", metavar="CORPUS_DIR")
     info.add_argument("--json", action="store_true", help="machine-readable output")
     info.set_defaults(run=run_info)
+    builtin = actions.add_parser(
+        "builtin",
+        help="the built-in public-domain collections (for prepare --builtin NAME)",
+        description="The public-domain collections bundled with music21 that `lstm-music "
+        "prepare --builtin NAME --out DIR` converts to MIDI (once, cached under "
+        "$LSTM_MUSIC_CACHE, else $XDG_CACHE_HOME/lstm-music, else ~/.cache/lstm-music) and "
+        "prepares: name, pieces (the count converted once cached, else about how many), "
+        "composer and date, licence, and where the cache is. Converting needs music21: "
+        'pip install "lstm-music[corpora]". Collections restricted to non-commercial use '
+        "(music21's Essen folksongs) are not offered.",
+    )
+    builtin.add_argument("--json", action="store_true", help="machine-readable output")
+    builtin.set_defaults(run=run_builtin)
 
 
 def run_info(args: argparse.Namespace) -> int:
@@ -45,4 +59,45 @@ def run_info(args: argparse.Namespace) -> int:
         print(f"\n{len(problems)} file(s) not used:")
         for problem in problems:
             print(f"  {problem['status']:8} {problem['source']}: {problem['reason']}")
+    return 0
+
+
+def builtin_rows() -> list[dict]:
+    """Every built-in collection with its cache state (no music21 needed)."""
+    from dataclasses import asdict
+
+    from lstm_music.builtin import COLLECTIONS, cache_folder, read_source
+
+    rows = []
+    for collection in COLLECTIONS:
+        folder = cache_folder(collection.name)
+        source = read_source(folder)
+        rows.append(
+            {
+                **asdict(collection),
+                "cached": source is not None,
+                "cache_folder": str(folder),
+                "pieces": source["count"] if source else None,
+            }
+        )
+    return rows
+
+
+def run_builtin(args: argparse.Namespace) -> int:
+    rows = builtin_rows()
+    if args.json:
+        print(json.dumps(rows, indent=1, ensure_ascii=False))
+        return 0
+    table = [
+        (
+            row["name"],
+            row["pieces"] if row["cached"] else f"~{row['approx_pieces']}",
+            row["composer"],
+            row["licence"],
+            row["cache_folder"] if row["cached"] else "no",
+        )
+        for row in rows
+    ]
+    print(format_table(("name", "pieces", "composer/date", "licence", "cached"), table))
+    print("\nlstm-music prepare --builtin NAME --out DIR   (first use converts: needs music21)")
     return 0

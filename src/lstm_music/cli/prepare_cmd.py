@@ -15,6 +15,15 @@ is broken, crashes or hangs its worker is listed as skipped/failed with the reas
 goes on. Re-running into the same --out folder re-tokenizes only files whose content changed.
 If an input folder has sub-folders train/, valid/ (and test/), they give the split; otherwise
 files are split by --valid-fraction/--test-fraction and --seed.
+
+Built-in public-domain corpora: --builtin NAME (bach-chorales, oneills-1850, ryans-mammoth; see
+`lstm-music corpus builtin`) converts scores bundled with music21 to MIDI once, into
+~/.cache/lstm-music/corpora/NAME ($LSTM_MUSIC_CACHE or $XDG_CACHE_HOME to move it), then
+prepares that folder, together with any INPUT given. The first conversion needs music21:
+pip install "lstm-music[corpora]". --builtin-limit N converts only the first N pieces (into a
+folder of its own) for a quick try.
+
+  lstm-music prepare --builtin bach-chorales --out runs/bach --tokenizer grid
 """
 
 
@@ -25,13 +34,16 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("inputs", nargs="*", metavar="INPUT", help="MIDI files and/or folders")
+    parser.add_argument(
+        "inputs", nargs="*", metavar="INPUT", help="MIDI files and/or folders (or --builtin)"
+    )
     parser.add_argument("--out", "-o", help="corpus folder to write (created or replaced)")
     parser.add_argument(
         "--config",
         metavar="FILE.toml",
         help="settings from a TOML file (its [prepare] table); flags override it",
     )
+    _add_builtin_arguments(parser)
     group = parser.add_argument_group("tokens")
     group.add_argument(
         "--tokenizer",
@@ -73,6 +85,22 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
+def _add_builtin_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("built-in corpora (public domain, via music21)")
+    group.add_argument(
+        "--builtin",
+        metavar="NAME",
+        help="a built-in collection: bach-chorales, oneills-1850, ryans-mammoth "
+        "(converted to MIDI once and cached; `lstm-music corpus builtin` lists them)",
+    )
+    group.add_argument(
+        "--builtin-limit",
+        type=int,
+        metavar="N",
+        help="convert only the first N pieces of --builtin (a quick try; cached separately)",
+    )
+
+
 # flags that map one-to-one onto PrepareConfig fields
 FLAG_SETTINGS = (
     "out",
@@ -97,6 +125,11 @@ def config_from_args(args: argparse.Namespace):  # -> PrepareConfig
 
     flags = {key: getattr(args, key) for key in FLAG_SETTINGS}
     flags["inputs"] = args.inputs or None
+    toml = load_toml(args.config, "prepare") if args.config else {}
+    if args.builtin is not None:
+        flags["inputs"] = [str(_builtin_path(args)), *(args.inputs or toml.get("inputs") or [])]
+    elif args.builtin_limit is not None:
+        raise LstmMusicError("--builtin-limit goes with --builtin NAME")
     if args.grid_step is not None:
         from lstm_music.tokenizers.grid import parse_grid_step
 
@@ -106,18 +139,29 @@ def config_from_args(args: argparse.Namespace):  # -> PrepareConfig
             flags["programs"] = [int(p) for p in args.programs.split(",") if p.strip()]
         except ValueError as error:
             raise LstmMusicError("--programs takes numbers like 0,1,2") from error
-    toml = load_toml(args.config, "prepare") if args.config else {}
     if not (flags["inputs"] or toml.get("inputs")):
-        raise LstmMusicError("name at least one MIDI file or folder (INPUT)")
+        raise LstmMusicError("name at least one MIDI file or folder (INPUT), or --builtin NAME")
     if not (flags["out"] or toml.get("out")):
         raise LstmMusicError("--out CORPUS_DIR is required")
     return build_config(PrepareConfig, toml, flags)
 
 
+def _builtin_path(args: argparse.Namespace):  # -> Path
+    """Where the --builtin collection is cached (checked now, converted in `run`)."""
+    from lstm_music.builtin import cache_folder
+
+    return cache_folder(args.builtin, args.builtin_limit)
+
+
 def run(args: argparse.Namespace) -> int:
     from lstm_music.prepare import prepare
 
-    result = prepare(config_from_args(args), progress=not args.quiet)
+    config = config_from_args(args)  # every setting checked before a long conversion
+    if args.builtin is not None:
+        from lstm_music.builtin import builtin_folder
+
+        builtin_folder(args.builtin, args.builtin_limit, args.workers, progress=not args.quiet)
+    result = prepare(config, progress=not args.quiet)
     print(summary(result))
     return 0
 

@@ -17,16 +17,14 @@ pytest.importorskip(
 
 import symusic  # noqa: E402
 
-from lstm_music import builtin  # noqa: E402
+from lstm_music import builtin, builtin_convert  # noqa: E402
 from lstm_music.builtin import (  # noqa: E402
     COLLECTIONS,
-    ConvertJob,
-    Piece,
     builtin_folder,
     cache_folder,
     get_collection,
-    list_pieces,
 )
+from lstm_music.builtin_convert import ConvertJob, Piece, list_pieces, music21_corpus  # noqa: E402
 from lstm_music.cli import main  # noqa: E402
 from lstm_music.corpus import Corpus  # noqa: E402
 from lstm_music.errors import LstmMusicError  # noqa: E402
@@ -80,7 +78,7 @@ def test_second_call_is_a_cache_hit(bach3_cache: Path, monkeypatch) -> None:
     def no_conversion(*args, **kwargs):
         raise AssertionError("converted again")
 
-    monkeypatch.setattr(builtin, "_convert", no_conversion)
+    monkeypatch.setattr(builtin_convert, "convert", no_conversion)
     monkeypatch.setitem(sys.modules, "music21", None)  # a hit needs no music21 either
     started = time.perf_counter()
     assert builtin_folder("bach-chorales", limit=3, progress=False) == folder
@@ -104,7 +102,7 @@ def test_oneills_tunes_become_one_midi_each(cache: Path) -> None:
 
 
 def test_piece_lists_are_complete_unique_and_readable() -> None:
-    corpus_dir = builtin._music21_corpus()
+    corpus_dir = music21_corpus()
     for collection in COLLECTIONS:
         names = [p.name for p in list_pieces(collection, corpus_dir)]
         assert len(names) == len(set(names)), collection.name
@@ -115,7 +113,7 @@ def test_piece_lists_are_complete_unique_and_readable() -> None:
 
 
 def test_five_voice_chorale_is_skipped_and_bad_repeats_are_played_straight(tmp_path) -> None:
-    corpus_dir = builtin._music21_corpus()
+    corpus_dir = music21_corpus()
     job = ConvertJob(str(corpus_dir), str(tmp_path), "chorales")
     result = job(Piece("bwv27.6", "bach/bwv27.6.mxl"))
     assert result["status"] == "skipped" and "not four voices" in result["reason"]
@@ -130,14 +128,14 @@ def test_five_voice_chorale_is_skipped_and_bad_repeats_are_played_straight(tmp_p
 
 
 def test_doubled_part_names_become_voice_names(tmp_path: Path) -> None:
-    job = ConvertJob(str(builtin._music21_corpus()), str(tmp_path), "chorales")
+    job = ConvertJob(str(music21_corpus()), str(tmp_path), "chorales")
     assert job(Piece("bwv171.6", "bach/bwv171.6.mxl"))["status"] == "ok"  # "Soprano\rOboe 1,2"
     tracks = [t for t in symusic.Score(str(tmp_path / "bwv171.6.mid")).tracks if t.notes]
     assert [t.name for t in tracks] == ["Soprano", "Alto", "Tenor", "Bass"]
 
 
 def test_slow_repeat_expansion_falls_back_to_straight_through(tmp_path, monkeypatch) -> None:
-    corpus_dir = builtin._music21_corpus()
+    corpus_dir = music21_corpus()
     [reel] = [
         p
         for p in list_pieces(get_collection("ryans-mammoth"), corpus_dir)
@@ -145,7 +143,7 @@ def test_slow_repeat_expansion_falls_back_to_straight_through(tmp_path, monkeypa
     ]
     (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
     expanded = ConvertJob(str(corpus_dir), str(tmp_path / "a"), "abc")(reel)
-    monkeypatch.setattr(builtin, "REPEAT_SECONDS", 0.001)
+    monkeypatch.setattr(builtin_convert, "REPEAT_SECONDS", 0.001)
     straight = ConvertJob(str(corpus_dir), str(tmp_path / "b"), "abc")(reel)
     assert expanded["status"] == straight["status"] == "ok"
     assert 0 < straight["notes"] < expanded["notes"]  # each repeated half played once
@@ -154,12 +152,12 @@ def test_slow_repeat_expansion_falls_back_to_straight_through(tmp_path, monkeypa
 def test_failures_are_counted_not_fatal_unless_nothing_converts(cache: Path, monkeypatch) -> None:
     real = list_pieces
     missing = Piece("missing", "bach/no-such-chorale.mxl")
-    monkeypatch.setattr(builtin, "list_pieces", lambda c, d: [*real(c, d)[:1], missing])
+    monkeypatch.setattr(builtin_convert, "list_pieces", lambda c, d: [*real(c, d)[:1], missing])
     folder = builtin_folder("bach-chorales", limit=2, progress=False)
     source = json.loads((folder / "source.json").read_text())
     assert source["count"] == 1 and midi_files(folder) == ["bwv1.6.mid"]
     assert [f["piece"] for f in source["failures"]] == ["missing"]
-    monkeypatch.setattr(builtin, "list_pieces", lambda c, d: [missing])
+    monkeypatch.setattr(builtin_convert, "list_pieces", lambda c, d: [missing])
     with pytest.raises(LstmMusicError, match="no piece converted"):
         builtin_folder("bach-chorales", limit=1, progress=False)
     assert sorted(p.name for p in (cache / "corpora").iterdir()) == ["bach-chorales-first2"]

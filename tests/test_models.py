@@ -26,9 +26,13 @@ def wav_rms(path: Path) -> float:
     return float(np.sqrt(np.mean((samples / 32768.0) ** 2)))
 
 
-def test_the_default_model_ships_small_with_a_card() -> None:
-    model = shipped_model()
-    assert model.name == DEFAULT_MODEL and shipped_models()[0] == model
+def test_the_default_model_comes_first() -> None:
+    assert shipped_model().name == DEFAULT_MODEL == shipped_models()[0].name
+
+
+@pytest.mark.parametrize("name", ["bach-chorales", "oneills-1850"])
+def test_shipped_models_are_small_with_a_card(name: str) -> None:
+    model = shipped_model(name)
     assert model.path.stat().st_size <= 15_000_000
     card = model.card.read_text(encoding="utf-8")
     for needed in ("lstm-music train", "licence", "NLL", "compare", "Listening"):
@@ -37,8 +41,9 @@ def test_the_default_model_ships_small_with_a_card() -> None:
     assert described["tokenizer"] == "remi" and described["parameters"] > 1_000_000
 
 
-def test_shipped_model_generates_valid_midi(tmp_path: Path) -> None:
-    checkpoint = load_checkpoint(resolve_checkpoint(None))
+@pytest.mark.parametrize("name", [None, "oneills-1850"])
+def test_shipped_models_generate_valid_midi(tmp_path: Path, name: str | None) -> None:
+    checkpoint = load_checkpoint(resolve_checkpoint(name))
     [piece] = generate(checkpoint, GenerateOptions(tokens=120, seed=1))
     path = tmp_path / "bach.mid"
     piece.score.dump_midi(str(path))

@@ -21,7 +21,6 @@ from lstm_music.corpus import BOS_ID, SPECIAL_TOKENS
 from lstm_music.errors import LstmMusicError
 from lstm_music.stepper import FastStepper, pick_tokens
 
-SMALL_BATCH = 8  # pieces generated together; up to this many, BLAS runs on one thread
 CHUNK = 256  # tokens generated between length checks when the length is in seconds or bars
 
 
@@ -170,7 +169,7 @@ def generate(
     session = _Session(checkpoint, primer_ids, options, rng)
     new = np.zeros((options.num, 0), dtype=np.int64)
     while True:
-        with _blas_threads(session, options.num):
+        with _blas_threads(session):
             chunk = session.advance(CHUNK if timed_length else options.tokens)
         new = np.concatenate([new, chunk], 1)
         pieces = [_piece(checkpoint, primer_ids, row, tokenizer, options) for row in new]
@@ -183,16 +182,17 @@ def generate(
     return pieces
 
 
-def _blas_threads(session: _Session, batch: int):
-    """One BLAS thread for small batches on the CPU.
+def _blas_threads(session: _Session):
+    """One BLAS thread while stepping on the CPU.
 
-    A step multiplies a few rows by the weights: too little work to share between threads, and
-    OpenBLAS's threads spin-wait for each other. Measured on a busy 2-core machine: 3.1 s with
-    two threads against 0.65 s with one for three 20-second pieces.
+    A step multiplies a few rows by the weights: too little work to share, and OpenBLAS's
+    threads spin-wait for each other, which on a busy machine costs ten times over. Measured on
+    the 2-core machine with other work running (benchmarks/RESULTS.md): 0.25 against 2.9-4.9 ms
+    per token for one piece, 0.09 against 0.19-0.90 for 64.
     """
     from threadpoolctl import threadpool_limits
 
-    if session.stepper.use_numpy and batch <= SMALL_BATCH:
+    if session.stepper.use_numpy:
         return threadpool_limits(limits=1, user_api="blas")
     return contextlib.nullcontext()
 

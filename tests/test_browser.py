@@ -10,6 +10,7 @@ leaves no temporary folder behind.
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import signal
 import socket
@@ -74,6 +75,8 @@ def served(tmp_path_factory):
     )
     url = f"http://127.0.0.1:{port}/"
     try:
+        ready, _, _ = select.select([process.stdout], [], [], 60)
+        assert ready, "serve printed nothing in 60 s"
         assert url in process.stdout.readline()  # the command prints where to look
         deadline = time.monotonic() + 60
         while True:

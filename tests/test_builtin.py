@@ -6,7 +6,6 @@ import json
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -80,9 +79,7 @@ def test_second_call_is_a_cache_hit(bach3_cache: Path, monkeypatch) -> None:
 
     monkeypatch.setattr(builtin_convert, "convert", no_conversion)
     monkeypatch.setitem(sys.modules, "music21", None)  # a hit needs no music21 either
-    started = time.perf_counter()
     assert builtin_folder("bach-chorales", limit=3, progress=False) == folder
-    assert time.perf_counter() - started < 0.5
     assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == before
 
 

@@ -264,3 +264,17 @@ def test_cli_engine_choices_match_the_library(capsys):
     help_text = capsys.readouterr().out
     assert "{" + ",".join(render.ENGINES) + "}" in help_text
     assert "LSTM_MUSIC_SOUNDFONT" in help_text and "TimGM6mb" in help_text
+
+
+def test_fluidsynth_survives_more_simultaneous_notes_than_its_default_polyphony(
+    tmp_path, monkeypatch
+):
+    """FluidSynth 2.3 with its default 256 voices never returns on 300 notes starting at once."""
+    real_soundfont(monkeypatch)
+    score = symusic.Score(480)
+    track = symusic.Track("crowd", 0, False)
+    for _ in range(300):
+        track.notes.append(symusic.Note(0, 480, 60, 80))
+    score.tracks.append(track)
+    result = render_wav(score, tmp_path / "crowd.wav")
+    assert result.engine == "fluidsynth" and result.warning is None

@@ -12,6 +12,7 @@ import shutil
 import socket
 import sys
 import threading
+import time
 import wave
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -289,7 +290,9 @@ def test_a_full_queue_answers_429_with_retry_after(client, monkeypatch) -> None:
     monkeypatch.setattr(state.generator, "run", lambda spec: release.wait(10) and (1, []))
     with ThreadPoolExecutor(3) as pool:
         waiting = [pool.submit(generate, client) for _ in range(3)]  # max_queue is 3
+        deadline = time.monotonic() + 30
         while state.queue.busy < 3:
+            assert time.monotonic() < deadline, "the three requests never reached the queue"
             threading.Event().wait(0.01)
         refused = generate(client)
         release.set()
@@ -380,3 +383,15 @@ def test_serve_warns_off_localhost_and_refuses_a_busy_port(capsys, monkeypatch) 
             server.check_port("127.0.0.1", busy.getsockname()[1])
     assert server.is_local("127.0.0.1") and server.is_local("::1")
     assert not server.is_local("0.0.0.0")
+
+
+def test_local_host_names_and_upload_limits() -> None:
+    from lstm_music.cli.serve_cmd import upload_bytes
+
+    assert server.local_hosts("127.0.0.1") == ["127.0.0.1", "localhost", "[::1]"]
+    assert "127.0.0.2" in server.local_hosts("127.0.0.2")
+    assert "[::1]" in server.local_hosts("::1")
+    assert upload_bytes(2) == 2_000_000
+    for bad in (float("nan"), float("inf"), 0.0, -1.0):
+        with pytest.raises(LstmMusicError, match="max-upload-mb"):
+            upload_bytes(bad)

@@ -26,6 +26,7 @@ from lstm_music.synth import PEAK, read_wav, replacing, synthesize, write_wav
 
 ENGINES = ("auto", "fluidsynth", "symusic", "fallback")
 SOUNDFONT_ENV = "LSTM_MUSIC_SOUNDFONT"
+FLUIDSYNTH_POLYPHONY = 4096  # voices; its maximum is 65535
 SOUNDFONT_PATHS = (
     "/usr/share/sounds/sf2/TimGM6mb.sf2",  # Debian/Ubuntu timgm6mb-soundfont (6 MB)
     "/usr/share/sounds/sf2/FluidR3_GM.sf2",  # fluid-soundfont-gm (140 MB)
@@ -160,11 +161,14 @@ def _fluidsynth(score: symusic.Score, path: Path, font: Path, sample_rate: int) 
     binary = shutil.which("fluidsynth")
     if binary is None:
         raise _EngineFailed("the fluidsynth program is not installed")
-    timeout = 60 + 2 * duration_seconds(score)  # it renders far faster than real time
+    # it renders ~60x faster than real time; FluidSynth 2.3 never returns when more notes start
+    # at once than its polyphony (256 by default), so raise it and keep the wait short
+    timeout = 10 + 0.5 * duration_seconds(score)
     with tempfile.TemporaryDirectory(prefix="lstm-music-render-") as folder:
         midi, raw = Path(folder) / "in.mid", Path(folder) / "out.wav"
         score.dump_midi(str(midi))
         command = [binary, "-ni", "-q", "-g", str(FLUIDSYNTH_GAIN), "-r", str(sample_rate)]
+        command += ["-o", f"synth.polyphony={FLUIDSYNTH_POLYPHONY}"]
         command += ["-T", "wav", "-O", "s16", "-F", str(raw), str(font), str(midi)]
         try:
             done = subprocess.run(

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 from pathlib import Path
+
+from lstm_music.errors import LstmMusicError
 
 DESCRIPTION = """\
 Start a small web server with one page: choose a model (the shipped ones, and every checkpoint
@@ -55,7 +58,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "--max-upload-mb", type=float, default=2.0, help="largest MIDI primer accepted (2)"
     )
     parser.add_argument(
-        "--history", type=int, default=100, help="pieces kept; older ones are deleted (100)"
+        "--history", type=int, default=30, help="pieces kept; older ones are deleted (30)"
     )
     parser.add_argument("--access-log", action="store_true", help="log every request")
     parser.set_defaults(run=run_serve)
@@ -79,10 +82,17 @@ def run_serve(args: argparse.Namespace) -> int:
             args.runs,
             workers=args.workers,
             max_queue=args.queue,
-            max_upload_bytes=int(args.max_upload_mb * 1e6),
+            max_upload_bytes=upload_bytes(args.max_upload_mb),
             history=args.history,
             access_log=args.access_log,
             announce=announce,
         )
     print("lstm-music serve: stopped; generated files removed")
     return 0
+
+
+def upload_bytes(megabytes: float) -> int:
+    """--max-upload-mb as bytes; nan, infinite or non-positive values are refused."""
+    if not (math.isfinite(megabytes) and megabytes > 0):
+        raise LstmMusicError(f"--max-upload-mb must be a positive number, not {megabytes}")
+    return int(megabytes * 1e6)

@@ -176,7 +176,7 @@ def create_app(
     workers: int = 1,
     max_queue: int = 8,
     max_upload_bytes: int = 2_000_000,
-    history: int = 100,
+    history: int = 30,
     cache: int = 2,
     allowed_hosts: Sequence[str] | None = None,
 ) -> FastAPI:
@@ -189,9 +189,12 @@ def create_app(
     accepted (guards a local server against DNS rebinding), None for any.
     """
     from lstm_music.web.routes import router
+    from lstm_music.web.schemas import MAX_NUM
 
-    if workers < 1 or max_queue < workers or history < 1 or cache < 1 or max_upload_bytes < 1:
-        raise LstmMusicError("need workers >= 1, queue >= workers, history, cache and upload > 0")
+    if workers < 1 or max_queue < workers or cache < 1 or max_upload_bytes < 1:
+        raise LstmMusicError("need workers >= 1, queue >= workers, cache and upload > 0")
+    if history < MAX_NUM:  # else a request's own pieces could be dropped before it answers
+        raise LstmMusicError(f"--history must be at least {MAX_NUM}, the most pieces per request")
     settings = {"workers": workers, "max_queue": max_queue, "history": history, "cache": cache,
                 "max_upload_bytes": max_upload_bytes}  # fmt: skip
     app = FastAPI(

@@ -24,6 +24,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from lstm_music.errors import LstmMusicError
+
 ID_PATTERN = r"^[0-9a-f]{32}$"
 FILES = {"midi": ("piece.mid", "audio/midi"), "wav": ("piece.wav", "audio/wav"),
          "png": ("piece.png", "image/png")}  # fmt: skip
@@ -236,7 +238,11 @@ class Generator:
         seed = spec.seed if spec.seed is not None else random.SystemRandom().randrange(1, 100_000)
         primer = []
         if spec.primer is not None:
-            primer = midi_primer(spec.primer.path, checkpoint, spec.primer_tokens)
+            try:
+                primer = midi_primer(spec.primer.path, checkpoint, spec.primer_tokens)
+            except LstmMusicError as error:  # name the upload, not the server's temp path
+                text = str(error).replace(str(spec.primer.path), spec.primer.filename)
+                raise LstmMusicError(text.split(" (use --")[0]) from error
         options = GenerateOptions(
             tokens=spec.tokens,
             seconds=spec.seconds,

@@ -99,7 +99,10 @@ def loss_curve(state: State, model_id: str) -> FileResponse:
         drawn.parent.mkdir(parents=True, exist_ok=True)
         with state.generator.draw_lock:
             if not drawn.is_file():
-                plot_losses(source, drawn, title=f"{entry.label}: training loss")
+                try:
+                    plot_losses(source, drawn, title=f"{entry.label}: training loss")
+                except (ValueError, KeyError, OSError) as error:  # e.g. a half-written row
+                    raise HTTPException(404, "this run's metrics cannot be drawn yet") from error
         source = drawn
     return FileResponse(source, media_type="image/png", headers={"Cache-Control": "no-cache"})
 

@@ -92,12 +92,25 @@ def serve(
         max_queue=max_queue,
         max_upload_bytes=max_upload_bytes,
         history=history,
-        allowed_hosts=["127.0.0.1", "localhost", "[::1]"] if is_local(host) else None,
+        allowed_hosts=local_hosts(host) if is_local(host) else None,
     )
     check_port(host, port)
     config = uvicorn.Config(
-        app, host=host, port=port, log_level="warning", access_log=access_log, lifespan="on"
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=access_log,
+        lifespan="on",
+        timeout_graceful_shutdown=3,  # Ctrl-C must not wait for every queued generation
     )
     if announce is not None:
         announce(page_url(host, port))
     uvicorn.Server(config).run()
+
+
+def local_hosts(host: str) -> list[str]:
+    """Host headers a local server answers: the usual loopback names and the one it binds."""
+    hosts = ["127.0.0.1", "localhost", "[::1]"]
+    named = f"[{host}]" if ":" in host else host
+    return hosts if named in hosts else [*hosts, named]

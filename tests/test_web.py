@@ -395,3 +395,12 @@ def test_local_host_names_and_upload_limits() -> None:
     for bad in (float("nan"), float("inf"), 0.0, -1.0):
         with pytest.raises(LstmMusicError, match="max-upload-mb"):
             upload_bytes(bad)
+
+
+def test_cross_site_posts_are_refused(client) -> None:
+    body = {"model": client.get("/api/models").json()[0]["id"], "tokens": 16}
+    evil = client.post("/api/generate", json=body, headers={"Origin": "http://evil.example"})
+    assert evil.status_code == 403 and "cross-site" in evil.json()["detail"]
+    host = client.base_url.netloc.decode()  # what the page's own requests carry as Origin
+    same = client.post("/api/generate", json=body, headers={"Origin": f"http://{host}"})
+    assert same.status_code == 200

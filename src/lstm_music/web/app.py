@@ -84,7 +84,11 @@ class GuardMiddleware:
                     headers.setdefault("Content-Security-Policy", PAGE_POLICY)
             await send(message)
 
-        declared = dict(scope["headers"]).get(b"content-length", b"0")
+        headers = dict(scope["headers"])
+        if scope["method"] not in ("GET", "HEAD") and not same_origin(headers):
+            response = JSONResponse({"detail": "cross-site request refused"}, status_code=403)
+            return await response(scope, receive, send_with_headers)
+        declared = headers.get(b"content-length", b"0")
         if not declared.isdigit() or int(declared) > self.max_body:
             response = JSONResponse({"detail": self._too_big()}, status_code=413)
             return await response(scope, receive, send_with_headers)
@@ -103,6 +107,19 @@ class GuardMiddleware:
     def _too_big(self) -> str:
         limit = (self.max_body - MULTIPART_OVERHEAD) / 1e6
         return f"the upload is too big: at most {limit:g} MB"
+
+
+def same_origin(headers: dict[bytes, bytes]) -> bool:
+    """False when a browser says another site's page sent this request (its Origin header).
+
+    Another page could otherwise post a form to a local server; requests without an Origin
+    (curl, scripts, same-origin GETs) are not from such a page.
+    """
+    origin = headers.get(b"origin")
+    if origin is None:
+        return True
+    host = headers.get(b"host", b"")
+    return origin.split(b"://", 1)[-1] == host
 
 
 def _validation_message(error: RequestValidationError) -> JSONResponse:

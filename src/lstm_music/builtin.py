@@ -179,14 +179,10 @@ def _publish(temporary: Path, final: Path) -> None:
     """Rename the finished folder into place; an older-format conversion is replaced."""
     if read_source(final) is not None:
         return  # another process finished first: keep its folder, drop ours
+    from lstm_music.fsutil import swap_in
+
     try:
-        if final.exists():
-            old = final.with_name(f".{final.name}.old-{os.getpid()}")
-            os.replace(final, old)
-            os.replace(temporary, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(temporary, final)
+        swap_in(temporary, final)
     except OSError as error:  # another process published between our check and our rename
         if read_source(final) is None:
             raise LstmMusicError(f"cannot move the conversion into {final}: {error}") from error

@@ -24,6 +24,7 @@ from lstm_music.config import to_dict
 from lstm_music.corpus import Corpus, CorpusError, PieceInfo, build_vocabulary, write_corpus
 from lstm_music.discover import FoundFile, assign_splits, find_midi_files
 from lstm_music.errors import LstmMusicError
+from lstm_music.fsutil import swap_in
 from lstm_music.midi import (
     MidiError,
     SkipFile,
@@ -282,13 +283,7 @@ def _write_atomically(out: Path, meta, pieces, manifest) -> None:
     temporary = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         write_corpus(temporary, meta, pieces, manifest)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-            os.replace(temporary, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(temporary, out)
+        swap_in(temporary, out)
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise

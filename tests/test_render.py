@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 import shutil
+import subprocess
+import sys
 import wave
 from pathlib import Path
 
@@ -278,3 +280,17 @@ def test_fluidsynth_survives_more_simultaneous_notes_than_its_default_polyphony(
     score.tracks.append(track)
     result = render_wav(score, tmp_path / "crowd.wav")
     assert result.engine == "fluidsynth" and result.warning is None
+
+
+def test_drawing_never_imports_pyplot(tmp_path):
+    """Pictures are `Figure` objects: a notebook's backend and figures are left alone."""
+    code = (
+        "import sys, symusic; from lstm_music.render import render_png; "
+        "from lstm_music.plots import plot_distributions; s = symusic.Score(480); "
+        "t = symusic.Track('p', 0, False); t.notes.append(symusic.Note(0, 480, 60, 80)); "
+        f"s.tracks.append(t); render_png(s, {str(tmp_path / 'a.png')!r}); "
+        "print('matplotlib.pyplot' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"

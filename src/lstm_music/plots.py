@@ -1,9 +1,10 @@
 """Pictures in one visual style: the training loss curve, statistics, piano rolls.
 
-Every picture draws inside `plt.rc_context(STYLE)` with colours from COLORS and PALETTE (the
-piano roll of `lstm_music.render` too), so they read as one family. matplotlib is imported
-inside the functions, with the non-interactive Agg backend, so nothing opens a window and
-importing lstm_music stays fast.
+Every picture draws inside `matplotlib.rc_context(STYLE)` with colours from COLORS and PALETTE
+(the piano roll of `lstm_music.render` too), so they read as one family. matplotlib is imported
+inside the functions, and figures are made as `Figure` objects without pyplot: nothing opens a
+window, a caller's backend (a notebook's, say) is left alone, and importing lstm_music stays
+fast. rc_context changes process-wide settings while it lasts, so threads draw one at a time.
 """
 
 from __future__ import annotations
@@ -30,9 +31,7 @@ WIDE_FIGSIZE = (10, 4)  # pictures along time (piano rolls): wider than STYLE's 
 def plot_losses(metrics_csv: Path, png: Path, title: str = "") -> Path:
     """Training and validation loss (nats per token) against steps, from metrics.csv."""
     import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     steps, train, valid_steps, valid = [], [], [], []
     with open(metrics_csv, newline="") as file:
@@ -43,8 +42,9 @@ def plot_losses(metrics_csv: Path, png: Path, title: str = "") -> Path:
             if row.get("valid_loss"):
                 valid_steps.append(int(row["step"]))
                 valid.append(float(row["valid_loss"]))
-    with plt.rc_context(STYLE):
-        figure, axes = plt.subplots()
+    with matplotlib.rc_context(STYLE):
+        figure = Figure()  # no pyplot: no global figure, backend untouched
+        axes = figure.subplots()
         axes.plot(steps, train, color=COLORS["train"], lw=1, alpha=0.8, label="training")
         if valid:
             axes.plot(
@@ -62,7 +62,6 @@ def plot_losses(metrics_csv: Path, png: Path, title: str = "") -> Path:
         axes.legend()
         figure.tight_layout()
         figure.savefig(png)
-        plt.close(figure)
     return png
 
 
@@ -79,16 +78,15 @@ def plot_distributions(
     the reference reads like the training data it comes from.
     """
     import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.figure import Figure
 
     colors = [COLORS["train"], COLORS["valid"]]
     x = np.arange(len(labels))
     width = 0.8 / max(1, len(series))
-    with plt.rc_context(STYLE):
-        figure, axes = plt.subplots()
+    with matplotlib.rc_context(STYLE):
+        figure = Figure()  # no pyplot: no global figure, backend untouched
+        axes = figure.subplots()
         for i, (name, values) in enumerate(series.items()):
             shift = (i - (len(series) - 1) / 2) * width
             color = colors[i] if i < len(colors) else None
@@ -101,5 +99,4 @@ def plot_distributions(
         axes.legend()
         figure.tight_layout()
         figure.savefig(png)
-        plt.close(figure)
     return png

@@ -221,17 +221,16 @@ def render_png(
     if time_unit not in TIME_UNITS:
         raise LstmMusicError(f"time unit must be one of {', '.join(TIME_UNITS)}, not {time_unit!r}")
     import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
     from lstm_music.plots import STYLE, WIDE_FIGSIZE
 
     path = Path(path)
     to_x, bar_lines, xlabel = _time_axis(score, time_unit)
-    with plt.rc_context(STYLE):
-        figure, axes = plt.subplots(figsize=WIDE_FIGSIZE)
+    with matplotlib.rc_context(STYLE):
+        figure = Figure(figsize=WIDE_FIGSIZE)  # no pyplot: no global figure, backend untouched
+        axes = figure.subplots()
         pitches = _draw_notes(axes, score, to_x)
         _pitch_axis(axes, pitches)
         end = float(to_x(np.array([max(score.end(), 1)]))[0])
@@ -250,11 +249,8 @@ def render_png(
             axes.text(0.5, 0.5, "no notes", transform=axes.transAxes, ha="center", color="0.5")
         figure.text(0.99, 0.01, "darker = louder", ha="right", va="bottom", color="0.5", size=8)
         figure.tight_layout()
-        try:
-            with replacing(path) as temporary:
-                figure.savefig(temporary, format="png")
-        finally:
-            plt.close(figure)
+        with replacing(path) as temporary:
+            figure.savefig(temporary, format="png")
     return path
 
 

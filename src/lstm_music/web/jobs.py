@@ -227,7 +227,7 @@ class Generator:
         self.root = root
         self.pieces = pieces
         self.cache = CheckpointCache(cache_size)
-        self.draw_lock = threading.Lock()  # matplotlib's pyplot is not thread-safe
+        self.draw_lock = threading.Lock()  # matplotlib's style settings are process-wide
 
     def run(self, spec: JobSpec) -> tuple[int, list[Piece]]:
         """The seed used and the new pieces (already in the store). Runs in a worker thread."""

@@ -2,6 +2,9 @@
 
     python benchmarks/prepare.py            # full run: all 92 seed files, 10,000 synthetic files
     python benchmarks/prepare.py --quick    # smoke run: 5 music21 files, 200 synthetic files
+    python benchmarks/prepare.py --memory 1000,50000 --baseline-src /tmp/base/src
+        # parent peak RSS and files/s against an older checkout's src/ (e.g. `git archive HEAD
+        # src | tar -x -C /tmp/base`), each run in a fresh interpreter; no music21 part
 
 Not a test: it prints timings, ratios and peak memory. music21 runs in a child interpreter (so
 this process never imports it and its memory never inflates the figures below); `prepare` is
@@ -234,6 +237,83 @@ def bench_scale(args: argparse.Namespace, scratch: Path) -> None:
         )
 
 
+def prepare_only(folder: Path, out: Path, workers: int) -> None:
+    """Child-process entry: one `prepare` run; prints seconds, counts and this process's peak RSS.
+
+    `ru_maxrss` is the kernel's exact high-water mark of this (the parent) process alone,
+    workers excluded; it includes the imports (~100 MB), as a user's `lstm-music prepare` does.
+    """
+    import resource
+
+    from lstm_music.prepare import PrepareConfig, prepare
+
+    config = PrepareConfig(inputs=[str(folder)], out=str(out), tokenizer="remi", workers=workers)
+    started = time.perf_counter()
+    result = prepare(config, progress=False)
+    seconds = time.perf_counter() - started
+    usage, workers_usage = (resource.getrusage(who) for who in (resource.RUSAGE_SELF, -1))
+    peak, cpu = usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime  # maxrss: KB on Linux
+    workers_cpu = workers_usage.ru_utime + workers_usage.ru_stime  # -1: RUSAGE_CHILDREN, reaped
+    run = {"seconds": seconds, "ok": result.counts["ok"], "tokens": int(len(result.corpus.ids))}
+    print(json.dumps({**run, "peak": peak, "cpu": cpu, "workers_cpu": workers_cpu}))
+
+
+def run_prepare_child(src: Path, folder: Path, workers: int, scratch: Path) -> dict[str, Any]:
+    """`prepare_only` in a fresh interpreter importing lstm_music from `src`."""
+    out = Path(tempfile.mkdtemp(dir=scratch)) / "corpus"
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    command = [sys.executable, __file__, "--prepare-only", str(folder), str(out), str(workers)]
+    done = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
+    shutil.rmtree(out.parent)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def bench_memory(args: argparse.Namespace, scratch: Path) -> None:
+    """Parent peak RSS and files/s of `prepare` (remi, 2 workers): this src against a baseline."""
+    current = Path(__file__).resolve().parents[1] / "src"
+    codes = [("new", current)] + ([("old", args.baseline_src)] if args.baseline_src else [])
+    print(f"\n== parent memory: new = {current}, old = {args.baseline_src or '(none)'}")
+    print("each run: a fresh interpreter, prepare --tokenizer remi -j 2 into a fresh folder;")
+    print("parent peak = ru_maxrss of the parent process (workers excluded, imports included)")
+    print(f"{'files':>7} {'code':4} {'seconds':>8} {'files/s':>8} {'tokens':>12} ", end="")
+    print(f"{'parent MB':>10} {'parent CPU s':>13} {'all CPU s':>10} {'files/CPU s':>12}")
+    for count in args.memory:
+        folder = scratch / f"memory-{count}"
+        folder.mkdir()
+        make_synthetic(folder, count)
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in codes}
+        repeat = args.repeat if count <= 10_000 else 1  # a 50,000-file run takes minutes
+        for _ in range(repeat):  # alternate new and old so load changes hit both alike
+            for name, src in codes:
+                run = run_prepare_child(src, folder, 2, scratch)
+                runs[name].append({**run, "all_cpu": run["cpu"] + run["workers_cpu"]})
+        best = {  # fastest wall time and least CPU of the repeats; the highest memory peak
+            name: {
+                **min(done, key=lambda r: r["seconds"]),
+                "peak": max(r["peak"] for r in done),
+                "all_cpu": min(r["all_cpu"] for r in done),
+            }
+            for name, done in runs.items()
+        }
+        for name, _ in codes:
+            run = best[name]
+            print(
+                f"{count:7,} {name:4} {run['seconds']:8.1f} {count / run['seconds']:8.0f} "
+                f"{run['tokens']:12,} {run['peak'] / MB:10.0f} {run['cpu']:13.1f} "
+                f"{run['all_cpu']:10.1f} {count / run['all_cpu']:12.0f}"
+                + ("" if run["ok"] == count else f" ok={run['ok']}")
+            )
+        if "old" in best:
+            speed = best["old"]["seconds"] / best["new"]["seconds"]
+            memory = best["old"]["peak"] / best["new"]["peak"]
+            cpu = best["old"]["all_cpu"] / best["new"]["all_cpu"]
+            print(
+                f"{count:7,} new/old: files/s x{speed:.2f}, files per CPU second x{cpu:.2f}, "
+                f"parent peak RSS / {memory:.1f}"
+            )
+        shutil.rmtree(folder)
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="seed MIDI folder")
@@ -244,7 +324,16 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--no-tqdm-monitor", action="store_true", help="diagnostic: stop tqdm's monitor thread"
     )
+    parser.add_argument(
+        "--memory",
+        type=lambda text: [int(n) for n in text.split(",")],
+        help="only the parent-memory runs, on these synthetic sizes, e.g. 1000,50000",
+    )
+    parser.add_argument(
+        "--baseline-src", type=Path, help="with --memory: an older checkout's src/ to compare"
+    )
     parser.add_argument("--music21-only", type=int, default=-1, help=argparse.SUPPRESS)
+    parser.add_argument("--prepare-only", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     defaults = (5, 200, 1) if args.quick else (0, 10_000, 3)  # flags given win over --quick
     for name, value in zip(("music21_files", "synthetic_files", "repeat"), defaults):
@@ -289,6 +378,16 @@ def main() -> None:
     args = parse_args()
     if args.music21_only >= 0:
         music21_only(args.data, args.music21_only)
+        return
+    if args.prepare_only:
+        folder, out, workers = args.prepare_only
+        prepare_only(Path(folder), Path(out), int(workers))
+        return
+    if args.memory:
+        print_machine(args)
+        with tempfile.TemporaryDirectory(prefix="bench-prepare-") as scratch:
+            bench_memory(args, Path(scratch))
+        print(f"\nload average (1, 5, 15 min) at end: {load_average()}")
         return
     files = len(list(args.data.glob("*.mid")))
     if not files:

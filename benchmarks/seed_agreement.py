@@ -12,8 +12,9 @@ matched to the best of: every single track and all tracks read as one part (one 
 
 The second table is the seed's own output (`seed`: `partitionByInstrument`'s first part, which
 merges the tracks of one instrument) for the 72 files where it is not empty, against what
-`--tracks seed` gives: the file's piece from `load_pieces(..., TrackOptions(mode="seed"))`,
-encoded whole (several tracks are read as music21's merged part).
+`--tracks seed` gives: the file's piece from `load_pieces` with the track options that `prepare
+--tokenizer seed --tracks seed` uses, encoded whole (several tracks are read as music21's merged
+part).
 
     python benchmarks/seed_agreement.py [--reference PATH] [--midi-dir DIR]
 """
@@ -29,7 +30,8 @@ from pathlib import Path
 
 import symusic
 
-from lstm_music.midi import TrackOptions, load_pieces
+from lstm_music.midi import load_pieces
+from lstm_music.prepare import PrepareConfig
 from lstm_music.tokenizers.music21_parts import part_tokens
 from lstm_music.tokenizers.seed import SeedTokenizer
 
@@ -96,7 +98,8 @@ def measure_seed_agreement(
     """Like `measure_agreement`, against the seed's own tokens (files where they are not empty),
     for the piece that `--tracks seed` makes of each file."""
     reference = json.loads(Path(reference_json).read_text())["files"]
-    tokenizer, options = SeedTokenizer(), TrackOptions(mode="seed")
+    tokenizer = SeedTokenizer()
+    options = PrepareConfig(inputs=[], out="", tokenizer="seed", tracks="seed").track_options()
     per_file: dict[str, tuple[float, int]] = {}
     for name in sorted(reference):
         if seed := reference[name]["seed"]:

@@ -12,11 +12,12 @@ import symusic
 from conftest import make_score, random_melody, write_midi
 
 from lstm_music.cli import main
-from lstm_music.compare import ReferenceIndex, transition_codes
+from lstm_music.compare import ReferenceIndex, natural_key, transition_codes, yardstick_warnings
 from lstm_music.musicstats import (
     STATISTICS,
     Distribution,
     Notes,
+    compare_statistics,
     distribution,
     inter_onset_intervals,
     note_lengths,
@@ -197,9 +198,59 @@ def test_compare_command(corpus: Path, tmp_path: Path, capsys) -> None:
     assert len(report["plots"]) == len(STATISTICS)
     for png in report["plots"]:
         assert Path(png).read_bytes()[:8] == PNG_SIGNATURE
+    assert report["verdict"]["copied"] == ["copy.mid"]
+    assert report["verdict"]["text"].startswith("1 of 2 pieces copied (copy.mid); ")
+    assert any("2 held-out (valid) pieces" in w for w in report["warnings"])  # corpus of 4
+    assert all(s["inside"] in (True, False) and len(s["spread"]) == 2 for s in report["statistics"])
     assert main([*args, "--transpose-invariant"]) == 0
     out = capsys.readouterr().out
     assert "COPIED" in out and "valid vs train" in out and "polyphony" in out
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if ".mid" in line}
+    assert rows["copy.mid"][-1] == "COPIED" and rows["new.mid"][-1] == "no"  # never blank
+    assert "warning: the yardstick rests on 2 held-out (valid) pieces" in out
+    assert out.splitlines()[-1].startswith("verdict: 1 of 2 pieces copied (copy.mid); ")
+
+
+def test_pieces_come_in_natural_order(corpus: Path, tmp_path: Path, capsys) -> None:
+    for seed, name in enumerate(("piece-10", "piece-2", "Piece-1", "piece-1b")):
+        write_midi(tmp_path / "gen" / f"{name}.mid", random_melody(50 + seed, length=30))
+    assert main(["compare", str(tmp_path / "gen"), "--reference", str(corpus), "--json"]) == 0
+    files = [p["file"] for p in json.loads(capsys.readouterr().out)["pieces"]]
+    assert files == ["Piece-1.mid", "piece-1b.mid", "piece-2.mid", "piece-10.mid"]
+    assert sorted(["a10b2", "a10b10", "a9", "a10b"], key=natural_key) == [
+        "a9", "a10b", "a10b2", "a10b10",
+    ]  # fmt: skip
+
+
+def test_yardstick_warnings() -> None:
+    assert yardstick_warnings(12, 30, "train") == []
+    (few,) = yardstick_warnings(3, 30, "train")
+    assert "3 held-out (valid) pieces, fewer than 10" in few
+    assert yardstick_warnings(0, 30, "train") == ["no valid split in the corpus: yardstick skipped"]
+    (other_split,) = yardstick_warnings(12, 30, "test")
+    assert "train split" in other_split and "test split" in other_split
+
+
+def test_statistics_inside_or_below_the_held_out_spread() -> None:
+    """Like music is inside the spread of as many held-out pieces; a far wider range is below."""
+
+    def pieces(seeds: range, low: int = 60, high: int = 84) -> list[Notes]:
+        return [notes_of(make_score(melody(seed, 60, low, high))) for seed in seeds]
+
+    train, valid = pieces(range(30)), pieces(range(30, 45))
+    alike = compare_statistics(pieces(range(45, 55)), train, valid, train)
+    assert all(s.inside for s in alike), [
+        (s.statistic.name, s.spread, s.versus_train) for s in alike
+    ]
+    wide = {
+        s.statistic.name: s
+        for s in compare_statistics(pieces(range(55, 65), 30, 100), train, valid, train)
+    }
+    assert wide["pitch_range"].inside is False
+    assert wide["pitch_range"].versus_train < wide["pitch_range"].spread[0]
+    low, high = wide["pitch_range"].spread
+    assert 0 <= low <= high <= 1
+    assert compare_statistics(pieces(range(3)), train)[0].inside is None  # no yardstick
 
 
 def test_compare_errors_are_one_line(corpus: Path, tmp_path: Path, capsys) -> None:
@@ -221,4 +272,5 @@ def test_compare_help(capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["compare", "--help"])
     assert exit_info.value.code == 0
-    assert "--transpose-invariant" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "--transpose-invariant" in out and "is `inside`" in out and "verdict" in out

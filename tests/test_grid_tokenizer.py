@@ -184,8 +184,9 @@ def test_jsb_matches_its_description(jsb_rolls: dict[str, list[np.ndarray]]) -> 
     rolls = [roll for split in jsb_rolls.values() for roll in split]
     assert all(roll.dtype == bool and roll.shape[1] == 128 for roll in rolls)
     assert not any(roll[:, :21].any() or roll[:, 109:].any() for roll in rolls)
-    # A MIDI file cannot carry trailing silence; JSB has none (nor leading), so the trip below
-    # compares whole rolls. 21 chorales do have silent steps inside (64 steps), which must survive.
+    # A MIDI file cannot carry trailing silence without the frame marker; JSB has none (nor
+    # leading), so the unmarked trip below compares whole rolls. 21 chorales do have silent
+    # steps inside (64 steps), which must survive.
     assert all(roll[0].any() and roll[-1].any() for roll in rolls)
     assert sum(int((~roll.any(axis=1)).sum()) for roll in rolls) == 64
 
@@ -243,6 +244,51 @@ def test_random_rolls_survive_midi(roll: np.ndarray, grid: tuple[float, int]) ->
     step, tpq = grid
     assert np.array_equal(midi_trip(roll, step, tpq), trim_trailing_silence(roll))
     assert np.array_equal(tokens_to_roll(roll_to_tokens(roll)), roll)
+
+
+@settings(max_examples=150, deadline=None)
+@given(roll=rolls(), grid=st.sampled_from(GRIDS), lead=st.integers(0, 3), tail=st.integers(0, 3))
+def test_frame_marked_rolls_survive_midi_whole(
+    roll: np.ndarray, grid: tuple[float, int], lead: int, tail: int
+) -> None:
+    step, tpq = grid
+    roll[:, :2] = False  # the marker's keys
+    roll = np.concatenate([np.zeros((lead, 128), bool), roll, np.zeros((tail, 128), bool)])
+    data = roll_to_score(roll, step, tpq=tpq, mark_frames=True).dumps_midi()
+    back = score_to_roll(symusic.Score.from_midi(data), step)
+    assert np.array_equal(back, roll)  # leading and trailing silent steps included
+    assert np.array_equal(
+        tokens_to_roll(GridTokenizer(step).encode(symusic.Score.from_midi(data))), roll
+    )
+
+
+def test_frame_marker_is_extent_not_sound() -> None:
+    marker_only = make_score([(0, 480 * 5, 0)])
+    marker_only.tracks[0].notes[0].velocity = 1
+    assert GridTokenizer(1.0).encode(marker_only) == ["Step"] * 5
+    loud_c = make_score([(0, 480 * 2, 0)])  # pitch 0 at another velocity is a note
+    assert GridTokenizer(1.0).encode(loud_c) == ["Pitch_0", "Step"] * 2
+    with pytest.raises(TokenizerError, match="frame-marked"):
+        roll_to_score(np.ones((2, 128), bool), 1.0, mark_frames=True)
+    with pytest.raises(TokenizerError, match="frame-marked"):
+        roll_to_score(np.zeros((2, 128), bool), 1.0, velocity=1, mark_frames=True)
+    assert roll_to_score(np.zeros((0, 128), bool), 1.0, mark_frames=True).note_num() == 0
+
+
+def test_long_frame_marker_is_short_notes_end_to_end() -> None:
+    roll = np.zeros((100, 128), bool)
+    roll[3:5, 60] = True  # then 95 silent quarters
+    notes = roll_to_score(roll, 1.0, tpq=96, mark_frames=True).tracks[0].notes.numpy()
+    marker = notes["velocity"] == 1
+    assert notes["pitch"][marker].tolist() == [0, 1, 0, 1]  # 32 + 32 + 32 + 4 quarters
+    assert notes["time"][marker].tolist() == [0, 32 * 96, 64 * 96, 96 * 96]
+    assert notes["duration"][marker].max() == 32 * 96
+    assert np.array_equal(midi_trip_marked(roll, 1.0), roll)
+
+
+def midi_trip_marked(roll: np.ndarray, step: float) -> np.ndarray:
+    data = roll_to_score(roll, step, mark_frames=True).dumps_midi()
+    return score_to_roll(symusic.Score.from_midi(data), step)
 
 
 TOKENS = st.sampled_from(["Step", "Pitch_0", "Pitch_60", "Pitch_127", "Pitch_128", "Pitch_-1"])

@@ -66,6 +66,36 @@ def test_models_command_and_names(tmp_path: Path, capsys) -> None:
     assert out.with_suffix(".png").read_bytes().startswith(PNG_MAGIC)
 
 
+@pytest.mark.parametrize("name", ["bach-chorales", "oneills-1850"])
+def test_held_out_figures_name_their_split(name: str, capsys) -> None:
+    from lstm_music.models import card_figures
+
+    model = shipped_model(name)
+    figures = card_figures(model.card)
+    assert set(figures) == {"valid", "test"}
+    described = model.describe()
+    assert (described["valid_loss"], described["test_loss"]) == (figures["valid"], figures["test"])
+    summary = described["summary"]
+    assert "held-out" not in summary  # a figure without its split
+    assert f"{figures['test']:.2f} nats per token on the test split" in summary
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "valid NLL/token" in out and "test NLL/token" in out
+    assert f"{figures['valid']:.3f}" in out and f"{figures['test']:.3f}" in out
+
+
+def test_a_corpus_given_as_a_checkpoint_is_named(tmp_path: Path, capsys) -> None:
+    corpus = tmp_path / "my-corpus"
+    corpus.mkdir()
+    (corpus / "corpus.json").write_text("{}")
+    with pytest.raises(LstmMusicError, match="is a corpus.*pass the run folder written by train"):
+        resolve_checkpoint(corpus)
+    assert main(["generate", str(corpus), "--out", str(tmp_path / "x.mid")]) == 1
+    assert "pass the run folder written by train" in capsys.readouterr().err
+    with pytest.raises(LstmMusicError, match="holds no best.safetensors"):
+        resolve_checkpoint(tmp_path)  # a folder that is neither
+
+
 def check_demo_folder(folder: Path, num: int) -> None:
     for number in range(1, num + 1):
         stem = folder / f"demo-{number}"

@@ -12,7 +12,7 @@ import pytest
 import torch
 from conftest import random_melody, write_midi
 
-from lstm_music.checkpoint import load_checkpoint
+from lstm_music.checkpoint import load_checkpoint, read_safetensors
 from lstm_music.data import Batcher, EpochPlan
 from lstm_music.errors import LstmMusicError
 from lstm_music.prepare import PrepareConfig, prepare
@@ -120,6 +120,12 @@ def test_torchrun_two_processes(corpus: Path, tmp_path: Path) -> None:
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "trained 3 steps" in result.stdout
-    assert (tmp_path / "ddp" / "train_state.rank1.safetensors").exists()
+    tensors, meta = read_safetensors(tmp_path / "ddp" / "train_state.safetensors", "state")
+    assert meta["world_size"] == 2 and "rank1.rng.cpu" in tensors  # one file, both processes
     checkpoint = load_checkpoint(tmp_path / "ddp" / "last.safetensors")
     assert checkpoint.metrics["step"] == 3
+    resume = [*command[:7], "-m", "lstm_music", "train", "--resume", str(tmp_path / "ddp"),
+              "--max-steps", "5", "-q"]  # fmt: skip
+    result = subprocess.run(resume, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert load_checkpoint(tmp_path / "ddp" / "last.safetensors").metrics["step"] == 5

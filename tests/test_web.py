@@ -92,6 +92,9 @@ def test_models_lists_runs_and_skips_what_is_not_a_checkpoint(client) -> None:
     models = {m["id"]: m for m in client.get("/api/models").json()}
     assert {"tiny", "nested-again", "exports-solo"} <= set(models)
     assert not any("junk" in model_id or "broken" in model_id for model_id in models)
+    sources = [m["source"] for m in models.values()]
+    assert sources == sorted(sources, key=lambda source: source != "run")  # the user's runs first
+    assert "bach-chorales" in models  # shipped models keep their names
     tiny = models["tiny"]
     assert tiny["source"] == "run" and tiny["tokenizer"] == "remi" and tiny["timed"]
     assert tiny["parameters"] > 0 and tiny["valid_loss"] > 0
@@ -101,6 +104,10 @@ def test_models_lists_runs_and_skips_what_is_not_a_checkpoint(client) -> None:
 def test_model_details_show_run_metrics_and_loss_curves(client) -> None:
     tiny = client.get("/api/models/tiny").json()
     assert tiny["metrics"]["steps"] == 3 and tiny["settings"]["LSTM sizes"] == [32]
+    assert (
+        tiny["metrics"]["training time"].endswith(" s")
+        and "training minutes" not in tiny["metrics"]
+    )
     for model_id in ("tiny", "nested-again"):  # the run's loss.png; one drawn from metrics.csv
         url = client.get(f"/api/models/{model_id}").json()["loss_curve_url"]
         picture = client.get(url)
@@ -127,6 +134,24 @@ def test_shipped_model_card_is_shown_escaped(client, runs, tmp_path, monkeypatch
     assert "<td>5.9</td>" in card and "<strong>tests</strong>" in card
     assert 'href="https://example.org"' in card and 'href="javascript' not in card
     assert "<pre><code>lstm-music train</code></pre>" in card
+
+
+def test_every_figure_names_its_split(client) -> None:
+    bach = client.get("/api/models/bach-chorales").json()
+    assert (bach["valid_loss"], bach["test_loss"]) == (0.774, 0.708)  # the card's table
+    assert "test split" in bach["summary"] and "held-out" not in bach["summary"]
+    assert bach["metrics"]["training time"] == "17 s"
+    assert all("minutes" not in name for name in bach["metrics"])
+    script = (Path(server.__file__).parent / "static" / "app.js").read_text()
+    assert "held-out loss" not in script and "training minutes" not in script
+    assert "valid split loss" in script and "test split loss" in script
+
+
+def test_training_times_read_as_people_say_them() -> None:
+    from lstm_music.web.catalog import human_duration
+
+    assert [human_duration(s) for s in (4.25, 17.0, 245, 7380)] == [
+        "4.2 s", "17 s", "4 min 05 s", "2 h 03 min"]  # fmt: skip
 
 
 def test_markdown_escapes_everything() -> None:
@@ -364,8 +389,13 @@ def test_serve_help_and_missing_dependencies(capsys, monkeypatch) -> None:
 def test_serve_warns_off_localhost_and_refuses_a_busy_port(capsys, monkeypatch) -> None:
     import uvicorn
 
-    ran = []
-    monkeypatch.setattr(uvicorn.Server, "run", lambda self: ran.append(self.config.host))
+    ran, configs = [], []
+
+    def run(self) -> None:
+        ran.append(self.config.host)
+        configs.append(self.config)
+
+    monkeypatch.setattr(uvicorn.Server, "run", run)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         free = probe.getsockname()[1]
@@ -373,6 +403,7 @@ def test_serve_warns_off_localhost_and_refuses_a_busy_port(capsys, monkeypatch) 
     out = capsys.readouterr().out
     assert "reachable from the network" in out and f"http://127.0.0.1:{free}/" in out
     assert ran == ["0.0.0.0"]
+    assert configs[0].timeout_keep_alive == server.KEEP_ALIVE_SECONDS > 0
     assert main(["serve", "--workers", "0"]) == 1  # checked before anything is printed
     captured = capsys.readouterr()
     assert "workers" in captured.err and "open" not in captured.out
@@ -402,5 +433,80 @@ def test_cross_site_posts_are_refused(client) -> None:
     evil = client.post("/api/generate", json=body, headers={"Origin": "http://evil.example"})
     assert evil.status_code == 403 and "cross-site" in evil.json()["detail"]
     host = client.base_url.netloc.decode()  # what the page's own requests carry as Origin
+    for origin in (f"https://{host}", f"http://{host}.evil.example", "null"):
+        other = client.post("/api/generate", json=body, headers={"Origin": origin})
+        assert other.status_code == 403, origin  # another scheme is another origin
     same = client.post("/api/generate", json=body, headers={"Origin": f"http://{host}"})
     assert same.status_code == 200
+
+
+def test_idle_connections_are_closed(monkeypatch) -> None:
+    """A client that connects and sends nothing, or goes quiet after an answer, is let go."""
+    import uvicorn
+
+    async def app(scope, receive, send) -> None:  # the smallest ASGI app
+        if scope["type"] == "http":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"ok"})
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = server.server_config(app, "127.0.0.1", port, keep_alive=1)
+    config.lifespan = "off"
+    running = uvicorn.Server(config)
+    thread = threading.Thread(target=running.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not running.started:
+            assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+            time.sleep(0.05)
+        for request in (b"", b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"):
+            with socket.create_connection(("127.0.0.1", port), timeout=15) as connection:
+                connection.sendall(request)
+                received = b""
+                while chunk := connection.recv(4096):  # b"": the server closed it
+                    received += chunk
+                assert received.startswith(b"HTTP/1.1 200") if request else received == b""
+    finally:
+        running.should_exit = True
+        thread.join(10)
+
+
+def test_serve_defaults_runs_to_the_runs_folder(tmp_path, capsys, monkeypatch) -> None:
+    import uvicorn
+
+    from lstm_music.web import app as web_app
+
+    made = []
+    original = web_app.create_app
+    monkeypatch.setattr(
+        web_app, "create_app", lambda runs, **kw: made.append(runs) or original(runs, **kw)
+    )
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self: None)
+    monkeypatch.chdir(tmp_path)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free = str(probe.getsockname()[1])
+    assert main(["serve", "--port", free]) == 0
+    assert made[-1] is None and "--runs DIR adds" in capsys.readouterr().out
+    (tmp_path / "runs").mkdir()
+    assert main(["serve", "--port", free]) == 0
+    assert made[-1] == Path("runs") and "./runs (the default --runs)" in capsys.readouterr().out
+    assert main(["serve", "--port", free, "--runs", str(tmp_path)]) == 0
+    assert made[-1] == tmp_path
+
+
+def test_a_model_file_removed_after_listing_is_422_not_500(runs, tmp_path) -> None:
+    private = tmp_path / "runs"
+    shutil.copytree(runs / "tiny", private / "gone")
+    (tmp_path / "work").mkdir()
+    app = create_app(private, tmp_path / "work", workers=1, max_queue=3)
+    with TestClient(app) as test_client:
+        assert any(m["id"] == "gone" for m in test_client.get("/api/models").json())
+        (private / "gone" / "best.safetensors").unlink()
+        (private / "gone" / "last.safetensors").unlink()
+        answer = test_client.post("/api/generate", json={"model": "gone", "tokens": 16})
+    assert answer.status_code in (404, 422), answer.text
+    assert str(private) not in answer.text

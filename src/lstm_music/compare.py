@@ -22,10 +22,16 @@ Benchmark (2 busy CPU cores, numpy 2.4): 2,000 random reference pieces of 500 no
 notes) indexed in 0.5 s; 20 random 500-note pieces queried in 0.8 s the first time (that builds
 the short-window tables) and 5 ms each after; a verbatim 500-note copy found in 6 ms; a corpus of
 one repeated scale (every position a candidate, the worst case) queried in 0.25 s.
+
+The verdict: copies found or not (a piece is copied when the share of its n-grams found reaches
+the threshold); statistics inside or outside the held-out spread (a statistic is inside when
+the generated pieces' overlap with the train pieces is at least the 5th percentile of that of
+as many held-out pieces drawn at random: see `lstm_music.musicstats`).
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -42,6 +48,7 @@ DEFAULT_THRESHOLD = (
     0.5  # a piece with at least this share of its n-grams in the reference is copied
 )
 GRID = 12  # inter-onset intervals are rounded to 1/12 of a quarter note
+MIN_HELD_OUT = 10  # a yardstick on fewer held-out (valid) pieces than this is rough
 _BASE = np.uint64(0x9E3779B97F4A7C15)  # odd, hence invertible modulo 2**64
 _BASE_INV = np.uint64(pow(int(_BASE), -1, 2**64))
 _Pair = tuple[int, int]  # (generated, reference) start positions of a verified match
@@ -252,11 +259,15 @@ class Piece:
 
 
 def load_generated(inputs: Sequence[str | Path]) -> list[Piece]:
-    """MIDI files and folders -> cleaned one-track pieces, as `prepare` reads its inputs."""
+    """MIDI files and folders -> cleaned one-track pieces, as `prepare` reads its inputs.
+
+    In natural order of their names (piece-2 before piece-10), as a person lists them.
+    """
     from lstm_music.discover import find_midi_files
     from lstm_music.midi import TrackOptions, load_pieces, read_file
 
     files, _ = find_midi_files(list(inputs))
+    files.sort(key=lambda found: natural_key(found.source))
     if not files:
         raise LstmMusicError(f"no MIDI files (.mid, .midi) in {', '.join(map(str, inputs))}")
     pieces = []
@@ -268,6 +279,12 @@ def load_generated(inputs: Sequence[str | Path]) -> list[Piece]:
         for label, score in loaded:
             pieces.append(Piece(found.source + (f" ({label})" if label else ""), notes_of(score)))
     return pieces
+
+
+def natural_key(name: str) -> list[str | int]:
+    """Sort key putting piece-2 before piece-10: digit runs compare as numbers, text unfolded."""
+    parts = re.split(r"(\d+)", name)  # text, digits, text, ...: the types line up in comparisons
+    return [int(part) if i % 2 else part.casefold() for i, part in enumerate(parts)]
 
 
 def load_reference(corpus, split: str, progress: bool = False) -> list[Piece]:
@@ -284,6 +301,62 @@ def load_reference(corpus, split: str, progress: bool = False) -> list[Piece]:
     return pieces
 
 
+def yardstick_warnings(held_out: int, train: int, split: str) -> list[str]:
+    """What weakens the valid-vs-train yardstick, given the pieces with notes in each split."""
+    if not held_out or not train:
+        return ["no valid split in the corpus: yardstick skipped"]
+    warnings = []
+    if held_out < MIN_HELD_OUT:
+        warnings.append(
+            f"the yardstick rests on {held_out} held-out (valid) piece{'s' * (held_out != 1)}, "
+            f"fewer than {MIN_HELD_OUT}: its spread is rough, take the verdict on statistics "
+            "as a hint"
+        )
+    if split != "train":
+        warnings.append(
+            "the verdict judges statistics against the train split, as the yardstick does; "
+            f"the overlap column is against the {split} split"
+        )
+    return warnings
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The one-line answer: which pieces were copied; which statistics lie outside the spread."""
+
+    pieces: int
+    copied: list[str]  # generated pieces flagged as copies
+    inside: list[str]  # statistics inside the held-out spread (names)
+    outside: list[str]  # statistics below it
+    text: str
+
+
+def _verdict(comparison: Comparison) -> Verdict:
+    """Copies by the threshold; statistics by `StatComparison.inside` (those it could judge)."""
+    pieces = len(comparison.generated)
+    copied = [p.name for p, m in zip(comparison.generated, comparison.copies) if m.copied]
+    if copied:
+        shown = ", ".join(copied[:3]) + (f" and {len(copied) - 3} more" if len(copied) > 3 else "")
+        copies = f"{len(copied)} of {pieces} piece{'s' * (pieces != 1)} copied ({shown})"
+    else:
+        copies = (
+            f"no copies (no piece has {comparison.threshold:.0%} or more of its "
+            f"{comparison.ngram}-note n-grams in the {comparison.split} split)"
+        )
+    judged = [s for s in comparison.statistics if s.inside is not None]
+    inside = [s.statistic.name for s in judged if s.inside]
+    outside = [s.statistic.name for s in judged if not s.inside]
+    if not judged:
+        stats = "statistics not judged (no held-out yardstick)"
+    elif not outside:
+        stats = f"all {len(judged)} statistics inside the held-out spread"
+    else:
+        titles = ", ".join(s.statistic.title for s in judged if not s.inside)
+        stats = f"{len(inside)} of {len(judged)} statistics inside the held-out spread, "
+        stats += f"below it: {titles}"
+    return Verdict(pieces, copied, inside, outside, f"{copies}; {stats}")
+
+
 @dataclass
 class Comparison:
     """Everything `lstm-music compare` reports; `to_dict()` is its JSON."""
@@ -297,8 +370,12 @@ class Comparison:
     references: list[Piece]
     copies: list[CopyMatch]
     statistics: list[StatComparison]
-    yardstick_note: str | None
+    warnings: list[str]  # what weakens the figures (a thin yardstick), for the user to see
     copy_seconds: float  # building the index and querying it
+
+    @property
+    def verdict(self) -> Verdict:
+        return _verdict(self)
 
     def to_dict(self) -> dict[str, Any]:
         settings = ("reference", "split", "threshold", "transpose_invariant", "ngram")
@@ -314,7 +391,8 @@ class Comparison:
             "copy_seconds": round(self.copy_seconds, 3),
             "pieces": pieces,
             "statistics": [s.to_dict() for s in self.statistics],
-            "yardstick_note": self.yardstick_note,
+            "warnings": self.warnings,
+            "verdict": asdict(self.verdict),
         }
 
 
@@ -343,7 +421,7 @@ def compare(
     copies = [index.query(p.notes, threshold) for p in pieces]
     seconds = time.perf_counter() - started
     valid, train = ([p.notes for p in decoded[s]] for s in ("valid", "train"))
-    note = None if valid and train else "no valid split in the corpus: yardstick skipped"
+    warnings = yardstick_warnings(len(valid), len(train), split)
     stats = compare_statistics(
         [p.notes for p in pieces], [p.notes for p in references], valid, train
     )
@@ -357,6 +435,6 @@ def compare(
         references,
         copies,
         stats,
-        note,
+        warnings,
         seconds,
     )

@@ -21,6 +21,7 @@ class DemoPiece:
     notes: int
     seconds: float  # length of the music
     engine: str  # the synthesizer that rendered the audio
+    shortfall: float = 0.0  # seconds short of the asked length (0: as asked)
 
 
 @dataclass
@@ -62,12 +63,13 @@ def run_demo(
     path = resolve_checkpoint(model)
     checkpoint = load_checkpoint(path)
     lap("load model")
-    options = GenerateOptions(tokens=4096, seconds=seconds, num=num, seed=seed)
+    options = GenerateOptions(seconds=seconds, num=num, seed=seed)
     generated = generate(checkpoint, options)
     lap("generate")
     result = DemoResult(model=model or path.stem, seed=seed, pieces=[], timings=timings)
     for number, piece in enumerate(generated, start=1):
         midi = out / f"demo-{number}.mid"
+        result.warnings.extend(f"{midi.name}: {warning}" for warning in piece.warnings)
         piece.score.dump_midi(str(midi))
         audio = render_wav(piece.score, midi.with_suffix(".wav"), soundfont=soundfont)
         if audio.warning and audio.warning not in result.warnings:
@@ -75,8 +77,9 @@ def run_demo(
         lap("render audio")
         picture = render_png(piece.score, midi.with_suffix(".png"), title=midi.name)
         lap("draw piano roll")
-        length = piece.score.to("second").end() if piece.score.note_num() else 0.0
+        notes = piece.score.note_num()
         result.pieces.append(
-            DemoPiece(midi, audio.path, Path(picture), piece.score.note_num(), length, audio.engine)
-        )
+            DemoPiece(midi, audio.path, Path(picture), notes, piece.seconds, audio.engine,
+                      piece.shortfall)
+        )  # fmt: skip
     return result

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -85,6 +86,19 @@ def all_reduce_sum(values: list[float], runtime: Runtime) -> list[float]:
     tensor = torch.tensor(values, dtype=torch.float64, device=runtime.device)
     dist.all_reduce(tensor)
     return tensor.tolist()
+
+
+def gather_to_main(value: Any, runtime: Runtime) -> list[Any] | None:
+    """Every process's `value`, in rank order, on rank 0 (None elsewhere).
+
+    Uses torch's object gather (pickle over the process group, between our own processes;
+    nothing read from a file is ever unpickled).
+    """
+    if not runtime.distributed:
+        return [value]
+    gathered: list[Any] | None = [None] * runtime.world_size if runtime.is_main else None
+    dist.gather_object(value, gathered, dst=0)
+    return gathered
 
 
 def any_process(flag: bool, runtime: Runtime) -> bool:

@@ -1,10 +1,31 @@
-"""Folder writes that readers never see half done."""
+"""File and folder writes that readers never see half done."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
+
+
+def write_bytes_atomically(path: Path, data: bytes) -> None:
+    """`path` holds either its old content or `data`, whatever happens meanwhile.
+
+    The temporary file is named `.{name}.XXXXXXXX` beside `path`, so a folder's owner can
+    recognise (and remove) what a kill left behind; it is on disk before the rename.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(temporary, 0o644)  # mkstemp makes it private; these are ordinary files
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def swap_in(temporary: Path, final: Path) -> None:

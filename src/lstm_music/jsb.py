@@ -2,7 +2,10 @@
 
 The .mat file (Boulanger-Lewandowski et al. 2012) holds 88-key rolls with one row per quarter
 note; we widen them to the 128 MIDI pitches our `grid` tokenizer uses, so the benchmark corpus
-goes through exactly the same code path as any folder of MIDI files.
+goes through exactly the same code path as any folder of MIDI files. Each file carries the grid
+tokenizer's frame marker (see `lstm_music.tokenizers.grid`), so a piece that begins or ends with
+silent rows (JSB has none, Nottingham, MuseData and Piano-midi.de do) keeps every row: the corpus
+has exactly one `Step` per row of the .mat file, and every row is scored.
 """
 
 from __future__ import annotations
@@ -52,13 +55,16 @@ def _widen(keys: np.ndarray, path: Path, key: str) -> np.ndarray:
 def write_split_midi(
     rolls_by_split: dict[str, list[np.ndarray]], out_dir: str | Path, step: float = 1.0
 ) -> list[Path]:
-    """Write `out_dir/<split>/000.mid`, ... (one per roll, `step` quarters a row); the paths."""
+    """Write `out_dir/<split>/000.mid`, ... (one per roll, `step` quarters a row); the paths.
+
+    Every file is frame-marked, so `prepare --tokenizer grid` gives back each roll whole.
+    """
     paths: list[Path] = []
     for split, rolls in rolls_by_split.items():
         folder = Path(out_dir) / split
         folder.mkdir(parents=True, exist_ok=True)
         for index, roll in enumerate(rolls):
             path = folder / f"{index:03d}.mid"
-            roll_to_score(roll, step).dump_midi(path)
+            roll_to_score(roll, step, mark_frames=True).dump_midi(path)
             paths.append(path)
     return paths

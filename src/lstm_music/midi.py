@@ -18,6 +18,9 @@ from lstm_music.errors import LstmMusicError
 
 TRACK_MODES = ("merge", "separate", "seed", "programs")
 MIN_QPM, MAX_QPM = 10.0, 1000.0
+MIN_TPQ = 24  # ticks per quarter note; see `_division`
+MAX_NOTE_QUARTERS = 64.0  # 16 bars of 4/4: longer notes are shortened (see cap_note_lengths)
+SMPTE_FPS = (24, 25, 29, 30)  # 29 = 29.97 drop-frame
 
 
 class MidiError(LstmMusicError, ValueError):
@@ -37,6 +40,10 @@ class TrackOptions:
     drums: bool = False  # keep drum tracks (channel 10)
     max_notes: int = 200_000  # reject files with more notes than this
     max_silence: float = 8.0  # quarter notes; longer silences are shortened to this (0 = off)
+    # cut what follows the last note and shorten notes held over MAX_NOTE_QUARTERS; off for
+    # untimed tokenizers (seed), whose tokens do not grow with silence and which copy music21's
+    # reading, where a key signature on the final bar line still changes the tokens
+    trim_after_music: bool = True
 
     def __post_init__(self) -> None:
         if self.mode not in TRACK_MODES:
@@ -51,19 +58,52 @@ class TrackOptions:
 
 
 def read_score(data: bytes) -> symusic.Score:
-    """Parse MIDI bytes, turning the parser's errors into a readable reason."""
+    """Parse MIDI bytes into a score with a sane time base, or raise `MidiError` saying why.
+
+    The division (header bytes 12-13) is checked before parsing: see `_division`. Tempos are
+    clamped here, so every path that reads MIDI (prepare, primers, render, upload) gets them.
+    """
     if len(data) < 14 or data[:4] != b"MThd":
         raise MidiError("not a MIDI file (no MThd header)")
     if b"MTrk" not in data[14:]:
         raise MidiError("corrupt MIDI: no track chunk (truncated file?)")
+    tpq, smpte_qpm = _division(data[12:14])
+    if smpte_qpm:  # symusic reads only ticks per quarter: give it the ticks per second
+        data = data[:12] + tpq.to_bytes(2, "big") + data[14:]
     try:
         score = symusic.Score.from_midi(data)
     except Exception as error:  # symusic raises RuntimeError with its own wording
         reason = str(error).split(":")[1].strip() if ":" in str(error) else str(error)
         raise MidiError(f"corrupt MIDI: {reason or 'parser error'}") from error
-    if score.tpq <= 0:
-        raise MidiError("corrupt MIDI: ticks per quarter note is not positive (SMPTE time?)")
+    if smpte_qpm:  # SMPTE time ignores tempo events: one fixed tempo gives the real timing
+        score.tempos.clear()
+        score.tempos.append(symusic.Tempo(0, smpte_qpm))
+    clamp_tempos(score)
     return score
+
+
+def _division(header: bytes) -> tuple[int, float]:
+    """(ticks per quarter, 0.0) from the header's division, or for SMPTE time (ticks, tempo).
+
+    Ticks per quarter below `MIN_TPQ` are refused rather than rescaled: the true division of a
+    damaged header cannot be guessed, and read as written a division of 1 makes every
+    480-tick note 480 quarters long (a 23-note primer became a 20-minute piece). 24, the MIDI
+    clock's resolution, is the coarsest that sequencers write. An SMPTE division (top bit set:
+    -frames per second, ticks per frame) is real time, so it becomes ticks per second at a
+    tempo of 60 quarters a minute (59.94 for 29.97 drop-frame): one quarter lasts one second.
+    """
+    if header[0] & 0x80:
+        fps, per_frame = 256 - header[0], header[1]
+        if fps not in SMPTE_FPS or per_frame == 0:
+            raise MidiError(f"corrupt MIDI: SMPTE division {fps} fps x {per_frame} ticks")
+        ticks = (30 if fps == 29 else fps) * per_frame  # at most 30 * 255, fits in 15 bits
+        return ticks, (59.94 if fps == 29 else 60.0)
+    tpq = int.from_bytes(header, "big")
+    if tpq < MIN_TPQ:
+        raise MidiError(
+            f"corrupt MIDI: {tpq} ticks per quarter note (under {MIN_TPQ}: damaged header?)"
+        )
+    return tpq, 0.0
 
 
 def note_count(score: symusic.Score) -> int:
@@ -78,6 +118,23 @@ def clean_track_notes(track: symusic.Track) -> None:
         track.notes = symusic.Note.from_numpy(
             **{key: values[keep] for key, values in notes.items()}, ttype="tick"
         )
+
+
+def cap_note_lengths(score: symusic.Score, max_quarters: float) -> int:
+    """Shorten notes held longer than `max_quarters`; how many were shortened.
+
+    One note held for hours (a crafted file) would shelter any silence, and any events after
+    the music, from `cap_silences` and `trim_after_last_note`.
+    """
+    cap, shortened = int(round(max_quarters * score.tpq)), 0
+    for track in score.tracks:
+        notes = track.notes.numpy()
+        long = notes["duration"] > cap
+        if long.any():
+            notes["duration"] = np.minimum(notes["duration"], cap)
+            track.notes = symusic.Note.from_numpy(**notes, ttype="tick")
+            shortened += int(long.sum())
+    return shortened
 
 
 def clamp_tempos(score: symusic.Score) -> None:
@@ -103,20 +160,59 @@ def sounding_intervals(score: symusic.Score) -> np.ndarray:
     return np.stack([start[new], ends], axis=1)
 
 
+def trim_after_last_note(score: symusic.Score) -> tuple[symusic.Score, int]:
+    """Drop every event after the last note's end; the score and the ticks trimmed.
+
+    Tempo, time-signature or control events far after the music (a crafted file had them at
+    tick 268 million) would otherwise become hundreds of thousands of empty-bar tokens.
+    Pedals still down at the end are released there.
+    """
+    notes = [t.notes.numpy() for t in score.tracks if len(t.notes)]
+    ends = [(n["time"].astype(np.int64) + n["duration"]).max() for n in notes]
+    if not ends:
+        return score, 0
+    last = int(max(ends))
+    extra = int(score.end()) - last
+    if extra <= 0:
+        return score, 0
+    trimmed = score.clip(0, last, clip_end=False)
+    for track in trimmed.tracks:
+        pedals = track.pedals.numpy()
+        if len(pedals["time"]) and (pedals["time"] + pedals["duration"] > last).any():
+            pedals["duration"] = np.minimum(pedals["duration"], last - pedals["time"])
+            track.pedals = symusic.Pedal.from_numpy(**pedals, ttype="tick")
+    return trimmed, extra
+
+
+def seconds_between(score: symusic.Score, start: int, end: int) -> float:
+    """Seconds from tick `start` to tick `end` under the score's tempo map."""
+    tempos = score.tempos.numpy()
+    order = np.argsort(tempos["time"], kind="stable")
+    times = np.concatenate([[0], tempos["time"][order]]).astype(np.int64)
+    mspq = np.concatenate([[500_000], tempos["mspq"][order]]).astype(np.float64)
+    bounds = np.clip(np.append(times, end), start, end)  # segment k: [times[k], times[k+1])
+    return float(np.diff(bounds) @ mspq) / 1e6 / score.tpq
+
+
 def cap_silences(score: symusic.Score, max_quarters: float) -> symusic.Score:
-    """Shorten leading silence to zero and every silence longer than `max_quarters` to it.
+    """Shorten leading silence to zero and every silence longer than `max_quarters` to it."""
+    return _cap_silences(score, max_quarters)[0]
+
+
+def _cap_silences(score: symusic.Score, max_quarters: float) -> tuple[symusic.Score, int]:
+    """`cap_silences`, and the ticks it removed.
 
     A file whose notes are far apart (one huge delta time) otherwise becomes millions of
     empty-bar tokens. Times are remapped piecewise-linearly, so tempos and controls move too.
     """
     intervals = sounding_intervals(score)
     if len(intervals) == 0 or max_quarters <= 0:
-        return score
+        return score, 0
     cap = int(round(max_quarters * score.tpq))
     gaps = intervals[1:, 0] - intervals[:-1, 1]  # (K-1,) silence before each interval
     lead = int(intervals[0, 0])
     if lead == 0 and not (gaps > cap).any():
-        return score
+        return score, 0
     # control points of the time map: old tick -> new tick, strictly increasing
     old, new, shift = ([0, lead], [0, 0], lead) if lead > 0 else ([0], [0], 0)
     for k in np.flatnonzero(gaps > cap):
@@ -127,7 +223,7 @@ def cap_silences(score: symusic.Score, max_quarters: float) -> symusic.Score:
     last = max(int(intervals[-1, 1]), score.end()) + 1
     old.append(last)
     new.append(last - shift)
-    return score.adjust_time(old, new)
+    return score.adjust_time(old, new), shift
 
 
 def _keep(track: symusic.Track, options: TrackOptions) -> bool:
@@ -185,8 +281,29 @@ def choose_tracks(score: symusic.Score, options: TrackOptions) -> list[tuple[str
     return [("", merge_tracks(score, usable))]
 
 
+@dataclass
+class Trimmed:
+    """Silence `read_pieces` removed from one file, for the corpus manifest."""
+
+    trailing_quarters: float = 0.0  # after the file's last note (meta events, controls...)
+    trailing_seconds: float = 0.0
+    capped_quarters: float = 0.0  # leading silence and gaps over --max-silence, all pieces
+    long_notes: int = 0  # notes held over MAX_NOTE_QUARTERS, shortened to it
+
+
 def load_pieces(data: bytes, options: TrackOptions) -> list[tuple[str, symusic.Score]]:
-    """Parse, check and clean one file's bytes; its pieces, each silence-capped."""
+    """Parse, check and clean one file's bytes; its pieces, each trimmed and silence-capped."""
+    return read_pieces(data, options)[0]
+
+
+def read_pieces(
+    data: bytes, options: TrackOptions
+) -> tuple[list[tuple[str, symusic.Score]], Trimmed]:
+    """`load_pieces`, and how much silence was removed.
+
+    `--max-silence 0` turns every cut off: leading, long and trailing silences, and notes held
+    over `MAX_NOTE_QUARTERS`, are then kept as they are.
+    """
     score = read_score(data)
     total = note_count(score)
     if total > options.max_notes:
@@ -195,9 +312,21 @@ def load_pieces(data: bytes, options: TrackOptions) -> list[tuple[str, symusic.S
         clean_track_notes(track)
     if note_count(score) == 0:
         raise SkipFile("no notes" if total == 0 else "only zero-length notes")
-    clamp_tempos(score)
-    pieces = choose_tracks(score, options)
-    return [(label, cap_silences(piece, options.max_silence)) for label, piece in pieces]
+    report = Trimmed()
+    if options.max_silence > 0 and options.trim_after_music:
+        report.long_notes = cap_note_lengths(score, max(MAX_NOTE_QUARTERS, options.max_silence))
+        untrimmed, end = score, int(score.end())
+        score, extra = trim_after_last_note(score)
+        report.trailing_quarters = extra / score.tpq
+        report.trailing_seconds = seconds_between(untrimmed, end - extra, end) if extra else 0.0
+    pieces = []
+    for label, piece in choose_tracks(score, options):
+        if options.max_silence > 0 and options.trim_after_music:
+            piece = trim_after_last_note(piece)[0]  # a track may end before the others
+        piece, removed = _cap_silences(piece, options.max_silence)
+        report.capped_quarters += removed / piece.tpq
+        pieces.append((label, piece))
+    return pieces, report
 
 
 def duration_seconds(score: symusic.Score) -> float:

@@ -67,6 +67,22 @@ class LSTMModel(nn.Module):
         return self.head(x), new_state
 
 
+def expected_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """The state dict's tensor shapes for `config`, computed without allocating anything, so a
+    checkpoint's header can be checked against its config before a model is built."""
+    vocab, sizes = config.vocab_size, [config.embedding_dim, *config.hidden_sizes]
+    shapes: dict[str, tuple[int, ...]] = {"embedding.weight": (vocab, sizes[0])}
+    for i, (inputs, outputs) in enumerate(zip(sizes, sizes[1:])):
+        prefix = f"layers.{i}."
+        shapes[prefix + "weight_ih_l0"] = (4 * outputs, inputs)  # gates i, f, g, o stacked
+        shapes[prefix + "weight_hh_l0"] = (4 * outputs, outputs)
+        shapes[prefix + "bias_ih_l0"] = (4 * outputs,)
+        shapes[prefix + "bias_hh_l0"] = (4 * outputs,)
+    shapes["head.weight"] = (vocab, sizes[-1])
+    shapes["head.bias"] = (vocab,)
+    return shapes
+
+
 def detach_state(state: State) -> State:
     """Cut the graph between windows: gradients stop here, the values carry on."""
     return [(h.detach(), c.detach()) for h, c in state]

@@ -7,7 +7,7 @@ listing reads only the safetensors headers.
 
 from __future__ import annotations
 
-import json
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -27,29 +27,25 @@ class ShippedModel:
     card: Path | None
 
     def describe(self) -> dict[str, Any]:
-        """Name, size, parameters, tokenizer and held-out figures, read from the header only."""
-        from safetensors import safe_open
+        """Name, size, parameters, tokenizer and held-out figures per split, from the header
+        (checked like any checkpoint's) and the card's table, without loading weights."""
+        from lstm_music.checkpoint import read_checkpoint_header
 
-        with safe_open(str(self.path), framework="pt") as file:
-            meta = json.loads((file.metadata() or {}).get("lstm_music", "{}"))
-            parameters = 0
-            for key in file.keys():  # noqa: SIM118 (safe_open is not a mapping)
-                count = 1
-                for size in file.get_slice(key).get_shape():
-                    count *= size
-                parameters += count
-        metrics = meta.get("metrics", {})
+        header = read_checkpoint_header(self.path)
+        meta = header.meta or {}
+        figures = card_figures(self.card)
         return {
             "name": self.name,
             "default": self.name == DEFAULT_MODEL,
             "path": str(self.path),
             "card": str(self.card) if self.card else None,
             "megabytes": self.path.stat().st_size / 1e6,
-            "parameters": parameters,
-            "tokenizer": meta.get("tokenizer", {}).get("tokenizer"),
-            "vocabulary_size": len(meta.get("vocabulary", [])),
-            "hidden_sizes": meta.get("model_config", {}).get("hidden_sizes"),
-            "valid_loss": metrics.get("best_valid_loss"),
+            "parameters": header.parameters,
+            "tokenizer": meta["tokenizer"]["tokenizer"],
+            "vocabulary_size": len(meta["vocabulary"]),
+            "hidden_sizes": meta["model_config"]["hidden_sizes"],
+            "valid_loss": figures.get("valid", meta.get("metrics", {}).get("best_valid_loss")),
+            "test_loss": figures.get("test"),
             "summary": card_summary(self.card),
         }
 
@@ -94,6 +90,27 @@ def card_summary(card: Path | None) -> str:
     return ""
 
 
+def card_figures(card: Path | None) -> dict[str, float]:
+    """NLL/token per split from the card's held-out table (`| valid | 41 | ... | 0.774 | ...`),
+    so listings can name the split of every figure they show."""
+    if card is None:
+        return {}
+    rows = [
+        [cell.strip() for cell in line.strip().strip("|").split("|")]
+        for line in card.read_text(encoding="utf-8").splitlines()
+        if line.lstrip().startswith("|")
+    ]
+    figures: dict[str, float] = {}
+    column = None
+    for row in rows:
+        if row and row[0] == "split":
+            column = next((i for i, name in enumerate(row) if name.startswith("NLL")), None)
+        elif (column is not None and row[0] in ("train", "valid", "test") and column < len(row)
+              and re.fullmatch(r"\d+(\.\d+)?", row[column])):  # fmt: skip
+            figures.setdefault(row[0], float(row[column]))
+    return figures
+
+
 def resolve_checkpoint(spec: str | Path | None) -> Path:
     """A checkpoint file from what a user typed: a file, a run folder, a shipped model's name.
 
@@ -106,6 +123,11 @@ def resolve_checkpoint(spec: str | Path | None) -> Path:
         for name in ("best.safetensors", "last.safetensors"):
             if (candidate / name).exists():
                 return candidate / name
+        if (candidate / "corpus.json").is_file():
+            raise LstmMusicError(
+                f"{candidate} is a corpus (written by prepare); pass the run folder written by "
+                "train (`lstm-music train CORPUS --out RUN_DIR`), or a shipped model's name"
+            )
         raise LstmMusicError(f"{candidate} holds no best.safetensors or last.safetensors")
     if candidate.exists():
         return candidate

@@ -22,6 +22,15 @@ bins per doubling centred on powers of two: as log2(3) is close to 19/12, triple
 plain values (1/3, 1/2, 3/4, 1, 3/2, ...) all land near a bin centre, never on an edge. A set's
 distribution is the mean of its pieces' normalised histograms, so every piece weighs the same
 however long it is.
+
+Inside the held-out spread: one yardstick figure (valid vs train) does not say how much the
+overlap of a set varies by chance, and a set's overlap grows with its size (averaging smooths
+the histogram). So we draw, 200 times, as many held-out (valid) pieces as there are generated
+ones, with replacement, and take the 5th to 95th percentile of their overlap with the train
+pieces: the *spread*. A statistic is *inside* when the generated pieces' overlap with the train
+pieces is at least the spread's low end: they are no further from the training music than real
+music the model never saw. Above the spread counts as inside (closer to the training music:
+the copy check says whether that is copying).
 """
 
 from __future__ import annotations
@@ -37,6 +46,8 @@ DEFAULT_METER = ((0.0, 4.0),)  # (start, bar length) in quarters: 4/4 from the b
 LOG_BINS = 12  # bins per doubling of a time value
 PITCH_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 EPSILON = 1e-9  # slack for float comparisons of quarter-note times made from integer ticks
+SPREAD_DRAWS = 200  # random held-out sets drawn for the spread (see the module docstring)
+SPREAD_PERCENTILES = (5.0, 95.0)
 
 
 @dataclass(frozen=True)
@@ -212,17 +223,23 @@ def distribution(statistic: Statistic, pieces: Sequence[Notes]) -> Distribution:
 
 def aligned(a: Distribution, b: Distribution) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Bin ids covering both distributions (a contiguous range) and both on those bins."""
-    if not a.pieces and not b.pieces:
-        return np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0)
-    ends = [(d.first, d.first + len(d.probs)) for d in (a, b) if d.pieces]
+    bins, (p, q) = _on_common_bins([a, b])
+    return bins, p, q
+
+
+def _on_common_bins(dists: Sequence[Distribution]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The contiguous bin ids covering every distribution, and each one's probs on them."""
+    ends = [(d.first, d.first + len(d.probs)) for d in dists if d.pieces]
+    if not ends:
+        return np.zeros(0, dtype=np.int64), [np.zeros(0) for _ in dists]
     low, high = min(e[0] for e in ends), max(e[1] for e in ends)
     out = []
-    for d in (a, b):
+    for d in dists:
         probs = np.zeros(high - low)
         if d.pieces:
             probs[d.first - low : d.first - low + len(d.probs)] = d.probs
         out.append(probs)
-    return np.arange(low, high), out[0], out[1]
+    return np.arange(low, high), out
 
 
 def overlap(a: Distribution, b: Distribution) -> float | None:
@@ -233,15 +250,48 @@ def overlap(a: Distribution, b: Distribution) -> float | None:
     return float(min(1.0, np.minimum(p, q).sum()))
 
 
+def held_out_spread(
+    statistic: Statistic, held_out: Sequence[Notes], train: Distribution, size: int
+) -> tuple[float, float] | None:
+    """The spread of the overlap with `train` of `size` held-out pieces drawn at random.
+
+    5th and 95th percentile over SPREAD_DRAWS draws with replacement (seeded: the same inputs
+    give the same spread); None without held-out pieces that have this statistic.
+    """
+    pieces = [d for d in (distribution(statistic, [notes]) for notes in held_out) if d.pieces]
+    if not pieces or not train.pieces or size < 1:
+        return None
+    _, (*rows, target) = _on_common_bins([*pieces, train])
+    rng = np.random.default_rng(0)
+    counts = rng.multinomial(size, np.full(len(rows), 1 / len(rows)), size=SPREAD_DRAWS)
+    draws = counts @ np.stack(rows) / size  # each draw's set distribution, one per row
+    overlaps = np.minimum(draws, target).sum(axis=1).clip(max=1.0)
+    low, high = np.percentile(overlaps, SPREAD_PERCENTILES)
+    return float(low), float(high)
+
+
 @dataclass(frozen=True)
 class StatComparison:
-    """One statistic: generated vs reference, and the valid-vs-train overlap as a yardstick."""
+    """One statistic: generated vs reference, and the valid-vs-train overlap as a yardstick.
+
+    `spread` and `versus_train` (the generated pieces' overlap with the train pieces) place the
+    generated pieces against held-out music; see the module docstring for `inside`.
+    """
 
     statistic: Statistic
     generated: Distribution
     reference: Distribution
     overlap: float | None
     yardstick: float | None
+    spread: tuple[float, float] | None = None
+    versus_train: float | None = None
+
+    @property
+    def inside(self) -> bool | None:
+        """Generated-vs-train overlap at least the spread's low end; None when not judged."""
+        if self.spread is None or self.versus_train is None:
+            return None
+        return self.versus_train >= self.spread[0]
 
     def to_dict(self) -> dict:
         bins, generated, reference = aligned(self.generated, self.reference)
@@ -253,6 +303,9 @@ class StatComparison:
             "reference_mean": self.reference.mean,
             "overlap": self.overlap,
             "valid_vs_train": self.yardstick,
+            "spread": None if self.spread is None else [round(v, 6) for v in self.spread],
+            "versus_train": self.versus_train,
+            "inside": self.inside,
             "bins": [self.statistic.label(int(b)) for b in bins],
             "generated": [round(float(p), 6) for p in generated],
             "reference": [round(float(p), 6) for p in reference],
@@ -265,12 +318,20 @@ def compare_statistics(
     valid: Sequence[Notes] = (),
     train: Sequence[Notes] = (),
 ) -> list[StatComparison]:
-    """Every statistic's overlap generated-vs-reference and (if both given) valid-vs-train."""
+    """Every statistic's overlap generated-vs-reference and, given valid and train pieces, the
+    valid-vs-train yardstick, its spread and the generated-vs-train overlap judged against it."""
     results = []
     for statistic in STATISTICS:
         ours, theirs = distribution(statistic, generated), distribution(statistic, reference)
-        yardstick = None
+        yardstick = spread = versus_train = None
         if valid and train:
-            yardstick = overlap(distribution(statistic, valid), distribution(statistic, train))
-        results.append(StatComparison(statistic, ours, theirs, overlap(ours, theirs), yardstick))
+            trained = distribution(statistic, train)
+            yardstick = overlap(distribution(statistic, valid), trained)
+            spread = held_out_spread(statistic, valid, trained, ours.pieces)
+            versus_train = overlap(ours, trained)
+        results.append(
+            StatComparison(
+                statistic, ours, theirs, overlap(ours, theirs), yardstick, spread, versus_train
+            )
+        )
     return results

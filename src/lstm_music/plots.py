@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 STYLE = {
     "figure.figsize": (8, 4.5),
@@ -28,8 +29,10 @@ PALETTE = (COLORS["train"], COLORS["valid"], "#55A868", "#C44E52", "#8172B3", "#
 WIDE_FIGSIZE = (10, 4)  # pictures along time (piano rolls): wider than STYLE's default
 
 
-def plot_losses(metrics_csv: Path, png: Path, title: str = "") -> Path:
-    """Training and validation loss (nats per token) against steps, from metrics.csv."""
+def plot_losses(metrics_csv: Path, png: Path | BinaryIO, title: str = "") -> Path | BinaryIO:
+    """Training and validation loss (nats per token) against steps, from metrics.csv.
+
+    `png` is a path or a binary file (training writes to memory, then renames into place)."""
     import matplotlib
     from matplotlib.figure import Figure
 
@@ -61,7 +64,7 @@ def plot_losses(metrics_csv: Path, png: Path, title: str = "") -> Path:
         axes.set_title(title or "training loss")
         axes.legend()
         figure.tight_layout()
-        figure.savefig(png)
+        figure.savefig(png, format="png")
     return png
 
 

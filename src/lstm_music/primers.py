@@ -24,12 +24,26 @@ def midi_primer(path: str | Path, checkpoint: Checkpoint, max_tokens: int) -> li
         pieces = load_pieces(read_file(Path(path)), options)
     except MidiError as error:
         raise LstmMusicError(f"primer {path}: {error}") from error
-    tokens = checkpoint.tokenizer().encode(pieces[0][1])
+    tokenizer = checkpoint.tokenizer()
     known = set(checkpoint.vocabulary)
-    tokens = [token for token in tokens if token in known]
-    if not tokens:
-        raise LstmMusicError(f"primer {path} has no notes this model's tokenizer can read")
-    return tokens[-max_tokens:] if max_tokens > 0 else tokens
+    tokens = [token for token in tokenizer.encode(pieces[0][1]) if token in known]
+    if not _has_notes(tokenizer, tokens):
+        raise LstmMusicError(f"primer {path} has no notes this model's tokenizer can read "
+                             "(pitches outside its range, or only drums?)")  # fmt: skip
+    kept = tokens[-max_tokens:] if max_tokens > 0 else tokens
+    if not _has_notes(tokenizer, kept):
+        raise LstmMusicError(f"primer {path}: its last {len(kept)} tokens hold no notes, only the "
+                             "silence after its last note (use a larger --primer-tokens, or trim "
+                             "the file)")  # fmt: skip
+    return kept
+
+
+def _has_notes(tokenizer, tokens: list[str]) -> bool:
+    """Whether the tokens decode to at least one note (timing and meta tokens alone do not)."""
+    try:
+        return bool(tokens) and tokenizer.decode(tokens).note_num() > 0
+    except LstmMusicError:
+        return False
 
 
 def corpus_primer(

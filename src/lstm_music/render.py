@@ -8,12 +8,13 @@ temporary name next to the target and renamed, so a reader never sees half a fil
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -21,7 +22,14 @@ import numpy as np
 import symusic
 
 from lstm_music.errors import LstmMusicError
-from lstm_music.midi import MidiError, duration_seconds, note_count, read_file, read_score
+from lstm_music.midi import (
+    MidiError,
+    duration_seconds,
+    note_count,
+    read_file,
+    read_score,
+    trim_after_last_note,
+)
 from lstm_music.synth import PEAK, read_wav, replacing, synthesize, write_wav
 
 ENGINES = ("auto", "fluidsynth", "symusic", "fallback")
@@ -42,6 +50,8 @@ NO_SOUNDFONT = (
 )
 FLUIDSYNTH_GAIN = 0.5  # FluidSynth's own default (0.2) is quiet; the result is normalised anyway
 TIME_UNITS = ("bars", "seconds")
+MAX_RENDER_SECONDS = 1800.0  # audio cap: 30 minutes (a 16-bit stereo WAV of about 320 MB)
+TAIL_SECONDS = 2.0  # release and reverb an engine may add after the score's end
 NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 
 
@@ -88,12 +98,15 @@ def _check_soundfont(path: Path, origin: str) -> Path:
 
 
 def load_midi(path: str | Path) -> symusic.Score:
-    """Read a MIDI file; a missing or broken file is a one-line LstmMusicError naming it."""
+    """Read a MIDI file; a missing or broken file is a one-line LstmMusicError naming it.
+
+    Events after the last note (a crafted file can hold them hours later) are dropped: they make
+    no sound, and the audio would otherwise be that long."""
     path = Path(path)
     if not path.is_file():
         raise LstmMusicError(f"{path}: no such MIDI file")
     try:
-        return read_score(read_file(path))
+        return trim_after_last_note(read_score(read_file(path)))[0]
     except MidiError as error:
         raise LstmMusicError(f"{path}: {error}") from error
 
@@ -109,46 +122,108 @@ def render_wav(
     soundfont: str | Path | None = None,
     sample_rate: int = 44100,
     engine: str = "auto",
+    max_seconds: float | None = None,
 ) -> RenderResult:
     """Write the score as a 16-bit WAV with the best engine at hand (see the module docstring).
 
     engine "auto" tries fluidsynth, symusic, then the built-in synth (with a warning when a
     SoundFont engine was wanted but failed or no SoundFont exists); naming an engine uses only
     that one and raises LstmMusicError when it cannot run. Audio is normalised to -1 dBFS.
+    A score longer than `max_seconds` is rendered up to there, with a warning: a hostile file
+    (a tempo of one tick per hour) must not fill the disk, and the audio never exceeds
+    `max_seconds` (None: MAX_RENDER_SECONDS) plus a short release tail.
     """
+    max_seconds = MAX_RENDER_SECONDS if max_seconds is None else max_seconds
     if engine not in ENGINES:
         raise LstmMusicError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
     if not 8000 <= sample_rate <= 192000:
         raise LstmMusicError(f"sample rate must be 8000-192000 Hz, not {sample_rate}")
+    if not (max_seconds > 0 and math.isfinite(max_seconds)):
+        raise LstmMusicError(
+            f"the audio cap (--max-seconds) must be a positive number, not {max_seconds}"
+        )
     path = Path(path)
     font = find_soundfont(soundfont) if engine != "fallback" else None
+    length, cut = duration_seconds(score), None
+    if length > max_seconds:
+        score = cut_score(score, ticks_at(score, max_seconds))
+        cut = f"the score lasts {length:,.0f} s: rendered its first {max_seconds:g} s (audio cap)"
+    frames = int((max_seconds + TAIL_SECONDS) * sample_rate)
+    result = _render(score, path, font, sample_rate, engine, frames)
+    if cut:
+        result = replace(result, warning="; ".join(filter(None, (cut, result.warning))))
+    return result
+
+
+def _render(
+    score: symusic.Score, path: Path, font: Path | None, sample_rate: int, engine: str, frames: int
+) -> RenderResult:
+    """`render_wav` after its checks: the engines in turn, at most `frames` samples written."""
     if note_count(score) == 0:
-        return _fallback(score, path, sample_rate, "the score has no notes: wrote silence")
+        return _fallback(score, path, sample_rate, "the score has no notes: wrote silence", frames)
     if engine == "fallback":
-        return _fallback(score, path, sample_rate, None)
+        return _fallback(score, path, sample_rate, None, frames)
     if font is None:
         if engine != "auto":
             raise LstmMusicError(f"engine {engine} needs a SoundFont: {NO_SOUNDFONT.split(':')[0]}")
-        return _fallback(score, path, sample_rate, NO_SOUNDFONT)
+        return _fallback(score, path, sample_rate, NO_SOUNDFONT, frames)
     failures = []
     for name, run in (("fluidsynth", _fluidsynth), ("symusic", _symusic)):
         if engine not in ("auto", name):
             continue
         try:
-            seconds = run(score, path, font, sample_rate)
+            seconds = run(score, path, font, sample_rate, frames)
             return RenderResult(path, name, font, seconds)
         except _EngineFailed as error:
             if engine == name:
                 raise LstmMusicError(f"{name} could not render: {error}") from error
             failures.append(f"{name}: {error}")
-    return _fallback(score, path, sample_rate, f"{'; '.join(failures)}: used the built-in synth")
+    warning = f"{'; '.join(failures)}: used the built-in synth"
+    return _fallback(score, path, sample_rate, warning, frames)
+
+
+def ticks_at(score: symusic.Score, seconds: float) -> int:
+    """The last tick at or before `seconds` into the score, following its tempo map."""
+    changes, offsets, per_tick = _tempo_map(score)
+    i = max(0, int(np.searchsorted(offsets, seconds, side="right")) - 1)
+    return int(changes[i] + math.floor((seconds - offsets[i]) / per_tick[i] + 1e-9))
+
+
+def seconds_at(score: symusic.Score, tick: float) -> float:
+    """Seconds from the start to `tick`, following the score's tempo map."""
+    return float(_seconds(_tempo_map(score), np.array([tick], dtype=np.float64))[0])
+
+
+def cut_score(score: symusic.Score, stop: int, mark_end: bool = False) -> symusic.Score:
+    """The score before tick `stop`: later events dropped, notes and pedals sounding on shortened.
+
+    Not symusic's `clip(..., clip_end=True)`, which drops the notes that cross the end (a piece
+    cut at 30 s lost its last chord and came out at 28). `mark_end` puts an "end" marker at
+    `stop`, so that the file lasts exactly that long even when it ends in a rest.
+    """
+    cut = score.clip(0, stop, clip_end=False)
+    for track in cut.tracks:
+        track.notes = _shortened(symusic.Note, track.notes, stop)
+        track.pedals = _shortened(symusic.Pedal, track.pedals, stop)
+    if mark_end:
+        cut.markers.append(symusic.TextMeta(stop, "end"))
+    return cut
+
+
+def _shortened(kind, events, stop: int):
+    """Notes or pedals (time, duration, ...) ending at `stop` at the latest."""
+    if not len(events):
+        return events
+    arrays = events.numpy()
+    arrays["duration"] = np.minimum(arrays["duration"], stop - arrays["time"])
+    return kind.from_numpy(**arrays, ttype="tick")
 
 
 def _fallback(
-    score: symusic.Score, path: Path, sample_rate: int, warning: str | None
+    score: symusic.Score, path: Path, sample_rate: int, warning: str | None, frames: int
 ) -> RenderResult:
     """The built-in synth: always works; drums are silent and said so."""
-    samples = synthesize(score, sample_rate)
+    samples = synthesize(score, sample_rate)[:frames]
     if any(track.is_drum and len(track.notes) for track in score.tracks):
         drums = "drum tracks are not played by the built-in synth"
         warning = f"{warning}; {drums}" if warning else drums
@@ -156,7 +231,9 @@ def _fallback(
     return RenderResult(path, "fallback", None, len(samples) / sample_rate, warning)
 
 
-def _fluidsynth(score: symusic.Score, path: Path, font: Path, sample_rate: int) -> float:
+def _fluidsynth(
+    score: symusic.Score, path: Path, font: Path, sample_rate: int, frames: int
+) -> float:
     """Render through a temporary MIDI file with the FluidSynth program; seconds of audio."""
     binary = shutil.which("fluidsynth")
     if binary is None:
@@ -183,10 +260,10 @@ def _fluidsynth(score: symusic.Score, path: Path, font: Path, sample_rate: int) 
         if done.returncode != 0 or not raw.is_file() or failed:
             raise _EngineFailed(failed[-1] if failed else reason)
         samples, rate = read_wav(raw)
-    return _write_normalised(path, samples, rate, reason if lines else None)
+    return _write_normalised(path, samples[:frames], rate, reason if lines else None)
 
 
-def _symusic(score: symusic.Score, path: Path, font: Path, sample_rate: int) -> float:
+def _symusic(score: symusic.Score, path: Path, font: Path, sample_rate: int, frames: int) -> float:
     """symusic's SoundFont synthesizer (its 0.6 fails under NumPy 2.4: then we fall through)."""
     try:
         synthesizer = symusic.Synthesizer(str(font), sample_rate)
@@ -196,7 +273,7 @@ def _symusic(score: symusic.Score, path: Path, font: Path, sample_rate: int) -> 
         raise _EngineFailed(f"{type(error).__name__}: {first}") from error
     if audio.ndim == 2 and audio.shape[0] <= 2 < audio.shape[1]:
         audio = audio.T  # (channels, frames) -> (frames, channels)
-    return _write_normalised(path, audio, sample_rate)
+    return _write_normalised(path, audio[:frames], sample_rate)
 
 
 def _write_normalised(

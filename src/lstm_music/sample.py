@@ -2,7 +2,11 @@
 
 Generation runs the primer through the model once, then one `FastStepper` step per new token
 for the whole batch of `num` pieces at a time. Special tokens are never sampled; length can be
-given in tokens, or for timed tokenizers in seconds or bars (then the piece is cut exactly).
+given in tokens, or for timed tokenizers in seconds or bars: then tokens come in chunks until
+every piece has music past the asked length, and the piece is cut exactly there. Whatever the
+primer or the model writes, no piece is longer than `max_seconds` (primer included), and a
+primer takes at most half of the piece: a hostile file cannot make hour-long output. What
+falls short or gets cut is said in the piece's `warnings`.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import contextlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import symusic
@@ -19,9 +24,16 @@ import torch
 from lstm_music.checkpoint import Checkpoint, load_checkpoint
 from lstm_music.corpus import BOS_ID, SPECIAL_TOKENS
 from lstm_music.errors import LstmMusicError
+from lstm_music.midi import duration_seconds, note_count
+from lstm_music.render import cut_score, seconds_at, ticks_at
 from lstm_music.stepper import FastStepper, pick_tokens
 
-CHUNK = 256  # tokens generated between length checks when the length is in seconds or bars
+CHUNK = 256  # tokens generated before the first length check when the length is in seconds/bars
+DEFAULT_MAX_SECONDS = 600.0  # no piece is longer unless asked (ten minutes, primer included)
+# new-token caps for --seconds/--bars: the shipped models write 16-34 tokens a second
+TOKENS_PER_SECOND_CAP = 300
+TOKENS_PER_BAR_CAP = 600
+MIN_TOKEN_CAP = 4096
 
 
 @dataclass
@@ -41,6 +53,8 @@ class GenerateOptions:
     tempo: float | None = None  # quarter notes per minute, written into the MIDI
     program: int | None = None  # General MIDI program of every track
     include_primer: bool = True  # the score starts with the primer (the blog's output does)
+    max_seconds: float | None = None  # cap on every piece (None: 600 s, or --seconds if longer)
+    max_tokens: int | None = None  # new-token cap for --seconds/--bars (None: generous, see top)
 
     def __post_init__(self) -> None:
         if not self.temperature > 0:
@@ -49,12 +63,40 @@ class GenerateOptions:
             raise LstmMusicError("--top-p must be in (0, 1]")
         if self.top_k < 0 or self.tokens < 1 or self.num < 1:
             raise LstmMusicError("--top-k must be >= 0, --tokens and --num >= 1")
-        for name in ("seconds", "bars", "tempo"):
+        if self.max_tokens is not None and self.max_tokens < 1:
+            raise LstmMusicError("--max-tokens must be >= 1")
+        for name in ("seconds", "bars", "tempo", "max_seconds"):
             value = getattr(self, name)
             if value is not None and not (value > 0 and math.isfinite(value)):
-                raise LstmMusicError(f"--{name} must be a positive number")
+                raise LstmMusicError(f"--{name.replace('_', '-')} must be a positive number")
+        if self.max_seconds is not None and (self.seconds or 0) > self.max_seconds:
+            raise LstmMusicError(f"--seconds {self.seconds:g} is over the {self.max_seconds:g} s "
+                                 "cap (--max-seconds)")  # fmt: skip
         if self.program is not None and not 0 <= self.program <= 127:
             raise LstmMusicError("--program takes a General MIDI program 0-127")
+
+    @property
+    def timed(self) -> bool:
+        return self.seconds is not None or self.bars is not None
+
+    @property
+    def cap_seconds(self) -> float:
+        """The longest a piece may be, primer included."""
+        if self.max_seconds is not None:
+            return self.max_seconds
+        return max(DEFAULT_MAX_SECONDS, self.seconds or 0.0)
+
+    def token_budget(self) -> int:
+        """New tokens at most: `tokens`, or for --seconds/--bars a cap far above the need."""
+        if not self.timed:
+            return self.tokens
+        if self.max_tokens is not None:
+            return self.max_tokens
+        if self.seconds is not None:
+            wanted = self.seconds * TOKENS_PER_SECOND_CAP
+        else:
+            wanted = min(self.bars * TOKENS_PER_BAR_CAP, self.cap_seconds * TOKENS_PER_SECOND_CAP)
+        return max(MIN_TOKEN_CAP, math.ceil(wanted))
 
 
 @dataclass
@@ -62,6 +104,20 @@ class GeneratedPiece:
     tokens: list[str]  # primer tokens followed by the new ones
     score: symusic.Score
     primer_length: int = 0
+    seconds: float = 0.0  # length of the score as written
+    shortfall: float = 0.0  # how much shorter than the asked --seconds or --bars (that unit)
+    warnings: list[str] = field(default_factory=list)  # one line each, for the user
+
+
+@dataclass
+class _Plan:
+    """What decoding a row of tokens needs."""
+
+    tokenizer: Any
+    vocabulary: list[str]
+    primer_ids: list[int]
+    options: GenerateOptions
+    primer_end: int = 0  # tick where the primer's music ends (0: no primer in the output)
 
 
 def _banned(vocabulary: list[str]) -> torch.Tensor:
@@ -111,41 +167,64 @@ class _Session:
         return out
 
 
-def _decode(tokenizer, tokens: list[str], options: GenerateOptions) -> symusic.Score:
-    """Tokens -> score; a sequence the tokenizer cannot read becomes an empty score, reported."""
+def _decode(tokenizer, tokens: list[str], options: GenerateOptions):
+    """Tokens -> (score, warnings); a sequence the tokenizer cannot read becomes an empty score."""
+    warnings = []
     try:
         score = tokenizer.decode(tokens)
     except LstmMusicError as error:
-        print(f"warning: could not decode a generated sequence ({error}); writing it empty")
+        warnings.append(f"could not decode a generated sequence ({error}); wrote it empty")
         score = symusic.Score(480)
     if options.tempo is not None:
         score.tempos = [symusic.Tempo(0, float(options.tempo))]
     if options.program is not None:
         for track in score.tracks:
             track.program = options.program
-    return score
-
-
-def _length_reached(score: symusic.Score, options: GenerateOptions) -> bool:
-    if options.seconds is not None:
-        return score.note_num() > 0 and score.to("second").end() >= options.seconds
-    bar_ticks = _bar_ticks(score)
-    return score.note_num() > 0 and score.end() >= options.bars * bar_ticks
+    return score, warnings
 
 
 def _bar_ticks(score: symusic.Score) -> int:
     signature = score.time_signatures[0] if len(score.time_signatures) else None
     numerator, denominator = (signature.numerator, signature.denominator) if signature else (4, 4)
-    return int(score.tpq * 4 * numerator / denominator)
+    return max(1, int(score.tpq * 4 * numerator / denominator))
 
 
-def _cut(score: symusic.Score, options: GenerateOptions) -> symusic.Score:
-    """Clip to exactly --seconds or --bars (notes sounding past the end are shortened)."""
+def _asked_tick(score: symusic.Score, options: GenerateOptions) -> int | None:
+    """The asked length (--seconds or --bars) in the score's ticks; None for --tokens."""
     if options.seconds is not None:
-        return score.to("second").clip(0, options.seconds, clip_end=True).to("tick")
+        return ticks_at(score, options.seconds)
     if options.bars is not None:
-        return score.clip(0, int(options.bars * _bar_ticks(score)), clip_end=True)
-    return score
+        return int(options.bars * _bar_ticks(score))
+    return None
+
+
+def _limit_tick(score: symusic.Score, options: GenerateOptions) -> int:
+    """Where the piece ends at the latest: the asked length, within the cap."""
+    cap = ticks_at(score, options.cap_seconds)
+    asked = _asked_tick(score, options)
+    return cap if asked is None else min(asked, cap)
+
+
+def _last_onset(score: symusic.Score) -> int:
+    """Tick of the latest note start, -1 without notes: the music is complete up to there."""
+    starts = [int(track.notes.numpy()["time"].max()) for track in score.tracks if len(track.notes)]
+    return max(starts, default=-1)
+
+
+def _progress(score: symusic.Score, options: GenerateOptions) -> float:
+    """How far the piece has come, 1 = done: a note starts at or past the limit."""
+    return max(0, _last_onset(score)) / max(1, _limit_tick(score, options))
+
+
+def _next_steps(done: int, progress: float, budget: int) -> int:
+    """Tokens to generate next: the slowest piece's pace so far, projected, with a margin."""
+    if done == 0:
+        steps = CHUNK
+    elif progress <= 0:
+        steps = done
+    else:
+        steps = min(done, math.ceil(done * (1.15 / progress - 1)) + 64)
+    return max(1, min(steps, budget - done))
 
 
 def generate(
@@ -159,27 +238,25 @@ def generate(
     if not isinstance(checkpoint, Checkpoint):
         checkpoint = load_checkpoint(checkpoint)
     tokenizer = checkpoint.tokenizer()
-    timed_length = options.seconds is not None or options.bars is not None
-    if timed_length and not tokenizer.timed:
+    if options.timed and not tokenizer.timed:
         raise LstmMusicError(f"--seconds/--bars need a timed tokenizer; this model uses "
                              f"{tokenizer.name!r}, which has no timing: use --tokens")  # fmt: skip
     index = {token: i for i, token in enumerate(checkpoint.vocabulary)}
     primer_ids = [index[t] for t in options.primer if t in index]
-    rng = np.random.default_rng(options.seed)
-    session = _Session(checkpoint, primer_ids, options, rng)
+    plan = _Plan(tokenizer, checkpoint.vocabulary, primer_ids, options)
+    if options.include_primer and primer_ids:
+        primer = [checkpoint.vocabulary[i] for i in primer_ids]
+        plan.primer_end = _decode(tokenizer, primer, options)[0].end()
+    session = _Session(checkpoint, primer_ids, options, np.random.default_rng(options.seed))
+    budget, progress = options.token_budget(), 0.0
     new = np.zeros((options.num, 0), dtype=np.int64)
-    while True:
+    while new.shape[1] < budget and progress < 1:
+        steps = _next_steps(new.shape[1], progress, budget) if options.timed else budget
         with _blas_threads(session):
-            chunk = session.advance(CHUNK if timed_length else options.tokens)
-        new = np.concatenate([new, chunk], 1)
-        pieces = [_piece(checkpoint, primer_ids, row, tokenizer, options) for row in new]
-        if not timed_length or all(_length_reached(p.score, options) for p in pieces):
-            break
-        if new.shape[1] > 200_000:
-            raise LstmMusicError("the model did not reach the asked length in 200,000 tokens")
-    for piece in pieces:
-        piece.score = _cut(piece.score, options)
-    return pieces
+            new = np.concatenate([new, session.advance(steps)], 1)
+        pieces = [_piece(plan, row) for row in new]
+        progress = min(_progress(p.score, options) for p in pieces) if options.timed else 1.0
+    return [_finish(piece, options, budget) for piece in pieces]
 
 
 def _blas_threads(session: _Session):
@@ -197,9 +274,47 @@ def _blas_threads(session: _Session):
     return contextlib.nullcontext()
 
 
-def _piece(checkpoint, primer_ids, row: np.ndarray, tokenizer, options) -> GeneratedPiece:
-    vocabulary = checkpoint.vocabulary
-    new = [vocabulary[i] for i in row.tolist()]
-    tokens = [vocabulary[i] for i in primer_ids] + new
-    score = _decode(tokenizer, tokens if options.include_primer else new, options)
-    return GeneratedPiece(tokens, score, len(primer_ids))
+def _piece(plan: _Plan, row: np.ndarray) -> GeneratedPiece:
+    """A row of new ids as a piece; a primer too long for the piece keeps only its end."""
+    options = plan.options
+    new = [plan.vocabulary[i] for i in row.tolist()]
+    tokens = [plan.vocabulary[i] for i in plan.primer_ids] + new
+    score, warnings = _decode(plan.tokenizer, tokens if options.include_primer else new, options)
+    keep = _limit_tick(score, options) // 2
+    if plan.primer_end > keep:
+        bar = _bar_ticks(score)
+        start = -(-(plan.primer_end - keep) // bar) * bar  # on a bar line
+        lasts = seconds_at(score, plan.primer_end)
+        kept = lasts - seconds_at(score, start)
+        warnings.append(f"the primer lasts {lasts:,.0f} s, more than half of the piece: "
+                        f"kept its last {kept:.0f} s")  # fmt: skip
+        score = score.clip(start, score.end() + 1, clip_end=False).shift_time(-start)
+    return GeneratedPiece(tokens, score, len(plan.primer_ids), warnings=warnings)
+
+
+def _finish(piece: GeneratedPiece, options: GenerateOptions, budget: int) -> GeneratedPiece:
+    """Cut at the asked length and the cap; the length, any shortfall and why, on the piece."""
+    score, warnings = piece.score, piece.warnings
+    asked, limit = _asked_tick(score, options), _limit_tick(score, options)
+    reached = _last_onset(score) >= limit
+    if score.end() > limit or (reached and asked is not None):
+        if score.end() > limit and (asked is None or asked > limit):
+            written = duration_seconds(score)
+            warnings.append(f"cut at the {options.cap_seconds:g} s cap ({written:,.1f} s written)")
+        score = cut_score(score, limit, mark_end=reached and asked is not None)
+    piece.score, piece.seconds = score, duration_seconds(score)
+    if options.seconds is not None:
+        piece.shortfall = max(0.0, options.seconds - piece.seconds)
+        got, asked_text, unit = piece.seconds, options.seconds, "s"
+    elif options.bars is not None:
+        got = score.end() / _bar_ticks(score) if note_count(score) else 0.0
+        piece.shortfall = max(0.0, options.bars - got)
+        asked_text, unit = options.bars, "bars"
+    if piece.shortfall > 1e-6 and not reached:
+        warnings.append(
+            f"{got:.1f} {unit}, {piece.shortfall:.1f} {unit} short of the asked {asked_text:g}: "
+            f"the cap of {budget:,} new tokens ran out first (use --max-tokens to raise it)"
+        )
+    if note_count(score) == 0:
+        warnings.append("no notes came out (the model wrote only silence)")
+    return piece

@@ -1,7 +1,13 @@
-"""The epoch loop: steps, progress bar, validation points, budgets, and the final plot."""
+"""The epoch loop: steps, progress bar, validation points, budgets, and the final plot.
+
+Epochs are counted one way everywhere (bar, per-epoch line, metrics, summary): completed epochs
+plus the done share of the current one, so 4.4 means four epochs and 40% of the fifth.
+"""
 
 from __future__ import annotations
 
+import io
+import math
 import time
 
 from lstm_music.errors import LstmMusicError
@@ -22,52 +28,90 @@ class _Throughput:
         return self.tokens / max(time.perf_counter() - self.started, 1e-9)
 
 
+def time_is_up(elapsed: float, budget: float, step_seconds: float, finish_seconds: float) -> bool:
+    """True when one more step and then the closing validation and save would overrun `budget`
+    (seconds; 0 = none): the time budget covers the whole run, not just the steps."""
+    return budget > 0 and elapsed + step_seconds + finish_seconds >= budget
+
+
+def format_epochs(epochs: float) -> str:
+    """4.4 -> "4.4", 0.032 -> "0.03": a short run is not "0 epochs"."""
+    return f"{epochs:.2f}" if 0 < epochs < 1 else f"{epochs:.1f}"
+
+
+def seconds_left(
+    config, elapsed: float, step: int, epochs_done: float, batches: int, step_s: float, finish_s
+) -> float:
+    """Seconds until the first budget ends the run (time, steps or epochs), validations included.
+
+    Early stopping cannot be foreseen, so the run may end sooner.
+    """
+    epochs_left = max(config.epochs - epochs_done, 0.0)
+    validations = math.ceil(epochs_left - 1e-9)  # one per epoch still to finish
+    if config.eval_every:
+        validations += int(epochs_left * batches) // config.eval_every
+    ends = [epochs_left * batches * step_s + validations * finish_s]
+    if config.max_steps:
+        ends.append(max(config.max_steps - step, 0) * step_s + finish_s)
+    if config.max_minutes:
+        ends.append(config.max_minutes * 60 - elapsed)
+    return max(min(ends), 0.0)
+
+
+def _clock_text(seconds: float) -> str:
+    minutes, seconds = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+
+
 def run_epochs(trainer):  # -> TrainResult
     from lstm_music.train import TrainResult
 
     config, progress = trainer.config, trainer.progress
-    started = time.perf_counter() - progress["seconds"]
+    started = trainer.clock() - progress["seconds"]
+    deadline = started + config.max_minutes * 60 if config.max_minutes else None
     stopped_by = ""
     while progress["epoch"] < config.epochs and not stopped_by:
         plan = trainer._plan()
-        stopped_by = _run_epoch(trainer, plan, started)
+        stopped_by = _run_epoch(trainer, plan, started, deadline)
         if progress["batch"] >= plan.batches:  # the epoch is complete
             progress["epoch"], progress["batch"], trainer.hidden = progress["epoch"] + 1, 0, None
-            if trainer.evaluate_and_save(started):
+            if trainer.evaluate_and_save(started, deadline=deadline):
                 stopped_by = stopped_by or "early stopping"
-        elif stopped_by != "early stopping":  # a budget ran out inside the epoch: save the
-            trainer.evaluate_and_save(started, scheduled=False)  # exact position for --resume
+        elif stopped_by != "early stopping" and trainer.saved_step != progress["step"]:
+            # a budget ran out inside the epoch: save the exact position for --resume
+            trainer.evaluate_and_save(started, scheduled=False, deadline=deadline)
         if trainer.show:
             print(
-                f"epoch {progress['epoch']}: step {progress['step']}, validation loss "
-                f"{_fmt(trainer.valid_loss)}, best {_fmt(progress['best'])}"
+                f"{format_epochs(trainer.epochs_done())} epochs: step {progress['step']}, "
+                f"validation loss {_fmt(trainer.valid_loss)}, best {_fmt(progress['best'])}"
             )
     progress["stopped_by"] = stopped_by or "epochs"
-    seconds = time.perf_counter() - started
+    seconds = trainer.clock() - started
     if trainer.runtime.is_main:
         _plot(trainer)
     return TrainResult(
         trainer.run_dir,
         progress["step"],
-        progress["epoch"],
+        trainer.epochs_done(),
         progress["best"],
         seconds,
         progress["stopped_by"],
+        trainer.notes,
+        not trainer.valid_ids,
     )
 
 
-def _run_epoch(trainer, plan, started: float) -> str:
+def _run_epoch(trainer, plan, started: float, deadline: float | None) -> str:
     """Steps from the saved position to the end of the epoch; why it stopped early, or ""."""
     from tqdm import tqdm
-
-    from lstm_music.train import loss_is_finite
 
     config, progress = trainer.config, trainer.progress
     bar = tqdm(
         total=plan.batches,
         initial=progress["batch"],
         disable=not trainer.show,
-        desc=f"epoch {progress['epoch'] + 1}/{config.epochs}",
+        desc=f"{format_epochs(trainer.epochs_done())}/{config.epochs} epochs",
         unit="batch",
         dynamic_ncols=True,
         leave=False,
@@ -75,41 +119,72 @@ def _run_epoch(trainer, plan, started: float) -> str:
     meter = _Throughput()
     try:
         for index in range(progress["batch"], plan.batches):
-            loss, tokens = trainer.step(plan, index)
-            if not loss_is_finite(loss):
-                raise LstmMusicError(
-                    f"training diverged at step {progress['step']} (loss "
-                    f"{loss}); try a lower --lr or a --clip value"
-                )
-            progress["batch"] = index + 1
-            meter.add(loss, tokens * trainer.runtime.world_size)
+            stopped_by = trainer.out_of_budget(started)  # before the step: room for it and
+            if stopped_by:  # the closing validation, even right after an epoch's validation
+                return stopped_by
+            _timed_step(trainer, plan, index, meter)
             bar.update(1)
-            bar.set_postfix(
-                loss=f"{meter.loss:.3f}",
-                val=_fmt(getattr(trainer, "valid_loss", None)),
-                tok_s=f"{meter.tokens_per_second:,.0f}",
-                refresh=False,
-            )
+            if trainer.show:
+                _show(trainer, bar, meter, started)
             if trainer.runtime.is_main and progress["step"] % 10 == 0:
                 trainer.log(
                     {
                         "step": progress["step"],
-                        "seconds": time.perf_counter() - started,
-                        "epoch": progress["epoch"] + progress["batch"] / plan.batches,
+                        "seconds": trainer.clock() - started,
+                        "epoch": round(trainer.epochs_done(), 4),
                         "lr": trainer.last_lr,
                         "train_loss": meter.loss,
                         "tokens_per_second": meter.tokens_per_second,
                     }
                 )
-            stopped_by = trainer.out_of_budget(started)
-            if stopped_by:
-                return stopped_by
             due = config.eval_every and progress["step"] % config.eval_every == 0
-            if due and trainer.evaluate_and_save(started):
+            if due and trainer.evaluate_and_save(started, deadline=deadline):
                 return "early stopping"
         return ""
     finally:
         bar.close()
+
+
+def _timed_step(trainer, plan, index: int, meter: _Throughput) -> None:
+    """One step; its duration feeds the budget's and the ETA's estimate of the next."""
+    from lstm_music.train import loss_is_finite
+
+    began = trainer.clock()
+    loss, tokens = trainer.step(plan, index)
+    took = trainer.clock() - began
+    smoothed = trainer.step_seconds
+    trainer.step_seconds = 0.9 * smoothed + 0.1 * took if smoothed else took
+    if not loss_is_finite(loss):
+        raise LstmMusicError(
+            f"training diverged at step {trainer.progress['step']} (loss "
+            f"{loss}); try a lower --lr or a --clip value"
+        )
+    trainer.progress["batch"] = index + 1
+    meter.add(loss, tokens * trainer.runtime.world_size)
+
+
+def _show(trainer, bar, meter: _Throughput, started: float) -> None:
+    """The bar's figures: epochs in the one count, loss, speed, and the whole run's time left."""
+    progress = trainer.progress
+    left = seconds_left(
+        trainer.config,
+        trainer.clock() - started,
+        progress["step"],
+        trainer.epochs_done(),
+        trainer.batches,
+        trainer.step_seconds,
+        trainer.finish_guess(),
+    )
+    bar.set_description(
+        f"{format_epochs(trainer.epochs_done())}/{trainer.config.epochs} epochs", refresh=False
+    )
+    bar.set_postfix(
+        loss=f"{meter.loss:.3f}",
+        val=_fmt(trainer.valid_loss),
+        tok_s=f"{meter.tokens_per_second:,.0f}",
+        run_left=_clock_text(left),
+        refresh=False,
+    )
 
 
 def _fmt(value) -> str:
@@ -117,13 +192,18 @@ def _fmt(value) -> str:
 
 
 def _plot(trainer) -> None:
+    """loss.png, written whole or not at all (a kill mid-write leaves the old picture)."""
+    from lstm_music.fsutil import write_bytes_atomically
     from lstm_music.plots import plot_losses
 
+    picture = io.BytesIO()
     try:
         plot_losses(
             trainer.run_dir / "metrics.csv",
-            trainer.run_dir / "loss.png",
+            picture,
             title=f"{trainer.run_dir.name}: {trainer.config.preset} preset",
         )
     except ImportError:
-        print("matplotlib is not installed: loss.png not written (pip install matplotlib)")
+        trainer.note("matplotlib is not installed: loss.png not written (pip install matplotlib)")
+        return
+    write_bytes_atomically(trainer.run_dir / "loss.png", picture.getvalue())

@@ -1,14 +1,18 @@
 """The `lstm-music` command: sub-commands parse flags and call library functions, nothing more.
 
 Errors meant for users (`LstmMusicError`) are printed as one line with exit code 1; a usage
-error exits 2 (argparse's convention); Ctrl-C exits 130 without a traceback.
+error exits 2 (argparse's convention) with the usage of the command at fault and, for a mistyped
+flag or command, the nearest real one; Ctrl-C exits 130 without a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
+import itertools
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import NoReturn
 
 from lstm_music import __version__
 from lstm_music.cli import (
@@ -39,14 +43,111 @@ COMMANDS = (
 )
 
 
+class CommandParser(argparse.ArgumentParser):
+    """argparse that takes flags only as spelled and blames the (sub-)command they were given to.
+
+    Prefix abbreviations are off: `--max-minute` is refused, not taken for `--max-minutes`.
+    argparse leaves a sub-command's unknown flags to the top-level parser, which printed its own
+    usage; here the command the flag was given to reports it, with its usage and the nearest
+    real flag ("did you mean --seconds?"), even when another error (a missing argument) came
+    first. An unknown command gets the nearest command's name.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+        self._words: list[str] = []  # what this parser was last asked to parse, for error()
+
+    def parse_known_args(self, args=None, namespace=None):  # argparse calls it for sub-commands
+        self._words = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(args, namespace)
+
+    def parse_args(self, args=None, namespace=None):
+        namespace, extras = self.parse_known_args(args, namespace)
+        if extras:  # leftovers of some command in the chain: the one that holds a typo reports
+            chain = self._chosen_commands(namespace)
+            owner = next((p for p in reversed(chain) if p._unknown_flags()), chain[-1])
+            owner.error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace
+
+    def error(self, message: str) -> NoReturn:
+        typos = self._unknown_flags()
+        if typos:
+            flags = [o for a in self._actions for o in a.option_strings if o.startswith("--")]
+            message = "; ".join(f"unknown flag {t}{_did_you_mean(t, flags)}" for t in typos)
+        else:
+            message = self._unknown_command_message() or message
+        super().error(message)
+
+    def _subcommands(self) -> argparse._SubParsersAction | None:
+        return next((a for a in self._actions if isinstance(a, argparse._SubParsersAction)), None)
+
+    def _own_words(self) -> list[str]:
+        """The words meant for this parser itself: before `--`, and before any sub-command."""
+        words = self._words[: self._words.index("--")] if "--" in self._words else self._words
+        if self._subcommands() is None:
+            return words
+        return list(itertools.takewhile(lambda word: word.startswith("-"), words))
+
+    def _unknown_flags(self) -> list[str]:
+        known = {o for a in self._actions for o in a.option_strings}
+        return [w.split("=", 1)[0] for w in self._own_words() if _is_unknown_flag(w, known)]
+
+    def _unknown_command_message(self) -> str | None:
+        """When the sub-command word given to this parser names none of its sub-commands."""
+        subcommands = self._subcommands()
+        own = self._own_words()
+        if subcommands is None or len(own) == len(self._words):
+            return None
+        word, names = self._words[len(own)], list(subcommands.choices)
+        if word in names:
+            return None
+        return (
+            f"unknown command {word!r}{_did_you_mean(word, names)} (choose from {', '.join(names)})"
+        )
+
+    def _chosen_commands(self, namespace: argparse.Namespace) -> list[CommandParser]:
+        """This parser and the sub-commands chosen below it, e.g. [lstm-music, corpus, info]."""
+        chain = [self]
+        while (action := chain[-1]._subcommands()) is not None:
+            chosen = action.choices.get(getattr(namespace, action.dest, None))
+            if not isinstance(chosen, CommandParser):
+                break
+            chain.append(chosen)
+        return chain
+
+
+def _is_unknown_flag(word: str, known: set[str]) -> bool:
+    """True for a flag that `known` lacks; `-`, `-3`, `-0.5`, `-5:5` are values, not flags."""
+    if not word.startswith("-") or len(word) < 2 or word[1] in "0123456789." or " " in word:
+        return False
+    if word.split("=", 1)[0] in known:
+        return False
+    return word.startswith("--") or word[:2] not in known  # `-ofile.mid`, `-qv` are known
+
+
+def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """The flags a cut-short word begins (up to 3), else the nearest spelling, else nothing."""
+    choices = list(choices)
+    matches = [c for c in choices if c.startswith(word)]
+    if not 1 <= len(matches) <= 3:
+        matches = difflib.get_close_matches(word, choices, n=1)
+    if not matches:
+        return ""
+    listed = matches[0] if len(matches) == 1 else f"{', '.join(matches[:-1])} or {matches[-1]}"
+    return f": did you mean {listed}?"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="lstm-music",
         description="Learn the style of a folder of MIDI files with an LSTM and write new music.",
         epilog="Run `lstm-music COMMAND --help` for the flags of each command.",
     )
     parser.add_argument("--version", action="version", version=f"lstm-music {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=CommandParser
+    )
     for command in COMMANDS:
         command.add_parser(commands)
     return parser
@@ -68,4 +169,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
-__all__ = ["build_parser", "main"]
+__all__ = ["CommandParser", "build_parser", "main"]

@@ -39,7 +39,7 @@ def run_demo_command(args: argparse.Namespace) -> int:
     result = run_demo(args.out, args.model, args.num, args.seconds, args.seed, args.soundfont)
     total = time.perf_counter() - started
     rows = [
-        (p.midi.name, p.wav.name, p.png.name, p.notes, f"{p.seconds:.1f}", p.engine)
+        (p.midi.name, p.wav.name, p.png.name, p.notes, _length(p.seconds, p.shortfall), p.engine)
         for p in result.pieces
     ]
     print(f"model {result.model}, seed {result.seed} (--seed {result.seed} repeats this)")
@@ -49,3 +49,8 @@ def run_demo_command(args: argparse.Namespace) -> int:
     stages = ", ".join(f"{stage} {seconds:.2f} s" for stage, seconds in result.timings.items())
     print(f"written to {args.out}/ in {total:.1f} s ({stages})")
     return 0
+
+
+def _length(seconds: float, shortfall: float) -> str:
+    """The length in seconds, and how much short of the asked length when it fell short."""
+    return f"{seconds:.1f}" + (f" ({shortfall:.1f} short)" if shortfall >= 0.05 else "")

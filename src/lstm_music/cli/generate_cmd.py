@@ -17,7 +17,11 @@ piano roll of each (see `lstm-music render --help` for synthesizers and SoundFon
 
 Primers: --primer FILE.mid continues your piece; --primer-corpus CORPUS starts from a random
 window of the training data (as the original blog does), --primer-tokens long; without either,
-the piece starts from nothing.
+the piece starts from nothing. The primer is part of the piece and takes at most half of it.
+
+Length: --seconds and --bars give pieces of exactly that length (the model writes until it gets
+there, up to --max-tokens); a piece that falls short says so and by how much. No piece is longer
+than --max-seconds (600 s unless --seconds asks for more), whatever the primer holds.
 """
 
 
@@ -39,6 +43,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     length.add_argument("--tokens", type=int, default=512, help="new tokens per piece")
     length.add_argument("--seconds", type=float, help="length in seconds (timed tokenizers)")
     length.add_argument("--bars", type=float, help="length in bars (timed tokenizers)")
+    length.add_argument(
+        "--max-seconds", type=float, help="cap on every piece, primer included (600, or --seconds)"
+    )
+    length.add_argument(
+        "--max-tokens", type=int, help="new-token cap for --seconds/--bars (300 a second)"
+    )
     sampling = parser.add_argument_group("sampling")
     sampling.add_argument(
         "--greedy", action="store_true", help="always the most likely token (the blog's decoding)"
@@ -124,6 +134,8 @@ def run_generate(args: argparse.Namespace) -> int:
         tempo=args.tempo,
         program=args.program,
         include_primer=not args.only_new,
+        max_seconds=args.max_seconds,
+        max_tokens=args.max_tokens,
     )
     checkpoint = load_checkpoint(resolve_checkpoint(args.checkpoint), pick_device(args.device))
     if args.primer:
@@ -138,11 +150,13 @@ def run_generate(args: argparse.Namespace) -> int:
     for number, (path, piece) in enumerate(zip(output_paths(args.out, args.num), pieces)):
         path.parent.mkdir(parents=True, exist_ok=True)
         piece.score.dump_midi(str(path))
-        length = piece.score.to("second").end() if piece.score.note_num() else 0.0
+        new, notes = len(piece.tokens) - piece.primer_length, piece.score.note_num()
         print(
-            f"{path}: {len(piece.tokens) - piece.primer_length} new tokens "
-            f"(+{piece.primer_length} primer), {piece.score.note_num()} notes, {length:.1f} s"
+            f"{path}: {new} new tokens (+{piece.primer_length} primer), {notes} notes, "
+            f"{piece.seconds:.1f} s"
         )
+        for warning in piece.warnings:
+            print(f"  warning: {warning}")
         if args.print_tokens:
             print(" ".join(piece.tokens))
         render_outputs(piece.score, path, args, number)

@@ -44,11 +44,12 @@ def run_models(args: argparse.Namespace) -> int:
             d["tokenizer"],
             f"{d['parameters'] / 1e6:.1f} M",
             f"{d['megabytes']:.1f} MB",
-            "-" if d["valid_loss"] is None else f"{d['valid_loss']:.3f}",
+            *("-" if d[key] is None else f"{d[key]:.3f}" for key in ("valid_loss", "test_loss")),
         )
         for d in described
     ]
-    print(format_table(("model", "tokens", "parameters", "size", "valid NLL/token"), rows))
+    columns = ("model", "tokens", "parameters", "size", "valid NLL/token", "test NLL/token")
+    print(format_table(columns, rows))
     for d in described:
         print(f"\n{d['name']}: {d['summary']}")
     print("\n`lstm-music models NAME` prints a model's card.")

@@ -181,9 +181,21 @@ def summary(result) -> str:
         "",
         format_table(("split", "pieces", "tokens", "hours"), _split_rows(info)),
     ]
+    if result.trimmed_files:
+        totals = result.trimmed_quarters
+        lines += [
+            "",
+            f"silence cut from {result.trimmed_files} file(s): "
+            f"{totals['trailing_quarters']:,.0f} quarter notes after the last note, "
+            f"{totals['capped_quarters']:,.0f} leading or over --max-silence"
+            + (f", {totals['long_notes']:,} held notes shortened" if totals["long_notes"] else "")
+            + ' (per file in manifest.json, "trimmed")',
+        ]
     if result.problems:
         lines += ["", "not used:"]
         lines += [f"  {p['status']:8} {p['source']}: {p['reason']}" for p in result.problems]
+    if result.warnings:
+        lines += [""] + [f"warning: {warning}" for warning in result.warnings]
     return "\n".join(lines)
 
 

@@ -23,6 +23,9 @@ The SoundFont (.sf2/.sf3) is --soundfont PATH, else $LSTM_MUSIC_SOUNDFONT, else 
 /usr/share/sounds/sf2/{TimGM6mb,FluidR3_GM,default-GM}.sf2,
 /usr/share/soundfonts/{default,FluidR3_GM}.sf2 and the Homebrew soundfonts folders. A path
 given by flag or variable that is not a SoundFont is an error.
+
+Audio longer than --max-seconds (1800, half an hour) is cut there, with a warning, so that a
+file with an absurd tempo cannot fill the disk.
 """
 
 
@@ -47,6 +50,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="audio engine (auto: the first that works, see above)",
     )
     parser.add_argument(
+        "--max-seconds",
+        type=float,
+        help="render at most this much audio; longer scores are cut, with a warning (1800)",
+    )
+    parser.add_argument(
         "--seconds-axis", action="store_true", help="piano roll time in seconds, not bars"
     )
     parser.add_argument("--title", help="piano-roll title (default: the MIDI file's name)")
@@ -63,7 +71,9 @@ def run_render(args: argparse.Namespace) -> int:
     score = load_midi(args.midi)
     if args.wav:
         started = time.perf_counter()
-        result = render_wav(score, args.wav, args.soundfont, args.sample_rate, args.engine)
+        result = render_wav(
+            score, args.wav, args.soundfont, args.sample_rate, args.engine, args.max_seconds
+        )
         took = time.perf_counter() - started
         font = f" with {result.soundfont}" if result.soundfont else ""
         print(

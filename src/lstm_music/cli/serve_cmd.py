@@ -9,13 +9,16 @@ from pathlib import Path
 
 from lstm_music.errors import LstmMusicError
 
+DEFAULT_RUNS = Path("runs")  # where the README's commands write runs
+
 DESCRIPTION = """\
-Start a small web server with one page: choose a model (the shipped ones, and every checkpoint
-found under --runs: each run folder's best.safetensors, or the .safetensors files of a folder
-without one), read its model card or training metrics and loss curve, set the sampling
-(temperature, top-k, top-p), length, seed and number of pieces, optionally upload a MIDI primer,
-and press Generate. Each piece comes back as an audio player, a piano roll, and MIDI and WAV
-downloads; the page keeps a history of the pieces of this server's life, newest first.
+Start a small web server with one page: choose a model (every checkpoint found under --runs,
+./runs by default when it exists: each run folder's best.safetensors, or the .safetensors files
+of a folder without one; then the shipped models), read its model card or training metrics and
+loss curve, set the sampling (temperature, top-k, top-p), length, seed and number of pieces,
+optionally upload a MIDI primer, and press Generate. Each piece comes back as an audio player, a
+piano roll, and MIDI and WAV downloads; the page keeps a history of the pieces of this server's
+life, newest first.
 
 The page loads nothing from the internet. The JSON API behind it is documented at /docs (that
 page loads its viewer from a CDN) and works without the page, e.g.
@@ -45,7 +48,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--port", type=int, default=8000, help="port (8000)")
     parser.add_argument(
-        "--runs", type=Path, metavar="DIR", help="folder searched for trained checkpoints"
+        "--runs",
+        type=Path,
+        metavar="DIR",
+        help=f"folder searched for your trained checkpoints (default: {DEFAULT_RUNS}, when it "
+        "exists)",
     )
     parser.add_argument("--workers", type=int, default=1, help="generation threads (1)")
     parser.add_argument(
@@ -64,8 +71,21 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run_serve)
 
 
+def runs_folder(runs: Path | None) -> tuple[Path | None, str]:
+    """The folder searched for runs (--runs, else ./runs when it exists) and a line saying so."""
+    if runs is None and DEFAULT_RUNS.is_dir():
+        return DEFAULT_RUNS, (f"lstm-music serve: your runs from ./{DEFAULT_RUNS} (the default "
+                              "--runs), then the shipped models")  # fmt: skip
+    if runs is None:
+        return None, (f"lstm-music serve: the shipped models only (no ./{DEFAULT_RUNS} here; "
+                      "--runs DIR adds the runs you trained)")  # fmt: skip
+    return runs, f"lstm-music serve: your runs from {runs}, then the shipped models"
+
+
 def run_serve(args: argparse.Namespace) -> int:
     from lstm_music.web import server
+
+    runs, where = runs_folder(args.runs)
 
     def announce(url: str) -> None:
         if not server.is_local(args.host):
@@ -74,12 +94,13 @@ def run_serve(args: argparse.Namespace) -> int:
                 "with no authentication"
             )
         print(f"lstm-music serve: open {url}  (Ctrl-C to stop)", flush=True)
+        print(where, flush=True)
 
     with contextlib.suppress(KeyboardInterrupt):  # uvicorn has already shut down cleanly
         server.serve(
             args.host,
             args.port,
-            args.runs,
+            runs,
             workers=args.workers,
             max_queue=args.queue,
             max_upload_bytes=upload_bytes(args.max_upload_mb),

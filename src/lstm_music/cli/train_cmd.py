@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from lstm_music.errors import LstmMusicError
 
@@ -10,7 +11,9 @@ DESCRIPTION = """\
 Train an LSTM on a corpus made by `lstm-music prepare`. Every token of every training piece is a
 target; the hidden state is carried from one window of a piece to the next (truncated BPTT).
 After each epoch the model is scored on the held-out (valid) pieces; RUN_DIR gets best.safetensors
-(lowest validation loss), last.safetensors, metrics.csv, loss.png and config.json.
+(lowest validation loss; the last checkpoint when the corpus has no validation pieces),
+last.safetensors, train_state.safetensors (for --resume), metrics.csv, loss.png and config.json.
+--max-minutes covers the whole run, the closing validation included.
 
 Presets: `default` (what held-out measurements favour on a CPU) and `seed` (the blog's LSTM
 512 -> 256, dropout 0.3, 100-token windows, Adam 1e-3, no transposition). Settings resolve as:
@@ -43,8 +46,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--resume",
         metavar="RUN_DIR",
-        help="continue this run where last.safetensors left off (optimizer, "
-        "schedule, RNG, step); budget flags may extend it",
+        help="continue this run where it left off (weights, optimizer, schedule, RNG, step, "
+        "all in train_state.safetensors; a run killed before its first save starts over); "
+        "budget flags may extend it",
     )
     parser.add_argument(
         "--overwrite",
@@ -141,13 +145,26 @@ def run_train(args: argparse.Namespace) -> int:
         resume=bool(args.resume),
         progress=not args.quiet,
         overwrite=args.overwrite,
+        notify=_note,
     )
+    _summary(result)
+    return 0
+
+
+def _note(text: str) -> None:
+    print(f"lstm-music train: {text}", file=sys.stderr)
+
+
+def _summary(result) -> None:
+    from lstm_music.trainloop import format_epochs
+
     best = "-" if result.best_valid_loss is None else f"{result.best_valid_loss:.4f}"
     print(
-        f"trained {result.steps} steps ({result.epochs} epochs) in {result.seconds:.0f} s, "
-        f"stopped by {result.stopped_by}; best validation loss {best} nats/token"
+        f"trained {result.steps} steps ({format_epochs(result.epochs)} epochs) in "
+        f"{result.seconds:.0f} s, stopped by {result.stopped_by}; best validation loss {best} "
+        "nats/token"
     )
-    print(
-        f"checkpoints: {result.run_dir / 'best.safetensors'}, {result.run_dir / 'last.safetensors'}"
-    )
-    return 0
+    best_file = result.run_dir / "best.safetensors"
+    if result.best_is_last:
+        best_file = f"{best_file} (no validation pieces: the same as last)"
+    print(f"checkpoints: {best_file}, {result.run_dir / 'last.safetensors'}")

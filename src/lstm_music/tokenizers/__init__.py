@@ -26,22 +26,31 @@ __all__ = [
     "Tokenizer",
     "TokenizerError",
     "get_tokenizer",
+    "tokenizer_class",
     "tokenizer_from_config",
 ]
 
 
-def get_tokenizer(name: str, **params: Any) -> Tokenizer:
-    """A tokenizer by its user-facing name, e.g. `get_tokenizer("grid", step=0.25)`."""
+def tokenizer_class(name: str) -> type[Tokenizer]:
+    """The class behind a tokenizer name, for its class-level facts (`timed`, `has_pitch`)."""
     key = name.lower()
     if key in _OWN:
         module, cls = _OWN[key]
-        return getattr(import_module(module), cls)(**params)
+        return getattr(import_module(module), cls)
     if key in MIDITOK_NAMES:
         from lstm_music.tokenizers.miditok_adapter import MidiTokTokenizer
 
-        return MidiTokTokenizer(**{**params, "kind": key})
+        return MidiTokTokenizer
     known = ", ".join(TOKENIZER_NAMES)
     raise TokenizerError(f"unknown tokenizer {name!r}; choose one of: {known}")
+
+
+def get_tokenizer(name: str, **params: Any) -> Tokenizer:
+    """A tokenizer by its user-facing name, e.g. `get_tokenizer("grid", step=0.25)`."""
+    cls = tokenizer_class(name)
+    if name.lower() in MIDITOK_NAMES:
+        return cls(**{**params, "kind": name.lower()})
+    return cls(**params)
 
 
 def tokenizer_from_config(config: dict[str, Any]) -> Tokenizer:

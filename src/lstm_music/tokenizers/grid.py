@@ -11,8 +11,17 @@ Timing rules (the round trip `roll -> score -> MIDI -> score -> roll` is exact u
 - roll -> score: grid line i is placed at tick round(i * tpq * step) (halves up), each line rounded
   on its own so a non-integral `tpq * step` never drifts. This needs `tpq * step >= 1` tick;
   then every line is less than half a step from its true place and snaps back to itself.
-- Trailing silent steps carry no notes, so they do not survive a trip through a score; leading
-  ones do (note times are absolute).
+- Silent steps carry no notes, so a roll's trailing silence would not survive a trip through a
+  score, and `prepare` trims leading silence and silence after the last note. So
+  `roll_to_score(..., mark_frames=True)` (what the piano-roll benchmark writes) adds a frame
+  marker: velocity-1 notes on pitches 0 and 1 in turn, end to end, covering every step of the
+  roll from its first line to its last, none longer than `MARK_QUARTERS` (`prepare` shortens
+  notes held much longer). `score_to_roll` reads such notes as the piece's extent, not as
+  sound: the roll is as long as the marker, and pitches 0 and 1 stay silent where only the
+  marker covers them. Being notes that span the piece without a gap, the marker leaves no
+  silence for any trim to cut, so leading and trailing silence round-trip exactly (`prepare
+  --tokenizer grid` emits a lone `Step` for each silent step). A real C-1 or C#-1 at velocity 1,
+  inaudible anyway, reads as silence too.
 """
 
 from __future__ import annotations
@@ -33,6 +42,8 @@ VOCABULARY = (*PITCH_TOKENS, STEP_TOKEN)  # code p < 128 is Pitch_p, code 128 is
 _CODES = {token: code for code, token in enumerate(VOCABULARY)}
 _STEP_CODE = N_PITCHES
 MIN_STEP, MAX_STEP = 1 / 64, 16.0  # quarter notes: a 256th note .. four whole notes
+MARK_PITCHES, MARK_VELOCITY = (0, 1), 1  # frame-marker notes: the piece's extent, no sound
+MARK_QUARTERS = 32.0  # the longest marker note (midi.py shortens notes over 64 quarters)
 MAX_STEPS = 1_000_000  # 128 MB as bools, 512 MB while counting: refuse rather than exhaust memory
 
 # names a user may give to `--grid-step`, in quarter notes
@@ -99,16 +110,19 @@ def score_to_roll(score: symusic.Score, step: float) -> np.ndarray:
     time = np.concatenate([a["time"] for a in arrays]).astype(np.int64)  # (N,)
     end = time + np.concatenate([a["duration"] for a in arrays])  # (N,)
     pitch = np.concatenate([a["pitch"] for a in arrays]).astype(np.int64)  # (N,)
+    velocity = np.concatenate([a["velocity"] for a in arrays])  # (N,)
     keep = pitch >= 0  # symusic stores pitch as int8: a hand-made score may hold a negative one
-    time, end, pitch = time[keep], end[keep], pitch[keep]
+    time, end, pitch, velocity = time[keep], end[keep], pitch[keep], velocity[keep]
     if not keep.any():
         return np.zeros((0, N_PITCHES), dtype=bool)
     step_ticks = score.tpq * step
     start = np.maximum(_snap(time, step_ticks), 0)  # (N,)
     stop = np.maximum(start + 1, _snap(end, step_ticks))  # (N,)
-    n_steps = int(stop.max())
+    n_steps = int(stop.max())  # frame markers included: they set the extent
     if n_steps > MAX_STEPS:
         raise TokenizerError(f"piece is {n_steps} grid steps long (limit {MAX_STEPS})")
+    sounds = ~np.isin(pitch, MARK_PITCHES) | (velocity != MARK_VELOCITY)  # (N,) not a marker
+    start, stop, pitch = start[sounds], stop[sounds], pitch[sounds]
     # +1 at each onset, -1 at each offset, summed down the time axis: > 0 where a key sounds
     counts = np.zeros((n_steps + 1, N_PITCHES), dtype=np.int32)  # (T + 1, 128)
     np.add.at(counts, (start, pitch), 1)
@@ -126,34 +140,64 @@ def _check_roll(roll: np.ndarray) -> np.ndarray:
 
 
 def roll_to_score(
-    roll: np.ndarray, step: float, tpq: int = 480, velocity: int = 80, program: int = 0
+    roll: np.ndarray,
+    step: float,
+    tpq: int = 480,
+    velocity: int = 80,
+    program: int = 0,
+    mark_frames: bool = False,
 ) -> symusic.Score:
-    """One-track score (ticks) of a bool (T, 128) roll: each run of active steps is one note."""
+    """One-track score (ticks) of a bool (T, 128) roll: each run of active steps is one note.
+
+    `mark_frames` adds the frame marker (see the module docstring) so that every step, silent
+    ones at either end included, comes back from the score; the roll must then leave pitches 0
+    and 1 silent (a marker and a note on one key would overlap in MIDI).
+    """
     roll, step = _check_roll(roll), check_step(step)
     if tpq * step < 1:
         raise TokenizerError(f"a grid step of {step} quarters is under one tick at tpq {tpq}")
     if not (1 <= velocity <= 127 and 0 <= program <= 127):
         raise TokenizerError("velocity must be 1-127 and program 0-127")
+    if mark_frames and (roll[:, MARK_PITCHES].any() or velocity == MARK_VELOCITY):
+        raise TokenizerError("a frame-marked roll must leave pitches 0-1 silent, velocity > 1")
     padded = np.zeros((roll.shape[0] + 2, N_PITCHES), dtype=np.int8)  # (T + 2, 128)
     padded[1:-1] = roll
     change = np.diff(padded, axis=0).T  # (128, T + 1): +1 at an onset step, -1 at an end step
     pitch, start = np.nonzero(change == 1)  # sorted by pitch, then time ...
     _, stop = np.nonzero(change == -1)  # ... so the k-th onset and k-th offset are one note
+    velocities = np.full(len(pitch), velocity, dtype=np.int64)
+    if mark_frames:
+        pitch, start, stop, velocities = _with_marker(
+            pitch, start, stop, velocities, len(roll), step
+        )
     order = np.lexsort((pitch, start))  # notes by time, then pitch
-    pitch, start, stop = pitch[order], start[order], stop[order]
+    pitch, start, stop, velocities = pitch[order], start[order], stop[order], velocities[order]
     lines = np.floor(np.arange(roll.shape[0] + 1) * (tpq * step) + 0.5).astype(np.int64)
     time = lines[start]  # (N,)
     notes = symusic.Note.from_numpy(
         time.astype(np.int32),
         (lines[stop] - time).astype(np.int32),
         pitch.astype(np.int8),
-        np.full(len(pitch), velocity, dtype=np.int8),
+        velocities.astype(np.int8),
     )
     track = symusic.Track("grid", program=program)
     track.notes = notes
     score = symusic.Score(tpq)
     score.tracks.append(track)
     return score
+
+
+def _with_marker(pitch, start, stop, velocity, n_steps: int, step: float) -> tuple:
+    """The note arrays (pitch, start, stop, velocity in steps) with the frame marker added."""
+    rows = max(1, int(MARK_QUARTERS // step))  # steps per marker note
+    first = np.arange(0, n_steps, rows)  # (M,) each marker note's first step
+    marks = np.array(MARK_PITCHES)[np.arange(len(first)) % 2]  # 0, 1, 0, ...: end to end
+    return (
+        np.concatenate([pitch, marks]),
+        np.concatenate([start, first]),
+        np.concatenate([stop, np.minimum(first + rows, n_steps)]),
+        np.concatenate([velocity, np.full(len(first), MARK_VELOCITY)]),
+    )
 
 
 def roll_to_tokens(roll: np.ndarray) -> list[str]:

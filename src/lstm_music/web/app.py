@@ -85,7 +85,7 @@ class GuardMiddleware:
             await send(message)
 
         headers = dict(scope["headers"])
-        if scope["method"] not in ("GET", "HEAD") and not same_origin(headers):
+        if scope["method"] not in ("GET", "HEAD") and not same_origin(headers, scope["scheme"]):
             response = JSONResponse({"detail": "cross-site request refused"}, status_code=403)
             return await response(scope, receive, send_with_headers)
         declared = headers.get(b"content-length", b"0")
@@ -109,8 +109,9 @@ class GuardMiddleware:
         return f"the upload is too big: at most {limit:g} MB"
 
 
-def same_origin(headers: dict[bytes, bytes]) -> bool:
-    """False when a browser says another site's page sent this request (its Origin header).
+def same_origin(headers: dict[bytes, bytes], scheme: str = "http") -> bool:
+    """False when a browser says another site's page sent this request (its Origin header):
+    scheme, host and port must all be this server's, as a browser's same-origin rule has it.
 
     Another page could otherwise post a form to a local server; requests without an Origin
     (curl, scripts, same-origin GETs) are not from such a page.
@@ -118,8 +119,7 @@ def same_origin(headers: dict[bytes, bytes]) -> bool:
     origin = headers.get(b"origin")
     if origin is None:
         return True
-    host = headers.get(b"host", b"")
-    return origin.split(b"://", 1)[-1] == host
+    return origin == scheme.encode() + b"://" + headers.get(b"host", b"")
 
 
 def _validation_message(error: RequestValidationError) -> JSONResponse:
@@ -144,7 +144,9 @@ def _add_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": text}, status_code=429, headers=headers)
 
     async def user_error(_: Request, error: LstmMusicError) -> JSONResponse:
-        return JSONResponse({"detail": str(error)}, status_code=422)
+        reason = getattr(error, "reason", None)  # a CheckpointError's message without its path
+        text = f"this model's checkpoint cannot be used: {reason}" if reason else str(error)
+        return JSONResponse({"detail": text}, status_code=422)
 
     async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
         return _validation_message(error)

@@ -1,4 +1,4 @@
-"""The models the server offers: the shipped ones and every checkpoint found under --runs.
+"""The models the server offers: every checkpoint found under --runs, then the shipped ones.
 
 Clients name a model only by the id the server assigned here; the path behind it never leaves or
 enters through the API. Listing reads safetensors headers only (cached by file size and time),
@@ -8,7 +8,6 @@ so rescanning on every listing stays cheap and picks up runs trained while the s
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 import re
@@ -17,6 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from lstm_music.errors import LstmMusicError
 from lstm_music.web.markdown import markdown_to_html
 
 MAX_DEPTH = 8  # folders below --runs that are searched
@@ -75,21 +75,32 @@ def _run_label(root: Path, checkpoint: Path) -> str:
 
 
 def read_header(path: Path) -> dict[str, Any] | None:
-    """Our JSON metadata and the parameter count, or None for a file that is not a checkpoint."""
-    from safetensors import safe_open
-
-    from lstm_music.checkpoint import FORMAT_NAME, META_KEY
+    """Our JSON metadata and the parameter count, or None for a file that is not a checkpoint
+    (damaged, crafted, foreign: `read_checkpoint_header` checks it as loading would)."""
+    from lstm_music.checkpoint import CheckpointError, read_checkpoint_header
 
     try:
-        with safe_open(str(path), framework="pt") as file:
-            meta = json.loads((file.metadata() or {}).get(META_KEY, "{}"))
-            shapes = [file.get_slice(key).get_shape() for key in file.keys()]  # noqa: SIM118
-    except Exception:  # damaged, truncated, not safetensors: not offered
+        header = read_checkpoint_header(path)
+    except CheckpointError:  # not offered
         return None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
-        return None
-    meta["parameters"] = sum(math.prod(shape) for shape in shapes)
-    return meta
+    return {**(header.meta or {}), "parameters": header.parameters}
+
+
+def _finite(value: Any) -> float | None:
+    """A figure for JSON: a NaN or infinite loss (a diverged run) is shown as none."""
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+def human_duration(seconds: float) -> str:
+    """17 s, 4 min 05 s, 2 h 03 min: training times as people say them."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {rest:02d} s"
+    return f"{minutes // 60} h {minutes % 60:02d} min"
 
 
 def _timed(tokenizer_config: dict[str, Any]) -> bool:
@@ -149,9 +160,11 @@ class Catalog:
                 n += 1
                 model_id = f"{entry.id}-{n}"
             unique[model_id] = replace(entry, id=model_id)
+        # shipped models keep their names (above); the user's runs are listed first
+        ordered = sorted(unique.values(), key=lambda entry: entry.source != "run")
         with self._lock:
-            self._entries = unique
-        return list(unique.values())
+            self._entries = {entry.id: entry for entry in ordered}
+        return ordered
 
     def get(self, model_id: str) -> ModelEntry | None:
         """The model called `model_id`, rescanning once if it is not known (yet)."""
@@ -162,11 +175,12 @@ class Catalog:
         return entry
 
     def summary(self, entry: ModelEntry) -> dict[str, Any]:
-        from lstm_music.models import DEFAULT_MODEL, card_summary
+        from lstm_music.models import DEFAULT_MODEL, card_figures, card_summary
 
         header = self.header(entry.path) or {}
         metrics = header.get("metrics", {})
         train = header.get("train_config", {})
+        figures = card_figures(entry.card)  # a shipped card's held-out table, per split
         if entry.source == "shipped":
             text = card_summary(entry.card)
         else:
@@ -181,13 +195,16 @@ class Catalog:
             "tokenizer": header.get("tokenizer", {}).get("tokenizer"),
             "timed": bool(header.get("timed")),
             "parameters": int(header.get("parameters", 0)),
-            "valid_loss": metrics.get("best_valid_loss"),
+            "valid_loss": _finite(figures.get("valid", metrics.get("best_valid_loss"))),
+            "test_loss": _finite(figures.get("test", metrics.get("test_loss"))),
             "summary": text,
         }
 
     def details(self, entry: ModelEntry) -> dict[str, Any]:
         """The summary plus the card (shipped) or the run's settings and metrics."""
-        header = self.header(entry.path) or {}
+        header = self.header(entry.path)
+        if header is None:  # changed or removed since it was listed
+            raise LstmMusicError(f"model {entry.id!r} can no longer be read: GET /api/models")
         result = self.summary(entry)
         model = header.get("model_config", {})
         settings = {
@@ -200,6 +217,9 @@ class Catalog:
         train = header.get("train_config", {})
         settings.update({key: train[key] for key in TRAIN_KEYS if key in train})
         metrics = header_metrics(header.get("metrics", {}))
+        for split, key in (("valid", "valid_loss"), ("test", "test_loss")):
+            if entry.card is not None and result[key] is not None:  # the shipped file's figures
+                metrics[f"{split} loss (evaluate)"] = result[key]
         if entry.run_dir is not None:
             metrics.update(run_metrics(entry.run_dir / "metrics.csv"))
         if entry.card is not None:
@@ -216,10 +236,13 @@ def header_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for key, name in names.items():
         value = metrics.get(key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            found[name] = round(value, 4) if isinstance(value, float) else value
-    if isinstance(metrics.get("seconds"), (int, float)):
-        found["training minutes"] = round(metrics["seconds"] / 60, 2)
+        if isinstance(value, int) and not isinstance(value, bool):
+            found[name] = value
+        elif isinstance(value, float) and math.isfinite(value):
+            found[name] = round(value, 4)
+    seconds = _finite(metrics.get("seconds"))
+    if seconds is not None and seconds >= 0:
+        found["training time"] = human_duration(seconds)
     return found
 
 
@@ -249,7 +272,7 @@ def run_metrics(path: Path) -> dict[str, Any]:
         if value.isdigit():
             found[name] = int(value)
     if seconds:
-        found["training minutes"] = round(seconds[-1] / 60, 2)
+        found["training time"] = human_duration(max(seconds[-1], 0.0))
     if valid:
         found["best valid loss"] = round(min(valid), 4)
         found["last valid loss"] = round(valid[-1], 4)

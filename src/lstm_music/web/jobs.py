@@ -22,9 +22,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from lstm_music.errors import LstmMusicError
+
+if TYPE_CHECKING:
+    from lstm_music.sample import GeneratedPiece
 
 ID_PATTERN = r"^[0-9a-f]{32}$"
 FILES = {"midi": ("piece.mid", "audio/midi"), "wav": ("piece.wav", "audio/wav"),
@@ -146,9 +149,13 @@ class CheckpointCache:
         self._lock = threading.Lock()
 
     def get(self, path: Path):  # -> Checkpoint
-        from lstm_music.checkpoint import load_checkpoint
+        from lstm_music.checkpoint import CheckpointError, load_checkpoint
 
-        key = (path, path.stat().st_mtime_ns)
+        try:
+            key = (path, path.stat().st_mtime_ns)
+        except OSError as error:  # removed or made unreadable after the model list was built
+            reason = "the model file was removed or cannot be read"
+            raise CheckpointError(f"{path}: {reason}", reason) from error
         with self._lock:
             if key not in self._items:
                 self._items[key] = load_checkpoint(path)
@@ -221,13 +228,25 @@ class Piece:
 
 
 class Generator:
-    """Writes pieces: sample, then MIDI, WAV and piano roll for each, into `root`/<id>/."""
+    """Writes pieces: sample, then MIDI, WAV and piano roll for each, into `root`/<id>/.
 
-    def __init__(self, root: Path, pieces: Store[Piece], cache_size: int = 2) -> None:
+    Every piece and its audio are cut at `max_seconds` (the API's longest request), whatever
+    the primer or the model writes: a hostile upload cannot fill the server's disk."""
+
+    def __init__(
+        self,
+        root: Path,
+        pieces: Store[Piece],
+        cache_size: int = 2,
+        max_seconds: float | None = None,
+    ) -> None:
+        from lstm_music.web.schemas import MAX_SECONDS
+
         self.root = root
         self.pieces = pieces
         self.cache = CheckpointCache(cache_size)
         self.draw_lock = threading.Lock()  # matplotlib's style settings are process-wide
+        self.max_seconds = MAX_SECONDS if max_seconds is None else max_seconds
 
     def run(self, spec: JobSpec) -> tuple[int, list[Piece]]:
         """The seed used and the new pieces (already in the store). Runs in a worker thread."""
@@ -252,23 +271,30 @@ class Generator:
             num=spec.num,
             seed=seed,
             primer=primer,
+            max_seconds=self.max_seconds,
         )
         settings = {"temperature": spec.temperature, "top_k": spec.top_k, "top_p": spec.top_p}
         settings.update({"seconds": spec.seconds} if spec.seconds else {"tokens": spec.tokens})
         made = []
         for generated in generate(checkpoint, options):
-            made.append(self._write(spec, generated.score, seed, settings))
+            made.append(self._write(spec, generated, seed, settings))
         return seed, made
 
-    def _write(self, spec: JobSpec, score, seed: int, settings: dict[str, Any]) -> Piece:
+    def _write(
+        self, spec: JobSpec, generated: GeneratedPiece, seed: int, settings: dict[str, Any]
+    ) -> Piece:
+        """One GeneratedPiece as files; its warnings (shortfall, cuts) and the audio's, joined."""
         from lstm_music.midi import duration_seconds, note_count
         from lstm_music.render import render_png, render_wav
 
+        score = generated.score
         piece_id, number = new_id(), self.pieces.next_number()
         folder = self.root / piece_id
         folder.mkdir(parents=True)
         score.dump_midi(str(folder / FILES["midi"][0]))
-        audio = render_wav(score, folder / FILES["wav"][0])
+        audio = render_wav(score, folder / FILES["wav"][0], max_seconds=self.max_seconds)
+        lines = [text.split(" (use --")[0] for text in generated.warnings]  # no CLI hints
+        warning = "; ".join(lines + ([audio.warning] if audio.warning else [])) or None
         with self.draw_lock:
             render_png(score, folder / FILES["png"][0], title=f"Piece {number} ({spec.model})")
         piece = Piece(
@@ -282,7 +308,7 @@ class Generator:
             notes=note_count(score),
             seconds=round(duration_seconds(score), 2),
             engine=audio.engine,
-            warning=audio.warning,
+            warning=warning,
             folder=folder,
         )
         self.pieces.add(piece_id, piece)

@@ -64,7 +64,7 @@ def status(state: State) -> dict:
 
 @router.get("/models", summary="List the models", response_model=list[schemas.ModelSummary])
 def list_models(state: State) -> list[dict]:
-    """The shipped models (the default first), then every checkpoint found under --runs."""
+    """Every checkpoint found under --runs, then the shipped models (the default first)."""
     catalog = state.catalog
     return [catalog.summary(entry) for entry in catalog.refresh()]
 
@@ -108,7 +108,13 @@ def loss_curve(state: State, model_id: str) -> FileResponse:
 
 
 def _check_primer(state: WebState, data: bytes, filename: str) -> Primer:
-    from lstm_music.midi import MidiError, duration_seconds, note_count, read_score
+    from lstm_music.midi import (
+        MidiError,
+        duration_seconds,
+        note_count,
+        read_score,
+        trim_after_last_note,
+    )
 
     if not data:
         raise HTTPException(400, f"{filename}: the file is empty")
@@ -122,6 +128,7 @@ def _check_primer(state: WebState, data: bytes, filename: str) -> Primer:
     notes = note_count(score)
     if notes == 0:
         raise HTTPException(400, f"{filename}: a MIDI file without notes cannot start a piece")
+    score = trim_after_last_note(score)[0]  # the seconds shown are the music's, not its padding
     primer_id = new_id()
     folder = state.root / "primers" / primer_id
     primer = Primer(primer_id, filename, folder, notes, round(duration_seconds(score), 2),

@@ -35,7 +35,10 @@ class ModelSummary(BaseModel):
     tokenizer: str | None = None
     timed: bool = Field(False, description="true when `seconds` can set the length")
     parameters: int = 0
-    valid_loss: float | None = Field(None, description="best held-out loss, nats per token")
+    valid_loss: float | None = Field(
+        None, description="NLL per token (nats), valid split: the card's, else training's best"
+    )
+    test_loss: float | None = Field(None, description="NLL per token (nats) on the test split")
     summary: str = ""
 
 

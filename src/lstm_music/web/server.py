@@ -11,6 +11,7 @@ from pathlib import Path
 from lstm_music.errors import LstmMusicError
 
 LOCAL_NAMES = ("127.0.0.1", "localhost", "::1")
+KEEP_ALIVE_SECONDS = 5  # an idle connection is closed after this, also before its first request
 INSTALL_HINT = 'the web page needs FastAPI and uvicorn: pip install "lstm-music[web]"'
 
 
@@ -95,18 +96,44 @@ def serve(
         allowed_hosts=local_hosts(host) if is_local(host) else None,
     )
     check_port(host, port)
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        log_level="warning",
-        access_log=access_log,
-        lifespan="on",
-        timeout_graceful_shutdown=3,  # Ctrl-C must not wait for every queued generation
-    )
+    config = server_config(app, host, port, access_log=access_log)
     if announce is not None:
         announce(page_url(host, port))
     uvicorn.Server(config).run()
+
+
+def server_config(app, host: str, port: int, *, access_log: bool = False, keep_alive: int = 0):
+    """uvicorn's settings: idle connections time out (`keep_alive` s, KEEP_ALIVE_SECONDS by
+    default), and Ctrl-C does not wait for every queued generation."""
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=idle_timeout_protocol(),
+        log_level="warning",
+        access_log=access_log,
+        lifespan="on",
+        timeout_keep_alive=keep_alive or KEEP_ALIVE_SECONDS,
+        timeout_graceful_shutdown=3,
+    )
+
+
+def idle_timeout_protocol() -> type:
+    """uvicorn's h11 protocol with the keep-alive timeout also armed when a connection opens:
+    uvicorn arms it only after a response, so a client that connects and sends nothing would
+    hold its connection (and a file descriptor) for ever."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class IdleTimeoutH11Protocol(H11Protocol):
+        def connection_made(self, transport) -> None:  # noqa: ANN001 (asyncio.Transport)
+            super().connection_made(transport)
+            self.timeout_keep_alive_task = self.loop.call_later(
+                self.timeout_keep_alive, self.timeout_keep_alive_handler
+            )
+
+    return IdleTimeoutH11Protocol
 
 
 def local_hosts(host: str) -> list[str]:

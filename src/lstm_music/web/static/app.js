@@ -78,8 +78,8 @@ async function loadModels() {
   const select = $("model");
   select.replaceChildren();
   state.models.clear();
-  const groups = { shipped: el("optgroup", { label: "Shipped models" }),
-                   run: el("optgroup", { label: "Your runs (--runs)" }) };
+  const groups = { run: el("optgroup", { label: "Your runs (--runs)" }),
+                   shipped: el("optgroup", { label: "Shipped models" }) };
   for (const model of models) {
     state.models.set(model.id, model);
     const label = model.default ? `${model.label} (default)` : model.label;
@@ -94,7 +94,7 @@ async function loadModels() {
   }
   const remembered = localStorage.getItem("lstm-music:model");
   const initial = state.models.has(remembered) ? remembered
-    : (models.find((m) => m.default) || models[0]).id;
+    : models[0].id; // the user's runs come first, then the shipped models, the default first
   select.value = initial;
   await showModel(initial);
 }
@@ -146,13 +146,14 @@ function renderModel(details) {
   const summary = details.summary ? el("p", { class: "muted", text: details.summary }) : null;
   const settings = details.settings || {};
   const metrics = details.metrics || {};
-  const shown = ["LSTM sizes", "steps", "training minutes", "best valid loss"];
+  const shown = ["LSTM sizes", "steps", "training time"];
   const overview = facts([
     ["parameters", details.parameters],
     ["LSTM sizes", settings["LSTM sizes"]],
-    ["held-out loss", details.valid_loss],
+    ["valid split loss", details.valid_loss],
+    ["test split loss", details.test_loss],
     ["training steps", metrics.steps],
-    ["training minutes", metrics["training minutes"]],
+    ["training time", metrics["training time"]],
   ]);
   const rest = [...Object.entries(settings), ...Object.entries(metrics)]
     .filter(([name]) => !shown.includes(name))

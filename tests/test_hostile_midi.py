@@ -1,0 +1,145 @@
+"""Hostile MIDI headers and trailing events (issue 10, points 1-2): built here from bytes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import symusic
+from conftest import make_score
+
+from lstm_music.midi import (
+    MAX_QPM,
+    MidiError,
+    TrackOptions,
+    duration_seconds,
+    load_pieces,
+    read_pieces,
+    read_score,
+)
+from lstm_music.prepare import PrepareConfig, prepare
+
+
+def melody_bytes(count: int = 8, step: int = 480) -> bytes:
+    """A valid one-track file: `count` notes `step` ticks apart, at 480 ticks per quarter."""
+    return make_score([(i * step, step, 60 + i % 12) for i in range(count)]).dumps_midi()
+
+
+def with_division(data: bytes, division: bytes) -> bytes:
+    """The same file with header bytes 12-13 (the division) replaced."""
+    assert data[:4] == b"MThd" and len(division) == 2
+    return data[:12] + division + data[14:]
+
+
+@pytest.mark.parametrize("tpq", [0, 1, 2, 23])
+def test_tiny_division_is_refused_on_every_path(tpq: int) -> None:
+    data = with_division(melody_bytes(), tpq.to_bytes(2, "big"))
+    with pytest.raises(MidiError, match=f"{tpq} ticks per quarter note"):
+        read_score(data)  # render and web upload
+    with pytest.raises(MidiError, match="ticks per quarter"):
+        load_pieces(data, TrackOptions())  # prepare and primers
+
+
+def test_smpte_division_is_read_as_real_time() -> None:
+    # 25 frames a second x 40 ticks a frame = 1000 ticks a second; notes 1000 ticks apart
+    data = with_division(melody_bytes(count=10, step=1000), bytes([256 - 25, 40]))
+    score = read_score(data)
+    assert duration_seconds(score) == pytest.approx(10.0)
+    [(_, piece)] = load_pieces(data, TrackOptions())
+    assert duration_seconds(piece) == pytest.approx(10.0)
+
+
+@pytest.mark.parametrize("division", [b"\x80\x00", b"\xe7\x00", b"\xff\xff"])
+def test_nonsense_smpte_division_is_refused(division: bytes) -> None:
+    with pytest.raises(MidiError, match="SMPTE"):
+        read_score(with_division(melody_bytes(), division))
+
+
+def test_read_score_clamps_absurd_tempos() -> None:
+    score = make_score([(0, 480, 60), (480, 480, 62)])
+    score.tempos.append(symusic.Tempo(240, 50_000_000.0))
+    read = read_score(score.dumps_midi())
+    assert max(t.qpm for t in read.tempos) <= MAX_QPM
+
+
+def far_meta_events(tick: int) -> symusic.Score:
+    """Twenty notes, then tempo, time-signature, key, control, pedal and text events at `tick`."""
+    score = make_score([(i * 480, 480, 60 + i % 12) for i in range(20)])
+    score.tempos.append(symusic.Tempo(tick, 90.0))
+    score.time_signatures.append(symusic.TimeSignature(0, 4, 4))
+    score.time_signatures.append(symusic.TimeSignature(tick, 3, 4))
+    score.key_signatures.append(symusic.KeySignature(tick, 2, 0))
+    score.markers.append(symusic.TextMeta(tick, "the end, much later"))
+    track = score.tracks[0]
+    track.controls.append(symusic.ControlChange(tick, 7, 100))
+    track.pedals.append(symusic.Pedal(4800, tick))  # held down far past the last note
+    track.lyrics.append(symusic.TextMeta(tick, "la"))
+    return score
+
+
+def test_events_after_the_last_note_are_trimmed() -> None:
+    from lstm_music.tokenizers import get_tokenizer
+
+    tick = 480 * 4 * 3000  # 3,000 bars after the music (a hostile file had 268 million ticks)
+    [(_, piece)], trimmed = read_pieces(far_meta_events(tick).dumps_midi(), TrackOptions())
+    assert piece.end() == 20 * 480
+    assert trimmed.trailing_quarters == pytest.approx(tick / 480 - 20)
+    assert trimmed.trailing_seconds == pytest.approx((tick / 480 - 20) * 0.5)
+    tokens = get_tokenizer("remi").encode(piece)
+    assert len(tokens) < 150  # 20 notes need ~90 REMI tokens, not thousands of Bar/TimeSig
+
+
+def test_max_silence_zero_keeps_trailing_silence() -> None:
+    score = far_meta_events(480 * 100)
+    [(_, piece)], trimmed = read_pieces(score.dumps_midi(), TrackOptions(max_silence=0))
+    assert trimmed.trailing_quarters == 0 and piece.end() == 480 * 100
+
+
+def test_prepare_reports_the_trim_in_the_manifest(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    far = far_meta_events(480 * 1000)
+    far.tracks[0].notes.append(symusic.Note(20 * 480 + 480 * 40, 480, 70, 80))  # a 40-quarter gap
+    (folder / "far.mid").write_bytes(far.dumps_midi())
+    (folder / "plain.mid").write_bytes(melody_bytes())
+    out = tmp_path / "corpus"
+    result = prepare(PrepareConfig(inputs=[str(folder)], out=str(out)), progress=False)
+    files = {f["source"]: f for f in json.loads((out / "manifest.json").read_text())["files"]}
+    far_entry, plain = files["far.mid"], files["plain.mid"]
+    assert far_entry["trimmed"]["trailing_quarters"] == pytest.approx(1000 - 61)
+    assert far_entry["trimmed"]["trailing_seconds"] == pytest.approx((1000 - 61) * 0.5)
+    assert far_entry["trimmed"]["capped_quarters"] == pytest.approx(40 - 8)
+    assert plain["trimmed"] == {
+        "trailing_quarters": 0.0,
+        "trailing_seconds": 0.0,
+        "capped_quarters": 0.0,
+        "long_notes": 0,
+    }
+    assert result.trimmed_files == 1
+
+
+def test_prepare_lists_a_tiny_division_and_prints_the_trim(tmp_path: Path, capsys) -> None:
+    from lstm_music.cli import main
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "tpq1.mid").write_bytes(with_division(melody_bytes(), b"\x00\x01"))
+    (folder / "far.mid").write_bytes(far_meta_events(480 * 500).dumps_midi())
+    code = main(["prepare", str(folder), "--out", str(tmp_path / "corpus"), "-q"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "tpq1.mid: corrupt MIDI: 1 ticks per quarter note" in out
+    assert "silence cut from 1 file(s): 480 quarter notes after the last note" in out
+
+
+def test_a_note_held_for_hours_shelters_nothing() -> None:
+    """A crafted note held 80,000 quarters kept a far TimeSig in the piece: 40,000 tokens."""
+    from lstm_music.tokenizers import get_tokenizer
+
+    tick = 480 * 4 * 20_000
+    score = make_score([(i * 480, 480, 60) for i in range(20)] + [(0, tick, 40), (tick, 480, 62)])
+    score.time_signatures.append(symusic.TimeSignature(tick - 10, 3, 4))
+    [(_, piece)], trimmed = read_pieces(score.dumps_midi(), TrackOptions())
+    assert trimmed.long_notes == 1
+    assert len(get_tokenizer("remi").encode(piece)) < 150

@@ -47,6 +47,14 @@ def good_meta(**changes: Any) -> dict[str, Any]:
 DROP = object()
 
 
+def tokenizer(name: str, params: Any) -> dict[str, Any]:
+    return {"tokenizer": name, "class": "x", "version": 1, "params": params}
+
+
+def remi(config: Any) -> dict[str, Any]:
+    return tokenizer("remi", {"kind": "remi", "config": config})
+
+
 def crafted(
     meta: Any = None,
     shapes: dict[str, list[int]] | None = None,
@@ -154,6 +162,44 @@ BAD_FILES = {
     "a tensor too many": (crafted(shapes={**SHAPES, "extra": [2]}), "extra"),
     "a tensor's shape": (crafted(shapes={**SHAPES, "head.bias": [7]}), "head.bias"),
     "integer weights": (crafted(dtype="I64"), "dtype"),
+    # corpus_config: generation reads a primer the way the corpus was read
+    "max_silence a string": (crafted(good_meta(corpus_config={"max_silence": "x"})), "max_silence"),
+    "max_silence a list": (crafted(good_meta(corpus_config={"max_silence": [1]})), "max_silence"),
+    "max_silence NaN": (crafted(good_meta(corpus_config={"max_silence": math.nan})), "max_silence"),
+    "max_silence negative": (crafted(good_meta(corpus_config={"max_silence": -1})), "max_silence"),
+    "drums a string": (crafted(good_meta(corpus_config={"drums": "no"})), "drums"),
+    "tracks unknown": (crafted(good_meta(corpus_config={"tracks": "all"})), "tracks"),
+    "programs 300": (crafted(good_meta(corpus_config={"programs": [300]})), "programs"),
+    "corpus_config a list": (crafted(good_meta(corpus_config=[1])), "corpus_config"),
+    # tokenizer parameters: bounded before MidiTok builds anything from them
+    "beat_res 0_4000": (
+        crafted(good_meta(tokenizer=remi({"beat_res": {"0_4000": 480}}))),
+        "beat_res",
+    ),
+    "beat_res 1000 per beat": (
+        crafted(good_meta(tokenizer=remi({"beat_res": {"0_4": 1000}}))),
+        "beat_res",
+    ),
+    "num_velocities 10**6": (
+        crafted(good_meta(tokenizer=remi({"num_velocities": 10**6}))),
+        "num_velocities",
+    ),
+    "pitch_range 0-1000": (
+        crafted(good_meta(tokenizer=remi({"pitch_range": [0, 1000]}))),
+        "pitch_range",
+    ),
+    "many beat ranges": (
+        crafted(good_meta(tokenizer=remi({"beat_res": {f"{i}_64": 96 for i in range(16)}}))),
+        "tokens",
+    ),
+    "miditok config a list": (crafted(good_meta(tokenizer=remi([1]))), "config"),
+    "unknown tokenizer parameter": (
+        crafted(good_meta(tokenizer={**remi(None), "params": {"steps": 4}})),
+        "parameters",
+    ),
+    "grid step 0": (crafted(good_meta(tokenizer=tokenizer("grid", {"step": 0}))), "grid step"),
+    "grid step NaN": (crafted(good_meta(tokenizer=tokenizer("grid", {"step": math.nan}))), "step"),
+    "grid step a list": (crafted(good_meta(tokenizer=tokenizer("grid", {"step": [1]}))), "step"),
 }
 
 

@@ -201,6 +201,7 @@ def test_compare_command(corpus: Path, tmp_path: Path, capsys) -> None:
     assert report["verdict"]["copied"] == ["copy.mid"]
     assert report["verdict"]["text"].startswith("1 of 2 pieces copied (copy.mid); ")
     assert any("2 held-out (valid) pieces" in w for w in report["warnings"])  # corpus of 4
+    assert report["yardstick_note"] == report["warnings"][0]  # the key older scripts read
     assert all(s["inside"] in (True, False) and len(s["spread"]) == 2 for s in report["statistics"])
     assert main([*args, "--transpose-invariant"]) == 0
     out = capsys.readouterr().out

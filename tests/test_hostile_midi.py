@@ -13,10 +13,15 @@ from lstm_music.midi import (
     MAX_QPM,
     MidiError,
     TrackOptions,
+    cut_score,
     duration_seconds,
     load_pieces,
     read_pieces,
     read_score,
+    seconds_at,
+    seconds_between,
+    ticks_at,
+    trim_after_last_note,
 )
 from lstm_music.prepare import PrepareConfig, prepare
 
@@ -90,10 +95,40 @@ def test_events_after_the_last_note_are_trimmed() -> None:
     assert len(tokens) < 150  # 20 notes need ~90 REMI tokens, not thousands of Bar/TimeSig
 
 
-def test_max_silence_zero_keeps_trailing_silence() -> None:
-    score = far_meta_events(480 * 100)
+def test_max_silence_zero_keeps_gaps_but_still_trims_after_the_music() -> None:
+    """`--max-silence 0` (the polyphonic benchmark's) keeps leading silence and gaps, but what
+    follows the last note and notes held for ages are cut all the same (issue 10, point 2)."""
+    score = far_meta_events(480 * 4 * 3000).shift_time(480 * 4)  # a bar of leading silence
+    score.tracks[0].notes.append(symusic.Note(480 * 64, 480 * 500, 40, 80))  # a 40-quarter gap
     [(_, piece)], trimmed = read_pieces(score.dumps_midi(), TrackOptions(max_silence=0))
-    assert trimmed.trailing_quarters == 0 and piece.end() == 480 * 100
+    assert trimmed.long_notes == 1 and trimmed.capped_quarters == 0
+    assert trimmed.trailing_quarters > 2900 * 4
+    assert piece.tracks[0].notes[0].time == 480 * 4 and piece.end() == 480 * (64 + 64)
+    [(_, kept)], trimmed = read_pieces(score.dumps_midi(), TrackOptions(trim_after_music=False))
+    assert trimmed.trailing_quarters == 0 and kept.end() > 480 * 4 * 2900
+
+
+def test_a_score_without_notes_keeps_nothing_after_tick_zero() -> None:
+    score = symusic.Score(480)
+    score.tempos.append(symusic.Tempo(268_000_000, 120.0))
+    score.markers.append(symusic.TextMeta(1000, "x"))
+    trimmed, extra = trim_after_last_note(score)
+    assert extra == 268_000_000 and trimmed.end() == 0
+
+
+def test_one_tempo_map_for_every_module() -> None:
+    """Ticks <-> seconds and the cut live in midi.py only; render and sample use them."""
+    from lstm_music import render, sample
+
+    score = make_score([(i * 480, 480, 60) for i in range(40)])
+    score.tempos = [symusic.Tempo(0, 120.0), symusic.Tempo(4800, 60.0), symusic.Tempo(9600, 240.0)]
+    assert seconds_at(score, 4800) == pytest.approx(5.0)
+    assert seconds_at(score, 9600) == pytest.approx(15.0)
+    assert seconds_between(score, 2400, 12000) == pytest.approx(2.5 + 10 + 1.25)
+    assert ticks_at(score, 15.0) == 9600
+    assert duration_seconds(score) == pytest.approx(float(score.to("second").end()))
+    assert render.cut_score is cut_score and sample.ticks_at is ticks_at
+    assert not hasattr(render, "_tempo_map") and not hasattr(render, "_shortened")
 
 
 def test_prepare_reports_the_trim_in_the_manifest(tmp_path: Path) -> None:

@@ -156,7 +156,8 @@ def test_a_tiny_token_cap_reports_the_shortfall(bach, tmp_path, capsys) -> None:
     code = main(["generate", "bach-chorales", "--out", out, "--seconds", "30",
                  "--max-tokens", "50", "--seed", "1"])  # fmt: skip
     printed = capsys.readouterr().out
-    assert code == 0 and "short of the asked 30" in printed and "--max-tokens" in printed
+    assert code == 0 and "short of the asked 30" in printed and "larger token cap" in printed
+    assert "(use --max-tokens)" in printed  # the CLI adds its flag to the library's words
 
 
 def test_demo_shows_the_shortfall(tmp_path, capsys, monkeypatch) -> None:
@@ -230,3 +231,120 @@ def test_web_pieces_say_when_they_fall_short(silent_run, tmp_path, monkeypatch) 
         [piece] = answer.json()["pieces"]
         assert piece["seconds"] < 60 and "short of the asked 60" in piece["warning"]
         assert "--max-tokens" not in piece["warning"]  # a CLI flag means nothing to the page
+
+
+def _delta(ticks: int) -> bytes:
+    """A MIDI variable-length quantity."""
+    out = [ticks & 0x7F]
+    while ticks > 0x7F:
+        ticks >>= 7
+        out.append(0x80 | (ticks & 0x7F))
+    return bytes(reversed(out))
+
+
+def far_tempo_without_notes() -> bytes:
+    """51 bytes: no notes, a time signature and a tempo at 0, a tempo at tick 268 million."""
+    tempo = b"\xff\x51\x03\x07\xa1\x20"  # 500,000 us a quarter
+    events = b"\x00\xff\x58\x04\x04\x02\x18\x08" + b"\x00" + tempo
+    events += _delta(268_000_000) + tempo + b"\x00\xff\x2f\x00"
+    header = b"MThd" + (6).to_bytes(4, "big") + b"\x00\x00\x00\x01\x01\xe0"
+    data = header + b"MTrk" + len(events).to_bytes(4, "big") + events
+    assert len(data) == 51
+    return data
+
+
+def test_a_noteless_file_with_a_far_tempo_renders_briefly(tmp_path) -> None:
+    """It asked for ~46 GiB: no notes measured 0 s, so nothing was cut (issue 10 review)."""
+    midi = tmp_path / "far.mid"
+    midi.write_bytes(far_tempo_without_notes())
+    wav = tmp_path / "far.wav"
+    assert main(["render", str(midi), "--wav", str(wav), "--sample-rate", "8000"]) == 0
+    assert wav.stat().st_size <= 44 + 8000 * 2 * 2
+
+
+def test_no_engine_allocates_past_the_audio_cap(tmp_path) -> None:
+    from lstm_music.midi import read_score
+    from lstm_music.synth import synthesize
+
+    score = read_score(far_tempo_without_notes())  # not trimmed: ends 78 hours in
+    result = render_wav(score, tmp_path / "x.wav", sample_rate=8000, max_seconds=3)
+    assert result.seconds <= 5 and "audio cap" in (result.warning or "")
+    assert len(synthesize(score, 8000, max_frames=800)) <= 800
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize(("name", "timed"), [("seed", False), ("remi", True)])
+def test_primers_are_read_as_the_corpus_was(monkeypatch, name: str, timed: bool) -> None:
+    """An untimed (seed) model's corpus kept what follows the music: so must its primers."""
+    from types import SimpleNamespace
+
+    from lstm_music import midi
+    from lstm_music.tokenizers import get_tokenizer
+
+    seen = []
+
+    def capture(data, options):
+        seen.append(options)
+        raise _Stop
+
+    monkeypatch.setattr(midi, "read_file", lambda path: b"")
+    monkeypatch.setattr(midi, "load_pieces", capture)
+    checkpoint = SimpleNamespace(
+        corpus_config={"max_silence": 0.0, "drums": True},
+        tokenizer=lambda: get_tokenizer(name),
+        vocabulary=[],
+    )
+    with pytest.raises(_Stop):
+        midi_primer("x.mid", checkpoint, 10)
+    [options] = seen
+    assert options.trim_after_music is timed and options.max_silence == 0 and options.drums
+
+
+def test_compare_reads_generated_files_as_the_reference_did(silent_run, monkeypatch) -> None:
+    from lstm_music import compare
+
+    seen = []
+
+    def capture(inputs, options=None):
+        seen.append(options)
+        raise _Stop
+
+    monkeypatch.setattr(compare, "load_generated", capture)
+    with pytest.raises(_Stop):
+        compare.compare(["x.mid"], silent_run.parent.parent / "corpus")
+    [options] = seen
+    assert options is not None and options.max_silence == 0 and options.trim_after_music
+
+
+def test_library_messages_name_no_cli_flag(silent_run, tmp_path) -> None:
+    """The web page shows these: "--primer-tokens" or "--max-seconds" mean nothing there."""
+    checkpoint = load_checkpoint(silent_run / "best.safetensors")
+    tokenizer = checkpoint.tokenizer()
+    encode = tokenizer.encode
+    tokenizer.encode = lambda score: encode(score) + ["Bar_None"] * 50
+    checkpoint.tokenizer = lambda: tokenizer
+    primer = write_midi(tmp_path / "tail.mid", random_melody(3, length=8))
+    with pytest.raises(LstmMusicError) as caught:
+        midi_primer(primer, checkpoint, 20)
+    assert "--" not in str(caught.value) and "more primer tokens" in str(caught.value)
+    for settings in ({"seconds": 30, "max_seconds": 20}, {}):
+        with pytest.raises(LstmMusicError) as caught:
+            if settings:
+                GenerateOptions(**settings)
+            else:
+                render_wav(sparse_score(2), tmp_path / "x.wav", max_seconds=-1)
+        assert "--" not in str(caught.value)
+
+
+def test_web_primer_shows_the_seconds_generation_reads(silent_run, tmp_path) -> None:
+    """Leading silence and long gaps are capped as generation caps them, not only the tail."""
+    score = make_score([(480 * 100, 480, 60), (480 * 300, 480, 62)])  # 100 q lead, 199 q gap
+    with web_client(silent_run.parent, tmp_path / "work") as client:
+        files = {"file": ("gaps.mid", score.dumps_midi(), "audio/midi")}
+        upload = client.post("/api/primers", files=files)
+        assert upload.status_code == 200, upload.text
+        assert upload.json()["seconds"] == pytest.approx((1 + 8 + 1) * 0.5)  # 120 bpm
+        assert upload.json()["notes"] == 2 and upload.json()["tracks"] == 1

@@ -109,3 +109,44 @@ def test_transposing_tokens_equals_encoding_transposed_music(tokenizer, shift: i
     moved = piece.shift_pitch(shift)
     expected = tokenizer.encode(moved)
     assert [tokenizer.transpose_token(t, shift) for t in tokenizer.encode(piece)] == expected
+
+
+HOSTILE_MIDITOK = {
+    "beat_res 0_4000": ({"beat_res": {"0_4000": 480}}, "beat_res"),  # was 11 s and 1.5 GB
+    "beat_res NaN steps": ({"beat_res": {"0_4": float("nan")}}, "out of range"),
+    "many ranges": ({"beat_res": {f"{i}_64": 96 for i in range(16)}}, "tokens"),
+    "num_velocities": ({"num_velocities": 10**6}, "num_velocities"),
+    "pitch_range": ({"pitch_range": [-5, 300]}, "pitch_range"),
+    "time signatures": ({"time_signature_range": {"3": [4]}}, "time_signature_range"),
+    "pitch bends": ({"pitch_bend_range": [-8192, 8191, 100_000]}, "pitch_bend_range"),
+    "max_bar_embedding": ({"additional_params": {"max_bar_embedding": 10**5}}, "bar"),
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE_MIDITOK))
+def test_miditok_parameters_are_bounded_before_miditok_builds(monkeypatch, name) -> None:
+    from lstm_music.tokenizers import tokenizer_from_config
+    from lstm_music.tokenizers.miditok_adapter import import_miditok
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("MidiTok was asked to build this config")
+
+    monkeypatch.setattr(import_miditok(), "REMI", refuse)
+    config, needed = HOSTILE_MIDITOK[name]
+    stored = {"tokenizer": "remi", "version": 1, "params": {"kind": "remi", "config": config}}
+    with pytest.raises(TokenizerError, match=needed):
+        tokenizer_from_config(stored)
+
+
+def test_sane_tokenizer_configs_pass_the_bounds() -> None:
+    from lstm_music.tokenizers import check_tokenizer_config, tokenizer_from_config
+
+    for name in ("remi", "tsd", "midilike", "structured", "seed", "grid"):
+        config = get_tokenizer(name).to_config()
+        check_tokenizer_config(config)
+        assert tokenizer_from_config(config).to_config() == config
+    fine = {"beat_res": {"0_4": 96, "4_64": 8}, "num_velocities": 127, "pitch_range": [0, 127]}
+    assert len(get_tokenizer("remi", config=fine).base_vocabulary()) > 1000
+    for params in ({"step": 0}, {"step": "x"}, {"size": 1}):
+        with pytest.raises(TokenizerError):
+            check_tokenizer_config({"tokenizer": "grid", "version": 1, "params": params})

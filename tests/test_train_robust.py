@@ -255,3 +255,100 @@ def test_no_validation_pieces_says_best_is_last(tmp_path, capsys):
     captured = capsys.readouterr()
     assert code == 0 and "no validation pieces" in captured.err
     assert "same as last" in captured.out
+
+
+def _files(run: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(run.iterdir())}
+
+
+def _rewrite_state(run: Path, change) -> None:
+    """Rewrite train_state.safetensors after `change(tensors, meta)` edits it in place."""
+    from lstm_music.checkpoint import read_safetensors
+
+    path = run / "train_state.safetensors"
+    tensors, meta = read_safetensors(path, "training state")
+    change(tensors, meta)
+    write_safetensors(path, tensors, meta)
+
+
+def _as_version_1(run: Path, world_size: int = 1) -> None:
+    """Turn a run's state into the previous release's layout: no version, no weights, one file
+    per process (train_state.rankN.safetensors), the weights only in last.safetensors."""
+    from lstm_music.checkpoint import read_safetensors
+
+    tensors, meta = read_safetensors(run / "train_state.safetensors", "training state")
+    old = {k: v for k, v in tensors.items() if k.startswith("optimizer.")}
+    old.update({k[len("rank0.") :]: v for k, v in tensors.items() if k.startswith("rank0.")})
+    old_meta = {k: meta[k] for k in ("format", "progress", "param_groups", "plain_state")}
+    for rank in range(world_size):
+        name = "train_state.safetensors" if rank == 0 else f"train_state.rank{rank}.safetensors"
+        write_safetensors(run / name, old, old_meta)
+
+
+def test_world_size_mismatch_is_refused_and_touches_nothing(corpus, tmp_path):
+    """A state from a 2-process run, resumed by one process: one line, every file kept."""
+    run = tmp_path / "run"
+    train(corpus, run, tiny(max_steps=2), progress=False)
+    _rewrite_state(run, lambda tensors, meta: meta.update(world_size=2))
+    before = _files(run)
+    with pytest.raises(LstmMusicError, match="nproc-per-node 2") as caught:
+        train(corpus, run, tiny(max_steps=3), resume=True, progress=False)
+    assert len(str(caught.value).splitlines()) == 1
+    assert _files(run) == before
+
+
+def test_version_1_state_is_resumed(corpus, tmp_path):
+    """The previous release's state (weights in last.safetensors) resumes exactly; its
+    per-process files go once the new state is written."""
+    straight = train(corpus, tmp_path / "a", tiny(max_steps=7), progress=False)
+    run = tmp_path / "b"
+    train(corpus, run, tiny(max_steps=4), progress=False)
+    _as_version_1(run)
+    resumed = train(corpus, run, tiny(max_steps=7), resume=True, progress=False)
+    assert straight.steps == resumed.steps == 7
+    assert not any("starting" in note for note in resumed.notes), resumed.notes
+    a, b = _weights(tmp_path / "a"), _weights(run)
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    assert not (run / "best.before-restart.safetensors").exists()
+
+
+def test_version_1_state_of_another_world_size_is_refused(corpus, tmp_path):
+    run = tmp_path / "run"
+    train(corpus, run, tiny(max_steps=2), progress=False)
+    _as_version_1(run, world_size=2)
+    before = _files(run)
+    with pytest.raises(LstmMusicError, match="nproc-per-node 2"):
+        train(corpus, run, tiny(max_steps=3), resume=True, progress=False)
+    assert _files(run) == before
+
+
+def test_version_1_state_one_step_from_its_weights_starts_over(corpus, tmp_path):
+    """A v1 kill between last.safetensors and the state: the pair disagrees, so the run starts
+    over with a note, its checkpoints set aside."""
+    run = tmp_path / "run"
+    train(corpus, run, tiny(max_steps=4), progress=False)
+    _as_version_1(run)
+    _rewrite_state(run, lambda tensors, meta: meta["progress"].update(step=3))
+    result = train(corpus, run, tiny(max_steps=2), resume=True, progress=False)
+    assert result.steps == 2
+    assert any("step 4" in n and "step 3" in n and "over" in n for n in result.notes), result.notes
+    assert load_checkpoint(run / "last.before-restart.safetensors").metrics["step"] == 4
+
+
+def test_missing_state_sets_checkpoints_aside_and_numbers_them(corpus, tmp_path):
+    """A run with no state left starts over without deleting its trained model, and a second
+    start-over never overwrites the first one's kept checkpoints."""
+    run = tmp_path / "run"
+    train(corpus, run, tiny(max_steps=5), progress=False)
+    (run / "train_state.safetensors").unlink()
+    result = train(corpus, run, tiny(max_steps=1), resume=True, progress=False)
+    assert any("best.before-restart.safetensors" in note for note in result.notes), result.notes
+    (run / "train_state.safetensors").unlink()
+    train(corpus, run, tiny(max_steps=2), resume=True, progress=False)
+    steps = {
+        name: load_checkpoint(run / f"{name}.safetensors").metrics["step"]
+        for name in ("best.before-restart", "best.before-restart-2", "last.before-restart-2")
+    }
+    assert steps == {"best.before-restart": 5, "best.before-restart-2": 1,
+                     "last.before-restart-2": 1}  # fmt: skip
+    assert load_checkpoint(run / "last.safetensors").metrics["step"] == 2

@@ -441,7 +441,8 @@ def test_cross_site_posts_are_refused(client) -> None:
 
 
 def test_idle_connections_are_closed(monkeypatch) -> None:
-    """A client that connects and sends nothing, or goes quiet after an answer, is let go."""
+    """A client that connects and sends nothing, goes quiet after an answer, stops halfway
+    through its request's headers, or drips them a byte at a time, is let go."""
     import uvicorn
 
     async def app(scope, receive, send) -> None:  # the smallest ASGI app
@@ -452,7 +453,7 @@ def test_idle_connections_are_closed(monkeypatch) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    config = server.server_config(app, "127.0.0.1", port, keep_alive=1)
+    config = server.server_config(app, "127.0.0.1", port, keep_alive=1, header_timeout=1)
     config.lifespan = "off"
     running = uvicorn.Server(config)
     thread = threading.Thread(target=running.run, daemon=True)
@@ -469,9 +470,29 @@ def test_idle_connections_are_closed(monkeypatch) -> None:
                 while chunk := connection.recv(4096):  # b"": the server closed it
                     received += chunk
                 assert received.startswith(b"HTTP/1.1 200") if request else received == b""
+        with socket.create_connection(("127.0.0.1", port), timeout=15) as connection:
+            connection.sendall(b"GET / HTTP/1.1\r\nHost: 127.0")  # half a request, then nothing
+            assert connection.recv(4096) == b""  # closed (before the fix: timed out here)
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2) as connection:
+            connection.sendall(b"GET / HTTP/1.1\r\nX-Slow: ")
+            assert drip_until_closed(connection, rounds=100), "a dripped request held on"
     finally:
         running.should_exit = True
         thread.join(10)
+
+
+def drip_until_closed(connection: socket.socket, rounds: int) -> bool:
+    """Send one header byte per recv timeout; True once the server has closed the connection."""
+    for _ in range(rounds):
+        try:
+            connection.sendall(b"a")
+            if connection.recv(4096) == b"":
+                return True
+        except TimeoutError:
+            continue
+        except OSError:  # reset: closed while we were sending
+            return True
+    return False
 
 
 def test_serve_defaults_runs_to_the_runs_folder(tmp_path, capsys, monkeypatch) -> None:
@@ -510,3 +531,19 @@ def test_a_model_file_removed_after_listing_is_422_not_500(runs, tmp_path) -> No
         answer = test_client.post("/api/generate", json={"model": "gone", "tokens": 16})
     assert answer.status_code in (404, 422), answer.text
     assert str(private) not in answer.text
+
+
+def test_listing_does_not_build_tokenizers(runs, monkeypatch) -> None:
+    """Whether a model is timed comes from its tokenizer's class: building MidiTok's tokenizer
+    for every file listed was slow, and a crafted config made it allocate gigabytes."""
+    import lstm_music.tokenizers as tokenizers
+    from lstm_music.web.catalog import Catalog
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("listing built a tokenizer")
+
+    monkeypatch.setattr(tokenizers, "tokenizer_from_config", refuse)
+    monkeypatch.setattr(tokenizers, "get_tokenizer", refuse)
+    catalog = Catalog(runs)
+    entries = catalog.refresh()
+    assert entries and all(catalog.summary(entry)["timed"] for entry in entries)

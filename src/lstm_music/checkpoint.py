@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,9 @@ import torch
 
 from lstm_music.errors import LstmMusicError
 from lstm_music.fsutil import write_bytes_atomically
+from lstm_music.midi import TRACK_MODES
 from lstm_music.model import LSTMModel, ModelConfig, expected_shapes
+from lstm_music.tokenizers import TokenizerError, check_tokenizer_config
 
 FORMAT_NAME = "lstm-music-checkpoint"
 FORMAT_VERSION = 1
@@ -30,6 +33,18 @@ DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16,
           "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool}  # fmt: skip
 WEIGHT_DTYPES = ("F32", "F16", "BF16")
 MAX_VOCABULARY, MAX_WIDTH, MAX_LAYERS = 1_000_000, 65_536, 32
+# corpus_config: the `prepare` settings that generation reuses (primers are read the same way);
+# each a check of the value and what it must be. Unknown keys are kept: they are never read.
+CORPUS_FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "tracks": (lambda v: v in TRACK_MODES, f"one of {', '.join(TRACK_MODES)}"),
+    "drums": (lambda v: isinstance(v, bool), "true or false"),
+    "max_silence": (lambda v: _number(v) and 0 <= v < math.inf, "a number >= 0"),
+    "grid_step": (lambda v: _number(v) and 0 < v < math.inf, "a number > 0"),
+    "programs": (lambda v: isinstance(v, list) and all(_whole(p, 0, 127) for p in v), "0-127s"),
+    "max_notes": (lambda v: _whole(v, 1, 2**53), "a whole number >= 1"),
+    "max_tokens": (lambda v: _whole(v, 0, 2**53), "a whole number >= 0"),
+    "tokenizer": (lambda v: isinstance(v, str), "a tokenizer name"),
+}
 METRIC_KEYS = ("step", "epoch", "valid_loss", "valid_accuracy", "best_valid_loss", "seconds",
                "test_loss")  # fmt: skip
 
@@ -263,6 +278,10 @@ def _check_parts(path: Path, meta: dict[str, Any], vocab_size: int) -> None:
     if not (isinstance(tokenizer, dict) and isinstance(tokenizer.get("tokenizer"), str)
             and isinstance(tokenizer.get("params", {}), dict)):  # fmt: skip
         raise _bad(path, "its tokenizer config is missing or not a JSON object naming a tokenizer")
+    try:  # bounded before anything builds it: a crafted MidiTok config could take gigabytes
+        check_tokenizer_config(tokenizer)
+    except TokenizerError as error:
+        raise _bad(path, f"its tokenizer config is unusable: {error}") from error
     vocabulary = meta.get("vocabulary")
     if not (isinstance(vocabulary, list) and all(isinstance(t, str) for t in vocabulary)):
         raise _bad(path, f"its vocabulary must be a list of strings, not {_short(vocabulary)}")
@@ -272,6 +291,10 @@ def _check_parts(path: Path, meta: dict[str, Any], vocab_size: int) -> None:
     for key in ("train_config", "corpus_config", "metrics"):
         if not isinstance(meta.get(key, {}), dict):
             raise _bad(path, f"its {key} is not a JSON object: damaged")
+    corpus = meta.get("corpus_config", {})
+    for key, (valid, needed) in CORPUS_FIELDS.items():
+        if key in corpus and not valid(corpus[key]):
+            raise _bad(path, f"its corpus_config.{key} must be {needed}, not {_short(corpus[key])}")
     metrics = meta.get("metrics", {})
     for key in METRIC_KEYS:
         if metrics.get(key) is not None and not _number(metrics[key]):

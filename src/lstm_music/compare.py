@@ -258,10 +258,11 @@ class Piece:
     notes: Notes = field(repr=False)
 
 
-def load_generated(inputs: Sequence[str | Path]) -> list[Piece]:
+def load_generated(inputs: Sequence[str | Path], options=None) -> list[Piece]:
     """MIDI files and folders -> cleaned one-track pieces, as `prepare` reads its inputs.
 
     In natural order of their names (piece-2 before piece-10), as a person lists them.
+    `options` (TrackOptions): how the reference corpus read its files; None: the defaults.
     """
     from lstm_music.discover import find_midi_files
     from lstm_music.midi import TrackOptions, load_pieces, read_file
@@ -273,7 +274,7 @@ def load_generated(inputs: Sequence[str | Path]) -> list[Piece]:
     pieces = []
     for found in files:
         try:
-            loaded = load_pieces(read_file(found.path), TrackOptions())
+            loaded = load_pieces(read_file(found.path), options or TrackOptions())
         except LstmMusicError as error:
             raise LstmMusicError(f"{found.path}: {error}") from error
         for label, score in loaded:
@@ -392,6 +393,7 @@ class Comparison:
             "pieces": pieces,
             "statistics": [s.to_dict() for s in self.statistics],
             "warnings": self.warnings,
+            "yardstick_note": self.warnings[0] if self.warnings else None,  # before "warnings"
             "verdict": asdict(self.verdict),
         }
 
@@ -407,11 +409,15 @@ def compare(
 ) -> Comparison:
     """Copy detection and Yang & Lerch statistics of generated MIDI against a corpus split."""
     from lstm_music.corpus import Corpus
+    from lstm_music.midi import options_like
+    from lstm_music.tokenizers import tokenizer_class
 
     if not 0 < threshold <= 1:
         raise LstmMusicError("--threshold must be in (0, 1]")
-    pieces = load_generated(generated)
     corpus = Corpus.load(reference)
+    config, name = corpus.meta.get("config"), corpus.tokenizer_config["tokenizer"]
+    options = options_like(config, tokenizer_class(name).timed) if config else None  # as it read
+    pieces = load_generated(generated, options)
     decoded = {name: load_reference(corpus, name, progress) for name in {split, "train", "valid"}}
     references = decoded[split]
     if not references:

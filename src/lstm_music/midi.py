@@ -7,6 +7,7 @@ in the corpus manifest.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,10 +40,13 @@ class TrackOptions:
     programs: tuple[int, ...] = ()  # General MIDI programs (0-127) kept by mode "programs"
     drums: bool = False  # keep drum tracks (channel 10)
     max_notes: int = 200_000  # reject files with more notes than this
-    max_silence: float = 8.0  # quarter notes; longer silences are shortened to this (0 = off)
-    # cut what follows the last note and shorten notes held over MAX_NOTE_QUARTERS; off for
-    # untimed tokenizers (seed), whose tokens do not grow with silence and which copy music21's
-    # reading, where a key signature on the final bar line still changes the tokens
+    # quarter notes: leading silence is cut and gaps between notes longer than this shortened to
+    # it (0 = off: both kept, as the frame-level polyphonic benchmark needs)
+    max_silence: float = 8.0
+    # cut what follows the last note and shorten notes held over MAX_NOTE_QUARTERS, whatever
+    # max_silence says; off for untimed tokenizers (seed), whose tokens do not grow with silence
+    # and which copy music21's reading, where a key signature on the final bar line still
+    # changes the tokens
     trim_after_music: bool = True
 
     def __post_init__(self) -> None:
@@ -55,6 +59,18 @@ class TrackOptions:
             raise LstmMusicError("--programs takes General MIDI program numbers 0-127")
         if self.max_notes < 1 or self.max_silence < 0:
             raise LstmMusicError("--max-notes must be >= 1 and --max-silence >= 0")
+
+
+def options_like(corpus_config: dict, timed: bool) -> TrackOptions:
+    """Options reading one more file (a primer, a generated piece) into one merged piece the
+    way a corpus made with `corpus_config` (its saved prepare settings) read its files;
+    `timed` is the corpus tokenizer's `timed` (see `TrackOptions.trim_after_music`)."""
+    return TrackOptions(
+        mode="merge",
+        drums=bool(corpus_config.get("drums", False)),
+        max_silence=float(corpus_config.get("max_silence", 8.0)),
+        trim_after_music=timed,
+    )
 
 
 def read_score(data: bytes) -> symusic.Score:
@@ -164,34 +180,81 @@ def trim_after_last_note(score: symusic.Score) -> tuple[symusic.Score, int]:
     """Drop every event after the last note's end; the score and the ticks trimmed.
 
     Tempo, time-signature or control events far after the music (a crafted file had them at
-    tick 268 million) would otherwise become hundreds of thousands of empty-bar tokens.
-    Pedals still down at the end are released there.
+    tick 268 million) would otherwise become hundreds of thousands of empty-bar tokens, or
+    hours of silent audio. Pedals still down at the end are released there; a score without
+    notes keeps nothing after tick 0.
     """
     notes = [t.notes.numpy() for t in score.tracks if len(t.notes)]
     ends = [(n["time"].astype(np.int64) + n["duration"]).max() for n in notes]
-    if not ends:
-        return score, 0
-    last = int(max(ends))
+    last = int(max(ends, default=0))
     extra = int(score.end()) - last
     if extra <= 0:
         return score, 0
-    trimmed = score.clip(0, last, clip_end=False)
-    for track in trimmed.tracks:
-        pedals = track.pedals.numpy()
-        if len(pedals["time"]) and (pedals["time"] + pedals["duration"] > last).any():
-            pedals["duration"] = np.minimum(pedals["duration"], last - pedals["time"])
-            track.pedals = symusic.Pedal.from_numpy(**pedals, ttype="tick")
-    return trimmed, extra
+    return cut_score(score, last), extra
+
+
+def cut_score(score: symusic.Score, stop: int, mark_end: bool = False) -> symusic.Score:
+    """The score before tick `stop`: later events dropped, notes and pedals sounding on shortened.
+
+    Not symusic's `clip(..., clip_end=True)`, which drops the notes that cross the end (a piece
+    cut at 30 s lost its last chord and came out at 28). `mark_end` puts an "end" marker at
+    `stop`, so that the file lasts exactly that long even when it ends in a rest.
+    """
+    cut = score.clip(0, stop, clip_end=False)
+    for track in cut.tracks:
+        track.notes = _shortened(symusic.Note, track.notes, stop)
+        track.pedals = _shortened(symusic.Pedal, track.pedals, stop)
+    if mark_end:
+        cut.markers.append(symusic.TextMeta(stop, "end"))
+    return cut
+
+
+def _shortened(kind, events, stop: int):
+    """Notes or pedals (time, duration, ...) ending at `stop` at the latest."""
+    if not len(events):
+        return events
+    arrays = events.numpy()
+    arrays["duration"] = np.minimum(arrays["duration"], stop - arrays["time"])
+    return kind.from_numpy(**arrays, ttype="tick")
+
+
+def tempo_map(score: symusic.Score) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(tick, seconds at that tick, seconds per tick) at each tempo change; 120 bpm before."""
+    tempos = score.tempos.numpy()
+    keep = (tempos["time"] >= 0) & (tempos["mspq"] > 0)
+    order = np.argsort(tempos["time"][keep], kind="stable")  # at one tick, the last one counts
+    ticks = tempos["time"][keep][order].astype(np.float64)
+    mspq = tempos["mspq"][keep][order].astype(np.float64)
+    if not len(ticks) or ticks[0] > 0:
+        ticks, mspq = np.append(0.0, ticks), np.append(500_000.0, mspq)
+    per_tick = mspq / 1e6 / score.tpq
+    offsets = np.concatenate([[0.0], np.cumsum(np.diff(ticks) * per_tick[:-1])])
+    return ticks, offsets, per_tick
+
+
+def tick_seconds(tempos: tuple[np.ndarray, ...], ticks: np.ndarray) -> np.ndarray:
+    """Seconds from the start to each of `ticks`, under a `tempo_map`."""
+    changes, offsets, per_tick = tempos
+    i = np.clip(np.searchsorted(changes, ticks, side="right") - 1, 0, None)
+    return offsets[i] + (ticks - changes[i]) * per_tick[i]
+
+
+def seconds_at(score: symusic.Score, tick: float) -> float:
+    """Seconds from the start to `tick`, following the score's tempo map."""
+    return float(tick_seconds(tempo_map(score), np.array([tick], dtype=np.float64))[0])
+
+
+def ticks_at(score: symusic.Score, seconds: float) -> int:
+    """The last tick at or before `seconds` into the score, following its tempo map."""
+    changes, offsets, per_tick = tempo_map(score)
+    i = max(0, int(np.searchsorted(offsets, seconds, side="right")) - 1)
+    return int(changes[i] + math.floor((seconds - offsets[i]) / per_tick[i] + 1e-9))
 
 
 def seconds_between(score: symusic.Score, start: int, end: int) -> float:
     """Seconds from tick `start` to tick `end` under the score's tempo map."""
-    tempos = score.tempos.numpy()
-    order = np.argsort(tempos["time"], kind="stable")
-    times = np.concatenate([[0], tempos["time"][order]]).astype(np.int64)
-    mspq = np.concatenate([[500_000], tempos["mspq"][order]]).astype(np.float64)
-    bounds = np.clip(np.append(times, end), start, end)  # segment k: [times[k], times[k+1])
-    return float(np.diff(bounds) @ mspq) / 1e6 / score.tpq
+    begin, finish = tick_seconds(tempo_map(score), np.array([start, end], dtype=np.float64))
+    return float(finish - begin)
 
 
 def cap_silences(score: symusic.Score, max_quarters: float) -> symusic.Score:
@@ -301,10 +364,17 @@ def read_pieces(
 ) -> tuple[list[tuple[str, symusic.Score]], Trimmed]:
     """`load_pieces`, and how much silence was removed.
 
-    `--max-silence 0` turns every cut off: leading, long and trailing silences, and notes held
-    over `MAX_NOTE_QUARTERS`, are then kept as they are.
+    `max_silence` 0 keeps leading silence and long gaps; what follows the last note, and notes
+    held over `MAX_NOTE_QUARTERS`, are cut whenever `trim_after_music` is on (else a file with
+    a tempo event hours after its music becomes 700,000 tokens).
     """
-    score = read_score(data)
+    return score_pieces(read_score(data), options)
+
+
+def score_pieces(
+    score: symusic.Score, options: TrackOptions
+) -> tuple[list[tuple[str, symusic.Score]], Trimmed]:
+    """`read_pieces` for a score already read (by `read_score`); changes `score` in place."""
     total = note_count(score)
     if total > options.max_notes:
         raise SkipFile(f"{total} notes, over --max-notes {options.max_notes}")
@@ -313,7 +383,7 @@ def read_pieces(
     if note_count(score) == 0:
         raise SkipFile("no notes" if total == 0 else "only zero-length notes")
     report = Trimmed()
-    if options.max_silence > 0 and options.trim_after_music:
+    if options.trim_after_music:
         report.long_notes = cap_note_lengths(score, max(MAX_NOTE_QUARTERS, options.max_silence))
         untrimmed, end = score, int(score.end())
         score, extra = trim_after_last_note(score)
@@ -321,7 +391,7 @@ def read_pieces(
         report.trailing_seconds = seconds_between(untrimmed, end - extra, end) if extra else 0.0
     pieces = []
     for label, piece in choose_tracks(score, options):
-        if options.max_silence > 0 and options.trim_after_music:
+        if options.trim_after_music:
             piece = trim_after_last_note(piece)[0]  # a track may end before the others
         piece, removed = _cap_silences(piece, options.max_silence)
         report.capped_quarters += removed / piece.tpq
@@ -330,8 +400,17 @@ def read_pieces(
 
 
 def duration_seconds(score: symusic.Score) -> float:
-    """Length of a piece in seconds, following its tempo map."""
-    return float(score.to("second").end()) if note_count(score) else 0.0
+    """Length of a piece in seconds, following its tempo map; 0 without notes.
+
+    Events after the last note count (see `end_seconds`): call `trim_after_last_note` first for
+    the music's own length.
+    """
+    return end_seconds(score) if note_count(score) else 0.0
+
+
+def end_seconds(score: symusic.Score) -> float:
+    """Seconds to the score's last event, notes or not: what audio of it would last."""
+    return seconds_at(score, score.end())
 
 
 def read_file(path: Path) -> bytes:

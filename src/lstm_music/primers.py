@@ -12,19 +12,14 @@ from lstm_music.errors import LstmMusicError
 
 def midi_primer(path: str | Path, checkpoint: Checkpoint, max_tokens: int) -> list[str]:
     """The last `max_tokens` tokens of a MIDI file, read the way the model's corpus was."""
-    from lstm_music.midi import MidiError, TrackOptions, load_pieces, read_file
+    from lstm_music.midi import MidiError, load_pieces, options_like, read_file
 
-    corpus_config = checkpoint.corpus_config
-    options = TrackOptions(
-        mode="merge",
-        drums=bool(corpus_config.get("drums", False)),
-        max_silence=float(corpus_config.get("max_silence", 8.0)),
-    )
+    tokenizer = checkpoint.tokenizer()
+    options = options_like(checkpoint.corpus_config, tokenizer.timed)
     try:
         pieces = load_pieces(read_file(Path(path)), options)
     except MidiError as error:
         raise LstmMusicError(f"primer {path}: {error}") from error
-    tokenizer = checkpoint.tokenizer()
     known = set(checkpoint.vocabulary)
     tokens = [token for token in tokenizer.encode(pieces[0][1]) if token in known]
     if not _has_notes(tokenizer, tokens):
@@ -33,7 +28,7 @@ def midi_primer(path: str | Path, checkpoint: Checkpoint, max_tokens: int) -> li
     kept = tokens[-max_tokens:] if max_tokens > 0 else tokens
     if not _has_notes(tokenizer, kept):
         raise LstmMusicError(f"primer {path}: its last {len(kept)} tokens hold no notes, only the "
-                             "silence after its last note (use a larger --primer-tokens, or trim "
+                             "silence after its last note (more primer tokens reach them, or trim "
                              "the file)")  # fmt: skip
     return kept
 

@@ -24,10 +24,15 @@ import symusic
 from lstm_music.errors import LstmMusicError
 from lstm_music.midi import (
     MidiError,
+    cut_score,
     duration_seconds,
+    end_seconds,
     note_count,
     read_file,
     read_score,
+    tempo_map,
+    tick_seconds,
+    ticks_at,
     trim_after_last_note,
 )
 from lstm_music.synth import PEAK, read_wav, replacing, synthesize, write_wav
@@ -140,11 +145,11 @@ def render_wav(
         raise LstmMusicError(f"sample rate must be 8000-192000 Hz, not {sample_rate}")
     if not (max_seconds > 0 and math.isfinite(max_seconds)):
         raise LstmMusicError(
-            f"the audio cap (--max-seconds) must be a positive number, not {max_seconds}"
+            f"the audio cap must be a positive number of seconds, not {max_seconds}"
         )
     path = Path(path)
     font = find_soundfont(soundfont) if engine != "fallback" else None
-    length, cut = duration_seconds(score), None
+    length, cut = end_seconds(score), None  # events after the music count: they would sound
     if length > max_seconds:
         score = cut_score(score, ticks_at(score, max_seconds))
         cut = f"the score lasts {length:,.0f} s: rendered its first {max_seconds:g} s (audio cap)"
@@ -182,48 +187,11 @@ def _render(
     return _fallback(score, path, sample_rate, warning, frames)
 
 
-def ticks_at(score: symusic.Score, seconds: float) -> int:
-    """The last tick at or before `seconds` into the score, following its tempo map."""
-    changes, offsets, per_tick = _tempo_map(score)
-    i = max(0, int(np.searchsorted(offsets, seconds, side="right")) - 1)
-    return int(changes[i] + math.floor((seconds - offsets[i]) / per_tick[i] + 1e-9))
-
-
-def seconds_at(score: symusic.Score, tick: float) -> float:
-    """Seconds from the start to `tick`, following the score's tempo map."""
-    return float(_seconds(_tempo_map(score), np.array([tick], dtype=np.float64))[0])
-
-
-def cut_score(score: symusic.Score, stop: int, mark_end: bool = False) -> symusic.Score:
-    """The score before tick `stop`: later events dropped, notes and pedals sounding on shortened.
-
-    Not symusic's `clip(..., clip_end=True)`, which drops the notes that cross the end (a piece
-    cut at 30 s lost its last chord and came out at 28). `mark_end` puts an "end" marker at
-    `stop`, so that the file lasts exactly that long even when it ends in a rest.
-    """
-    cut = score.clip(0, stop, clip_end=False)
-    for track in cut.tracks:
-        track.notes = _shortened(symusic.Note, track.notes, stop)
-        track.pedals = _shortened(symusic.Pedal, track.pedals, stop)
-    if mark_end:
-        cut.markers.append(symusic.TextMeta(stop, "end"))
-    return cut
-
-
-def _shortened(kind, events, stop: int):
-    """Notes or pedals (time, duration, ...) ending at `stop` at the latest."""
-    if not len(events):
-        return events
-    arrays = events.numpy()
-    arrays["duration"] = np.minimum(arrays["duration"], stop - arrays["time"])
-    return kind.from_numpy(**arrays, ttype="tick")
-
-
 def _fallback(
     score: symusic.Score, path: Path, sample_rate: int, warning: str | None, frames: int
 ) -> RenderResult:
     """The built-in synth: always works; drums are silent and said so."""
-    samples = synthesize(score, sample_rate)[:frames]
+    samples = synthesize(score, sample_rate, max_frames=frames)
     if any(track.is_drum and len(track.notes) for track in score.tracks):
         drums = "drum tracks are not played by the built-in synth"
         warning = f"{warning}; {drums}" if warning else drums
@@ -240,7 +208,7 @@ def _fluidsynth(
         raise _EngineFailed("the fluidsynth program is not installed")
     # it renders ~60x faster than real time; FluidSynth 2.3 never returns when more notes start
     # at once than its polyphony (256 by default), so raise it and keep the wait short
-    timeout = 10 + 0.5 * duration_seconds(score)
+    timeout = 10 + 0.5 * min(end_seconds(score), frames / sample_rate)
     with tempfile.TemporaryDirectory(prefix="lstm-music-render-") as folder:
         midi, raw = Path(folder) / "in.mid", Path(folder) / "out.wav"
         score.dump_midi(str(midi))
@@ -376,7 +344,7 @@ def _time_axis(score: symusic.Score, unit: str) -> tuple[Callable, np.ndarray, s
     """Ticks -> x (bar number from 1, or seconds), the bar lines in x, and the axis label."""
     bars = _bar_starts(score)
     if unit == "seconds":
-        to_x = partial(_seconds, _tempo_map(score))
+        to_x = partial(tick_seconds, tempo_map(score))
         return to_x, to_x(bars), "time (seconds)"
     to_x = partial(_bar_number, bars)
     return to_x, np.arange(1, len(bars) + 1, dtype=np.float64), "bar"
@@ -403,20 +371,3 @@ def _bar_starts(score: symusic.Score) -> np.ndarray:
         count = int(np.ceil((stop - time) / length))
         starts.append(time + length * np.arange(max(count, 2) if last else count))
     return np.concatenate(starts)
-
-
-def _tempo_map(score: symusic.Score) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(tick, seconds at that tick, seconds per tick) at each tempo change; 120 bpm before."""
-    tempos = sorted((int(t.time), t.mspq) for t in score.tempos if t.time >= 0 and t.mspq > 0)
-    if not tempos or tempos[0][0] > 0:
-        tempos.insert(0, (0, 500_000))
-    ticks = np.array([time for time, _ in tempos], dtype=np.float64)
-    per_tick = np.array([mspq for _, mspq in tempos]) / 1e6 / score.ticks_per_quarter
-    offsets = np.concatenate([[0.0], np.cumsum(np.diff(ticks) * per_tick[:-1])])
-    return ticks, offsets, per_tick
-
-
-def _seconds(tempo_map: tuple, ticks: np.ndarray) -> np.ndarray:
-    changes, offsets, per_tick = tempo_map
-    i = np.clip(np.searchsorted(changes, ticks, side="right") - 1, 0, None)
-    return offsets[i] + (ticks - changes[i]) * per_tick[i]

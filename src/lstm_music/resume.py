@@ -7,6 +7,10 @@ stored here too (not taken from last.safetensors, which is renamed separately). 
 distributed run the optimizer is the same on every process (DDP averages the gradients), so rank
 0 writes it once, beside each process's own RNG and hidden state, gathered from the others.
 
+The previous release's state (format 1: one file per process, `train_state.rankN.safetensors`
+beside rank 0's, no weights) is still resumed, with the weights from last.safetensors, when that
+checkpoint is at the state's step.
+
 Saved as safetensors (tensors) plus JSON (everything else), never pickle.
 """
 
@@ -24,7 +28,14 @@ from typing import Any
 import torch
 
 from lstm_music import __version__
-from lstm_music.checkpoint import CheckpointError, read_safetensors, write_safetensors
+from lstm_music.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    read_checkpoint_header,
+    read_safetensors,
+    read_safetensors_header,
+    write_safetensors,
+)
 from lstm_music.errors import LstmMusicError
 from lstm_music.fsutil import write_bytes_atomically
 from lstm_music.model import State
@@ -36,6 +47,56 @@ VERSION = 2  # 1: one file per process, weights only in last.safetensors
 
 def state_path(run_dir: Path) -> Path:
     return run_dir / "train_state.safetensors"
+
+
+def _v1_path(run_dir: Path, rank: int) -> Path:
+    return state_path(run_dir) if rank == 0 else run_dir / f"train_state.rank{rank}.safetensors"
+
+
+def check_state(run_dir: Path, world_size: int) -> None:
+    """Read the state's headers only: a `CheckpointError` for a damaged state (start it over),
+    an `LstmMusicError` for one this run must not touch (another world size, a newer format)."""
+    meta = read_safetensors_header(state_path(run_dir), "training state").meta or {}
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{state_path(run_dir)} is not an lstm-music training state")
+    version = meta.get("version", 1)
+    if version == 1:
+        saved = 1
+        while _v1_path(run_dir, saved).exists():
+            saved += 1
+    elif version == VERSION:
+        saved = meta.get("world_size")
+    elif isinstance(version, int) and not isinstance(version, bool) and version > VERSION:
+        raise LstmMusicError(
+            f"{state_path(run_dir)} was written by a newer lstm-music (training state format "
+            f"{version}): upgrade lstm-music to resume {run_dir}"
+        )
+    else:
+        raise CheckpointError(f"{state_path(run_dir)} has an unknown format version")
+    if saved != world_size:
+        raise LstmMusicError(
+            f"{run_dir} is a run of {saved} processes, this one has {world_size}: "
+            f"resume it with torchrun --nproc-per-node {saved}"
+        )
+    if version == 1:
+        _check_v1_steps(run_dir, world_size)
+
+
+def _check_v1_steps(run_dir: Path, world_size: int) -> None:
+    """Format 1 renamed last.safetensors and each state file separately: resume only a pair
+    saved at the same step (a kill in between left them apart)."""
+    last = run_dir / "last.safetensors"
+    if not last.exists():
+        raise CheckpointError(f"{run_dir} has a training state but no last.safetensors")
+    weights_step = (read_checkpoint_header(last).meta or {}).get("metrics", {}).get("step")
+    for rank in range(world_size):
+        meta = read_safetensors_header(_v1_path(run_dir, rank), "training state").meta or {}
+        step = (meta.get("progress") or {}).get("step")
+        if step != weights_step:
+            raise CheckpointError(
+                f"last.safetensors is at step {weights_step} but the training state an older "
+                f"lstm-music wrote ({_v1_path(run_dir, rank).name}) at step {step}"
+            )
 
 
 def rank_state(hidden: State | None) -> dict[str, torch.Tensor]:
@@ -77,6 +138,8 @@ def save_train_state(
         "plain_state": plain_state,
     }
     write_safetensors(path, tensors, meta)
+    for old in path.parent.glob("train_state.rank*.safetensors"):  # format 1's, now superseded
+        old.unlink(missing_ok=True)
 
 
 def load_train_state(
@@ -89,14 +152,17 @@ def load_train_state(
 ) -> tuple[State | None, dict[str, Any]]:
     """Restore weights, optimizer and RNG in place; return the hidden state and the progress.
 
-    Raises `CheckpointError` for a file that is missing, damaged, from an older format, or from
-    a run with another number of processes; the model may then be half restored: rebuild it.
+    Raises `CheckpointError` for a file that is missing, damaged, or from a run with another
+    number of processes (`check_state` says which first); the model may then be half restored:
+    rebuild it. A format 1 state is read with the weights of last.safetensors.
     """
     tensors, meta = read_safetensors(path, "training state")
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an lstm-music training state")
+    if "version" not in meta:
+        return _load_v1(path.parent, model, optimizer, rank, device)
     if meta.get("version") != VERSION:
-        raise CheckpointError(f"{path} was written by an older lstm-music (one file per process)")
+        raise CheckpointError(f"{path} has training state format {meta.get('version')}")
     if meta.get("world_size") != world_size:
         raise CheckpointError(
             f"{path} is from a run of {meta.get('world_size')} processes, this one has "
@@ -106,12 +172,34 @@ def load_train_state(
         weights = {n[len("model.") :]: t for n, t in tensors.items() if n.startswith("model.")}
         model.load_state_dict(weights)
         optimizer.load_state_dict(_optimizer_state(tensors, meta, device))
-        progress = dict(meta["progress"])
-        int(progress["step"]), int(progress["epoch"]), int(progress["batch"])
-        hidden = _restore_rank(tensors, rank, device)
+        progress = _progress(meta)
+        hidden = _restore_rank(tensors, f"rank{rank}.", device)
     except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as error:
         raise CheckpointError(f"{path}: the training state is incomplete: {error}") from error
     return hidden, progress
+
+
+def _load_v1(run_dir: Path, model, optimizer, rank: int, device) -> tuple[State | None, dict]:
+    """Format 1: this process's own file, the weights from last.safetensors (same step)."""
+    path = _v1_path(run_dir, rank)
+    tensors, meta = read_safetensors(path, "training state")
+    last = load_checkpoint(run_dir / "last.safetensors", device)
+    try:
+        progress = _progress(meta)
+        if last.metrics.get("step") != progress["step"]:
+            raise ValueError(f"last.safetensors is not at step {progress['step']}")
+        model.load_state_dict(last.model.state_dict())
+        optimizer.load_state_dict(_optimizer_state(tensors, meta, device))
+        hidden = _restore_rank(tensors, "", device)
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as error:
+        raise CheckpointError(f"{path}: the training state is incomplete: {error}") from error
+    return hidden, progress
+
+
+def _progress(meta: dict[str, Any]) -> dict[str, Any]:
+    progress = dict(meta["progress"])
+    int(progress["step"]), int(progress["epoch"]), int(progress["batch"])
+    return progress
 
 
 def _optimizer_state(tensors, meta, device) -> dict[str, Any]:
@@ -125,9 +213,9 @@ def _optimizer_state(tensors, meta, device) -> dict[str, Any]:
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
-def _restore_rank(tensors, rank: int, device: torch.device) -> State | None:
-    """Set this process's RNG streams; return its hidden state."""
-    prefix = f"rank{rank}."
+def _restore_rank(tensors, prefix: str, device: torch.device) -> State | None:
+    """Set this process's RNG streams (its tensors' names begin with `prefix`); return its
+    hidden state."""
     torch.set_rng_state(tensors[f"{prefix}rng.cpu"])
     cuda_states = [
         tensors[f"{prefix}rng.cuda.{i}"]
@@ -137,7 +225,7 @@ def _restore_rank(tensors, rank: int, device: torch.device) -> State | None:
     if cuda_states:
         torch.cuda.set_rng_state_all(cuda_states)
     hidden_names = [n for n in tensors if n.startswith(f"{prefix}hidden.")]
-    layers = sorted({int(n.split(".")[2]) for n in hidden_names})
+    layers = sorted({int(n[len(prefix) :].split(".")[1]) for n in hidden_names})
     hidden = [
         (tensors[f"{prefix}hidden.{i}.h"].to(device), tensors[f"{prefix}hidden.{i}.c"].to(device))
         for i in layers
@@ -200,15 +288,20 @@ def clear_run(run_dir: Path) -> None:
 
 def set_aside(run_dir: Path) -> list[str]:
     """Rename best/last to `*.before-restart.safetensors` (a run about to start over keeps its
-    old checkpoints); the new names."""
-    kept = []
-    for name in ("best", "last"):
-        if (run_dir / f"{name}.safetensors").is_file():
-            os.replace(
-                run_dir / f"{name}.safetensors", run_dir / f"{name}.before-restart.safetensors"
-            )
-            kept.append(f"{name}.before-restart.safetensors")
-    return kept
+    old checkpoints), numbered `-2`, `-3`... so that no earlier restart's pair is overwritten;
+    the new names."""
+    names = [n for n in ("best", "last") if (run_dir / f"{n}.safetensors").is_file()]
+    number = 1
+    while any(_aside(run_dir, n, number).exists() for n in ("best", "last")):
+        number += 1
+    for name in names:
+        os.replace(run_dir / f"{name}.safetensors", _aside(run_dir, name, number))
+    return [_aside(run_dir, name, number).name for name in names]
+
+
+def _aside(run_dir: Path, name: str, number: int) -> Path:
+    suffix = "" if number == 1 else f"-{number}"
+    return run_dir / f"{name}.before-restart{suffix}.safetensors"
 
 
 def truncate_metrics(path: Path, step: int, fields: tuple[str, ...]) -> int:
@@ -233,10 +326,16 @@ def truncate_metrics(path: Path, step: int, fields: tuple[str, ...]) -> int:
     return len(rows) - len(kept)
 
 
-def resumable(run_dir: Path, notes: list[str]) -> bool:
-    """Whether `run_dir` holds a training state; a run that stopped before its first save is
-    started over (with a note), and a folder that is no run at all is an error."""
+def resumable(run_dir: Path, world_size: int, notes: list[str]) -> bool:
+    """Whether `run_dir` holds a training state this run can resume; a run that stopped before
+    its first save, or whose state is damaged, is started over (with a note); a folder that is
+    no run at all, or a state of another world size or a newer format, is an error."""
     if state_path(run_dir).exists():
+        try:
+            check_state(run_dir, world_size)
+        except CheckpointError as error:
+            notes.append(f"cannot resume: {error}; starting the run over")
+            return False
         return True
     if not (run_dir / "config.json").exists():
         raise LstmMusicError(f"nothing to resume in {run_dir}: it is not a training run")

@@ -24,8 +24,7 @@ import torch
 from lstm_music.checkpoint import Checkpoint, load_checkpoint
 from lstm_music.corpus import BOS_ID, SPECIAL_TOKENS
 from lstm_music.errors import LstmMusicError
-from lstm_music.midi import duration_seconds, note_count
-from lstm_music.render import cut_score, seconds_at, ticks_at
+from lstm_music.midi import cut_score, duration_seconds, note_count, seconds_at, ticks_at
 from lstm_music.stepper import FastStepper, pick_tokens
 
 CHUNK = 256  # tokens generated before the first length check when the length is in seconds/bars
@@ -70,8 +69,8 @@ class GenerateOptions:
             if value is not None and not (value > 0 and math.isfinite(value)):
                 raise LstmMusicError(f"--{name.replace('_', '-')} must be a positive number")
         if self.max_seconds is not None and (self.seconds or 0) > self.max_seconds:
-            raise LstmMusicError(f"--seconds {self.seconds:g} is over the {self.max_seconds:g} s "
-                                 "cap (--max-seconds)")  # fmt: skip
+            raise LstmMusicError(f"{self.seconds:g} seconds asked, over the "
+                                 f"{self.max_seconds:g} s cap")  # fmt: skip
         if self.program is not None and not 0 <= self.program <= 127:
             raise LstmMusicError("--program takes a General MIDI program 0-127")
 
@@ -313,7 +312,7 @@ def _finish(piece: GeneratedPiece, options: GenerateOptions, budget: int) -> Gen
     if piece.shortfall > 1e-6 and not reached:
         warnings.append(
             f"{got:.1f} {unit}, {piece.shortfall:.1f} {unit} short of the asked {asked_text:g}: "
-            f"the cap of {budget:,} new tokens ran out first (use --max-tokens to raise it)"
+            f"the cap of {budget:,} new tokens ran out first (a larger token cap reaches it)"
         )
     if note_count(score) == 0:
         warnings.append("no notes came out (the model wrote only silence)")

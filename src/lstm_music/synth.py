@@ -37,14 +37,19 @@ def note_arrays(score: symusic.Score) -> dict[str, np.ndarray]:
     return {key: np.concatenate([p[key] for p in parts]).astype(np.float64) for key in keys}
 
 
-def synthesize(score: symusic.Score, sample_rate: int = 44100) -> np.ndarray:
+def synthesize(
+    score: symusic.Score, sample_rate: int = 44100, max_frames: int | None = None
+) -> np.ndarray:
     """Mono float32 samples in [-PEAK, PEAK]: the score's non-drum notes plus a release tail.
 
-    The length is the score's end (in seconds) plus RELEASE_SECONDS; silence stays exactly 0.
+    The length is the score's end (in seconds) plus RELEASE_SECONDS, at most `max_frames`
+    (nothing beyond is allocated: a tempo event hours after the music must not ask for
+    gigabytes); silence stays exactly 0.
     """
     notes = note_arrays(score)
     end = float(score.to("second").end())
     total = int(np.ceil((end + RELEASE_SECONDS) * sample_rate))
+    total = total if max_frames is None else min(total, max_frames)
     audio = np.zeros(total, dtype=np.float32)
     starts = np.maximum(np.round(notes["time"] * sample_rate), 0).astype(np.int64)
     held = np.minimum(np.maximum(notes["duration"], 0.0), MAX_NOTE_SECONDS)

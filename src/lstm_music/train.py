@@ -354,8 +354,10 @@ def train(
     try:
         corpus = Corpus.load(corpus_path)
         notes: list[str] = []
-        restart = resume and not resumable(run_dir, notes)  # asked to resume, nothing to go on
-        resume = resume and not restart
+        restart = resume and not resumable(run_dir, runtime.world_size, notes)
+        resume = resume and not restart  # asked to resume, nothing usable: start over
+        if restart:
+            notes[-1] += _set_aside(run_dir, runtime)
         overwrite = overwrite or restart
         trainer = _start(corpus, corpus_path, run_dir, config, runtime, progress, overwrite, resume)
         if resume:
@@ -399,11 +401,8 @@ def _resume(trainer: Trainer, corpus, corpus_path, config, runtime, progress) ->
     try:
         trainer.resume()
     except CheckpointError as error:
-        if runtime.distributed:
-            torch.distributed.barrier()  # every process has read the state before it goes
-        kept = set_aside(trainer.run_dir) if runtime.is_main else []
+        aside = _set_aside(trainer.run_dir, runtime)
         fresh = _start(corpus, corpus_path, trainer.run_dir, config, runtime, progress, True, False)
-        aside = f" (its checkpoints kept as {' and '.join(kept)})" if kept else ""
         fresh.notes.append(f"cannot resume: {error}; starting the run over{aside}")
         return fresh
     step = trainer.progress["step"]
@@ -412,6 +411,15 @@ def _resume(trainer: Trainer, corpus, corpus_path, config, runtime, progress) ->
         if dropped:
             trainer.notes.append(f"metrics.csv: dropped {dropped} rows logged after step {step}")
     return trainer
+
+
+def _set_aside(run_dir: Path, runtime) -> str:
+    """Before a run starts over, rank 0 renames its old best/last (once every process has read
+    the state), so no trained model is lost; the clause that says where they went."""
+    if runtime.distributed:
+        torch.distributed.barrier()
+    kept = set_aside(run_dir) if runtime.is_main else []
+    return f" (its checkpoints kept as {' and '.join(kept)})" if kept else ""
 
 
 def read_run_config(run_dir: str | Path) -> dict[str, Any]:

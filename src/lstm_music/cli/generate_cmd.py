@@ -156,7 +156,8 @@ def run_generate(args: argparse.Namespace) -> int:
             f"{piece.seconds:.1f} s"
         )
         for warning in piece.warnings:
-            print(f"  warning: {warning}")
+            hint = " (use --max-tokens)" if "larger token cap" in warning else ""
+            print(f"  warning: {warning}{hint}")
         if args.print_tokens:
             print(" ".join(piece.tokens))
         render_outputs(piece.score, path, args, number)

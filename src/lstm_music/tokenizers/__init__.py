@@ -25,6 +25,7 @@ __all__ = [
     "TOKENIZER_NAMES",
     "Tokenizer",
     "TokenizerError",
+    "check_tokenizer_config",
     "get_tokenizer",
     "tokenizer_class",
     "tokenizer_from_config",
@@ -53,12 +54,43 @@ def get_tokenizer(name: str, **params: Any) -> Tokenizer:
     return cls(**params)
 
 
+_PARAMS = {"seed": (), "grid": ("step",)}  # what each tokenizer's __init__ takes
+_MIDITOK_PARAMS = ("kind", "config")
+
+
+def check_tokenizer_config(config: Any) -> None:
+    """A `TokenizerError` unless `config` is a tokenizer config whose parameters are in range.
+
+    Cheap (nothing is built, MidiTok is not imported): checkpoint and corpus headers come from
+    strangers, and a crafted MidiTok config could make building the tokenizer take gigabytes."""
+    if not isinstance(config, dict) or not isinstance(config.get("tokenizer"), str):
+        raise TokenizerError("not a tokenizer config (no tokenizer name)")
+    name, params = config["tokenizer"].lower(), config.get("params", {})
+    tokenizer_class(name)  # a known name
+    version = config.get("version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise TokenizerError(f"tokenizer {name!r} config has no version number: {version!r}")
+    allowed = _MIDITOK_PARAMS if name in MIDITOK_NAMES else _PARAMS[name]
+    if not isinstance(params, dict) or set(params) - set(allowed):
+        shown = sorted(set(params) - set(allowed)) if isinstance(params, dict) else params
+        raise TokenizerError(f"tokenizer {name!r} takes parameters {list(allowed)}, not {shown!r}")
+    if name == "grid" and "step" in params:
+        from lstm_music.tokenizers.grid import check_step, parse_grid_step
+
+        step = params["step"]
+        parse_grid_step(step) if isinstance(step, str) else check_step(step)
+    elif name in MIDITOK_NAMES:
+        from lstm_music.tokenizers.miditok_adapter import check_config
+
+        if params.get("kind", name) != name:
+            raise TokenizerError(f"tokenizer {name!r} config names kind {params['kind']!r}")
+        check_config(params.get("config"))
+
+
 def tokenizer_from_config(config: dict[str, Any]) -> Tokenizer:
     """Rebuild a tokenizer from `Tokenizer.to_config()` (stored in corpora and checkpoints)."""
-    try:
-        name, version, params = config["tokenizer"], config["version"], config.get("params", {})
-    except (KeyError, TypeError) as error:
-        raise TokenizerError(f"not a tokenizer config (missing {error})") from error
+    check_tokenizer_config(config)
+    name, version, params = config["tokenizer"], config["version"], config.get("params", {})
     tokenizer = get_tokenizer(name, **params)
     if version != tokenizer.version:
         raise TokenizerError(

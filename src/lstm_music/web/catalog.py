@@ -104,11 +104,13 @@ def human_duration(seconds: float) -> str:
 
 
 def _timed(tokenizer_config: dict[str, Any]) -> bool:
-    from lstm_music.tokenizers import tokenizer_from_config
+    """From the tokenizer's class: building the tokenizer for every file listed would be slow
+    (MidiTok builds its vocabulary), and its name was checked with the header."""
+    from lstm_music.tokenizers import TokenizerError, tokenizer_class
 
     try:
-        return bool(tokenizer_from_config(tokenizer_config).timed)
-    except Exception:  # an unknown tokenizer: generation will say so
+        return bool(tokenizer_class(str(tokenizer_config.get("tokenizer"))).timed)
+    except TokenizerError:  # an unknown tokenizer: not offered by read_header anyway
         return False
 
 

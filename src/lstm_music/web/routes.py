@@ -110,10 +110,12 @@ def loss_curve(state: State, model_id: str) -> FileResponse:
 def _check_primer(state: WebState, data: bytes, filename: str) -> Primer:
     from lstm_music.midi import (
         MidiError,
+        SkipFile,
+        TrackOptions,
         duration_seconds,
         note_count,
         read_score,
-        trim_after_last_note,
+        score_pieces,
     )
 
     if not data:
@@ -125,14 +127,17 @@ def _check_primer(state: WebState, data: bytes, filename: str) -> Primer:
         score = read_score(data)
     except MidiError as error:
         raise HTTPException(400, f"{filename}: {error}") from error
-    notes = note_count(score)
-    if notes == 0:
+    if note_count(score) == 0:
         raise HTTPException(400, f"{filename}: a MIDI file without notes cannot start a piece")
-    score = trim_after_last_note(score)[0]  # the seconds shown are the music's, not its padding
+    tracks = sum(1 for track in score.tracks if len(track.notes))
+    try:  # the notes and seconds shown are those generation reads: trimmed, silences capped
+        [(_, piece)], _ = score_pieces(score, TrackOptions(drums=True))  # a model may want drums
+    except SkipFile as error:  # only zero-length notes, or too many
+        raise HTTPException(400, f"{filename}: cannot start a piece: {error}") from error
     primer_id = new_id()
     folder = state.root / "primers" / primer_id
-    primer = Primer(primer_id, filename, folder, notes, round(duration_seconds(score), 2),
-                    sum(1 for track in score.tracks if len(track.notes)))  # fmt: skip
+    primer = Primer(primer_id, filename, folder, note_count(piece),
+                    round(duration_seconds(piece), 2), tracks)  # fmt: skip
     folder.mkdir(parents=True)
     primer.path.write_bytes(data)
     state.primers.add(primer_id, primer)

@@ -12,6 +12,7 @@ from lstm_music.errors import LstmMusicError
 
 LOCAL_NAMES = ("127.0.0.1", "localhost", "::1")
 KEEP_ALIVE_SECONDS = 5  # an idle connection is closed after this, also before its first request
+HEADER_SECONDS = 10  # a request whose line and headers take longer (a slow drip) is dropped
 INSTALL_HINT = 'the web page needs FastAPI and uvicorn: pip install "lstm-music[web]"'
 
 
@@ -102,16 +103,25 @@ def serve(
     uvicorn.Server(config).run()
 
 
-def server_config(app, host: str, port: int, *, access_log: bool = False, keep_alive: int = 0):
+def server_config(
+    app,
+    host: str,
+    port: int,
+    *,
+    access_log: bool = False,
+    keep_alive: float = 0,
+    header_timeout: float = 0,
+):
     """uvicorn's settings: idle connections time out (`keep_alive` s, KEEP_ALIVE_SECONDS by
-    default), and Ctrl-C does not wait for every queued generation."""
+    default), so do requests whose headers are not complete within `header_timeout` s
+    (HEADER_SECONDS), and Ctrl-C does not wait for every queued generation."""
     import uvicorn
 
     return uvicorn.Config(
         app,
         host=host,
         port=port,
-        http=idle_timeout_protocol(),
+        http=idle_timeout_protocol(header_timeout or HEADER_SECONDS),
         log_level="warning",
         access_log=access_log,
         lifespan="on",
@@ -120,18 +130,45 @@ def server_config(app, host: str, port: int, *, access_log: bool = False, keep_a
     )
 
 
-def idle_timeout_protocol() -> type:
-    """uvicorn's h11 protocol with the keep-alive timeout also armed when a connection opens:
-    uvicorn arms it only after a response, so a client that connects and sends nothing would
-    hold its connection (and a file descriptor) for ever."""
+def idle_timeout_protocol(header_seconds: float = HEADER_SECONDS) -> type:
+    """uvicorn's h11 protocol with two more timers, so no client holds a connection (and a file
+    descriptor) for ever: the keep-alive timeout also armed when a connection opens (uvicorn
+    arms it only after a response), and a deadline of `header_seconds` from a request's first
+    byte to the end of its headers (uvicorn cancels its timer at the first byte, so a client
+    that sends half a request line and stops would otherwise never be let go)."""
+    import h11
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
     class IdleTimeoutH11Protocol(H11Protocol):
+        header_task = None  # the running header deadline, if any
+
         def connection_made(self, transport) -> None:  # noqa: ANN001 (asyncio.Transport)
             super().connection_made(transport)
             self.timeout_keep_alive_task = self.loop.call_later(
                 self.timeout_keep_alive, self.timeout_keep_alive_handler
             )
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            waiting = self.conn.their_state is h11.IDLE and not self.transport.is_closing()
+            if waiting and self.header_task is None:  # a request has begun: its deadline runs
+                self.header_task = self.loop.call_later(header_seconds, self.header_timed_out)
+            elif not waiting:
+                self.cancel_header_timer()
+
+        def header_timed_out(self) -> None:
+            self.header_task = None
+            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+                self.transport.close()
+
+        def cancel_header_timer(self) -> None:
+            if self.header_task is not None:
+                self.header_task.cancel()
+                self.header_task = None
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self.cancel_header_timer()
+            super().connection_lost(exc)
 
     return IdleTimeoutH11Protocol
 

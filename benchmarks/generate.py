@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from lstm_music.model import LSTMModel, ModelConfig
-from lstm_music.stepper import FastStepper, pick_tokens
+from lstm_music.generation.stepper import FastStepper, pick_tokens
+from lstm_music.model.lstm import LSTMModel, ModelConfig
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "seed-midi"
 
@@ -76,7 +76,7 @@ def our_loop(model: LSTMModel, primer: list[int], tokens: int, batch: int) -> tu
 def vocabulary_size(data: Path) -> tuple[int, str]:
     if not data.is_dir():
         return 330, "330 (no ../shared: a stand-in size)"
-    from lstm_music.prepare import PrepareConfig, prepare
+    from lstm_music.corpus.prepare import PrepareConfig, prepare
 
     with tempfile.TemporaryDirectory() as work:
         config = PrepareConfig(inputs=[str(data)], out=f"{work}/c", tokenizer="seed", tracks="seed")

@@ -37,8 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lstm_music.corpus import Corpus
-from lstm_music.jsb import load_piano_roll_mat, write_split_midi
+from lstm_music.corpus.pianoroll import load_piano_roll_mat, write_split_midi
+from lstm_music.corpus.store import Corpus
 
 STEPS = {"quarter": 1.0, "eighth": 0.5, "sixteenth": 0.25}
 PUBLISHED = {  # test NLL per time step (nats), per dataset whose figures are known
@@ -162,7 +162,7 @@ def measure_throughput(vocab: int, seconds: float = 1.0) -> Callable:
     import torch
     import torch.nn.functional as F
 
-    from lstm_music.model import LSTMModel, ModelConfig
+    from lstm_music.model.lstm import LSTMModel, ModelConfig
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.set_flush_denormal(True)  # as train does, and with as many threads as it takes

@@ -97,7 +97,7 @@ def time_music21(data: Path, count: int) -> dict[str, Any]:
 
 def run_prepare(inputs: Path, tokenizer: str, workers: int, scratch: Path) -> tuple[float, Any]:
     """Seconds for one `prepare` call into a fresh folder, and its result."""
-    from lstm_music.prepare import PrepareConfig, prepare
+    from lstm_music.corpus.prepare import PrepareConfig, prepare
 
     out = Path(tempfile.mkdtemp(dir=scratch)) / "corpus"
     config = PrepareConfig(inputs=[str(inputs)], out=str(out), tokenizer=tokenizer, workers=workers)
@@ -116,7 +116,7 @@ def best_of(repeat: int, call: Callable[[], tuple[float, Any]]) -> tuple[float, 
 def seed_available() -> str:
     """'' when the seed tokenizer imports, else why not."""
     try:
-        from lstm_music.tokenizers import get_tokenizer
+        from lstm_music.tokens import get_tokenizer
 
         get_tokenizer("seed")
     except Exception as error:  # any failure means: report the row as unavailable
@@ -245,7 +245,7 @@ def prepare_only(folder: Path, out: Path, workers: int) -> None:
     """
     import resource
 
-    from lstm_music.prepare import PrepareConfig, prepare
+    from lstm_music.corpus.prepare import PrepareConfig, prepare
 
     config = PrepareConfig(inputs=[str(folder)], out=str(out), tokenizer="remi", workers=workers)
     started = time.perf_counter()
@@ -346,7 +346,7 @@ def start_method() -> str:
     """How `IsolatedPool` starts workers now, and why (it forks only with no other thread)."""
     import threading
 
-    from lstm_music.workers import _start_method
+    from lstm_music.corpus.workers import _start_method
 
     threads = ", ".join(t.name for t in threading.enumerate() if t.name != "MainThread")
     return f"{_start_method()}; other threads: {threads or 'none'}"

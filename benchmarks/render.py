@@ -18,7 +18,7 @@ from pathlib import Path
 
 import symusic
 
-from lstm_music.render import find_soundfont, render_png, render_wav
+from lstm_music.render.audio import find_soundfont, render_png, render_wav
 
 
 def four_parts(seconds: float = 120.0) -> symusic.Score:

@@ -30,10 +30,10 @@ from pathlib import Path
 
 import symusic
 
-from lstm_music.midi import load_pieces
-from lstm_music.prepare import PrepareConfig
-from lstm_music.tokenizers.music21_parts import part_tokens
-from lstm_music.tokenizers.seed import SeedTokenizer
+from lstm_music.corpus.prepare import PrepareConfig
+from lstm_music.tokens.midi import load_pieces
+from lstm_music.tokens.seed import SeedTokenizer
+from lstm_music.tokens.seed.music21_parts import part_tokens
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 MIDI_DIR = SHARED / "datasets" / "seed-midi"

@@ -81,7 +81,7 @@ def windows(ids: np.ndarray, stride: int = 1) -> np.ndarray:
 
 def heldout(corpus_dir: str, stride: int) -> np.ndarray:
     """Windows of each validation piece on its own (none crosses two pieces)."""
-    from lstm_music.corpus import Corpus
+    from lstm_music.corpus.store import Corpus
 
     pieces = Corpus.load(corpus_dir).split("valid")
     return np.concatenate([windows(p.ids, stride) for p in pieces])
@@ -127,7 +127,7 @@ def seed_data(spec: dict[str, Any], vocab: int, train: np.ndarray) -> dict[str, 
 
 def role_seed(spec: dict[str, Any]) -> dict[str, Any]:
     """The blog's objective in plain PyTorch, for `budget_s` seconds of training."""
-    from lstm_music.corpus import Corpus
+    from lstm_music.corpus.store import Corpus
 
     corpus = Corpus.load(spec["corpus"])
     vocab = len(corpus.vocabulary)
@@ -157,8 +157,8 @@ def role_seed(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def train_config(preset: str, seconds: float) -> Any:
-    from lstm_music.config import build_config
-    from lstm_music.trainconfig import TrainConfig, preset_layer
+    from lstm_music.settings import build_config
+    from lstm_music.training.settings import TrainConfig, preset_layer
 
     budget = {"max_minutes": seconds / 60, "epochs": 10**6, "patience": 0, "device": "cpu"}
     return build_config(TrainConfig, preset_layer(preset), budget)
@@ -166,8 +166,8 @@ def train_config(preset: str, seconds: float) -> Any:
 
 def role_ours(spec: dict[str, Any]) -> dict[str, Any]:
     """`train` with the seed preset in legs; the windowed metric on last.safetensors after each."""
-    from lstm_music.checkpoint import load_checkpoint
-    from lstm_music.train import train
+    from lstm_music.model.checkpoint import load_checkpoint
+    from lstm_music.training.trainer import train
 
     held, run, curve = heldout(spec["corpus"], spec["stride"]), Path(spec["run"]), []
     seconds, steps, epochs = 0.0, 0, 0.0
@@ -185,9 +185,9 @@ def role_ours(spec: dict[str, Any]) -> dict[str, Any]:
 
 def score_full(corpus_dir: str, run: Path) -> list[float]:
     """The product's own metric on best.safetensors: whole validation pieces, state carried."""
-    from lstm_music.checkpoint import load_checkpoint
-    from lstm_music.corpus import Corpus
-    from lstm_music.evaluate import score_pieces
+    from lstm_music.corpus.store import Corpus
+    from lstm_music.evaluation.likelihood import score_pieces
+    from lstm_music.model.checkpoint import load_checkpoint
 
     model = load_checkpoint(run / "best.safetensors").model
     totals = score_pieces(model, [p.ids for p in Corpus.load(corpus_dir).split("valid")])
@@ -195,7 +195,7 @@ def score_full(corpus_dir: str, run: Path) -> list[float]:
 
 
 def role_remi(spec: dict[str, Any]) -> dict[str, Any]:
-    from lstm_music.train import train
+    from lstm_music.training.trainer import train
 
     config = train_config(spec["preset"], spec["budget_s"])
     result = train(spec["corpus"], spec["run"], config, progress=False)
@@ -215,7 +215,7 @@ def child(args: argparse.Namespace, role: str, name: str, **spec: Any) -> dict[s
 
 
 def prepare_corpora(args: argparse.Namespace, work: Path) -> dict[str, str]:
-    from lstm_music.prepare import PrepareConfig, prepare
+    from lstm_music.corpus.prepare import PrepareConfig, prepare
 
     files = sorted(args.data.glob("*.mid"))[: 10 if args.quick else None]
     if not files:

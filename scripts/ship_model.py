@@ -2,7 +2,8 @@
 
     python scripts/ship_model.py runs/bach CORPUS --name bach-chorales
 
-1. the run's best checkpoint is written in half precision to src/lstm_music/models/NAME.safetensors;
+1. the run's best checkpoint is written in half precision to
+   src/lstm_music/model/weights/NAME.safetensors;
 2. the shipped file (not the run's) is scored on the corpus's valid and test splits;
 3. 10 pieces are generated at the default sampling and 10 greedily, and `compare` checks them for
    copies of the training pieces and for musical statistics;
@@ -19,8 +20,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from lstm_music.checkpoint import load_checkpoint
-from lstm_music.models import models_folder, resolve_checkpoint
+from lstm_music.model.checkpoint import load_checkpoint
+from lstm_music.model.shipped import models_folder, resolve_checkpoint
 
 
 def lstm_music(*args: str) -> str:

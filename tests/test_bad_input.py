@@ -10,7 +10,7 @@ import symusic
 from conftest import make_score, random_melody, write_midi
 
 from lstm_music.cli import main
-from lstm_music.corpus import Corpus
+from lstm_music.corpus.store import Corpus
 
 
 def bad_files(folder: Path) -> dict[str, str]:

@@ -16,16 +16,16 @@ pytest.importorskip(
 
 import symusic  # noqa: E402
 
-from lstm_music import builtin, builtin_convert  # noqa: E402
-from lstm_music.builtin import (  # noqa: E402
+from lstm_music.cli import main  # noqa: E402
+from lstm_music.corpus import builtin, builtin_convert  # noqa: E402
+from lstm_music.corpus.builtin import (  # noqa: E402
     COLLECTIONS,
     builtin_folder,
     cache_folder,
     get_collection,
 )
-from lstm_music.builtin_convert import ConvertJob, Piece, list_pieces, music21_corpus  # noqa: E402
-from lstm_music.cli import main  # noqa: E402
-from lstm_music.corpus import Corpus  # noqa: E402
+from lstm_music.corpus.builtin_convert import ConvertJob, Piece, list_pieces, music21_corpus  # noqa: E402
+from lstm_music.corpus.store import Corpus  # noqa: E402
 from lstm_music.errors import LstmMusicError  # noqa: E402
 
 NAMES = ["bach-chorales", "oneills-1850", "ryans-mammoth"]
@@ -221,7 +221,7 @@ def test_corpus_builtin_lists_collections_and_cache(cache: Path, capsys) -> None
 
 def test_cli_and_listing_never_import_music21() -> None:
     code = (
-        "import sys; from lstm_music.cli import main; import lstm_music.builtin;"
+        "import sys; from lstm_music.cli import main; import lstm_music.corpus.builtin;"
         "main(['corpus', 'builtin', '--json']);"
         "assert 'music21' not in sys.modules, 'music21 imported'"
     )

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from lstm_music.checkpoint import CheckpointError, load_checkpoint, read_checkpoint_header
-from lstm_music.model import LSTMModel, ModelConfig, expected_shapes
+from lstm_music.model.checkpoint import CheckpointError, load_checkpoint, read_checkpoint_header
+from lstm_music.model.lstm import LSTMModel, ModelConfig, expected_shapes
 
 SIZES = {"F32": 4, "F16": 2, "BF16": 2, "I64": 8, "U8": 1}
 CONFIG = {"vocab_size": 6, "embedding_dim": 3, "hidden_sizes": [4, 2], "dropout": 0.1}
@@ -226,7 +226,7 @@ HUGE_CONFIGS = {
 PROBE = """
 import json, resource, sys
 resource.setrlimit(resource.RLIMIT_AS, (6 * 2**30, 6 * 2**30))  # a guard, should the fix regress
-from lstm_music.checkpoint import CheckpointError, load_checkpoint
+from lstm_music.model.checkpoint import CheckpointError, load_checkpoint
 results = {}
 for path in sys.argv[1:]:
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -10,7 +10,7 @@ import pytest
 from conftest import random_melody, write_midi
 
 from lstm_music.cli import build_parser, main
-from lstm_music.corpus import Corpus
+from lstm_music.corpus.store import Corpus
 
 
 def subcommands(parser) -> list[list[str]]:
@@ -79,7 +79,7 @@ def test_import_is_light_and_api_names_resolve() -> None:
     code = (
         "import sys, lstm_music;"
         "assert 'torch' not in sys.modules and 'miditok' not in sys.modules;"
-        "import lstm_music.sample, lstm_music.train;"
+        "import lstm_music.generation.generate, lstm_music.training.trainer;"
         "from lstm_music import generate, load_checkpoint, Corpus, prepare;"
         "assert callable(generate) and generate.__name__ == 'generate'"
     )

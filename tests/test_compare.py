@@ -12,8 +12,14 @@ import symusic
 from conftest import make_score, random_melody, write_midi
 
 from lstm_music.cli import main
-from lstm_music.compare import ReferenceIndex, natural_key, transition_codes, yardstick_warnings
-from lstm_music.musicstats import (
+from lstm_music.corpus.prepare import PrepareConfig, prepare
+from lstm_music.evaluation.compare import (
+    ReferenceIndex,
+    natural_key,
+    transition_codes,
+    yardstick_warnings,
+)
+from lstm_music.evaluation.statistics import (
     STATISTICS,
     Distribution,
     Notes,
@@ -28,7 +34,6 @@ from lstm_music.musicstats import (
     pitch_range,
     polyphony,
 )
-from lstm_music.prepare import PrepareConfig, prepare
 
 TPQ = 480
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -179,7 +184,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_compare_command(corpus: Path, tmp_path: Path, capsys) -> None:
-    from lstm_music.corpus import Corpus
+    from lstm_music.corpus.store import Corpus
 
     source = Corpus.load(corpus).split("train")[0].source
     copy = (corpus.parent / "midi" / source).read_bytes()

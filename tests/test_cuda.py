@@ -13,15 +13,15 @@ import pytest
 import torch
 from conftest import random_melody, write_midi
 
-from lstm_music.checkpoint import load_checkpoint
-from lstm_music.corpus import Corpus
-from lstm_music.evaluate import evaluate_split
-from lstm_music.model import LSTMModel, ModelConfig
-from lstm_music.prepare import PrepareConfig, prepare
-from lstm_music.sample import GenerateOptions, generate
-from lstm_music.stepper import FastStepper
-from lstm_music.train import train
-from lstm_music.trainconfig import TrainConfig
+from lstm_music.corpus.prepare import PrepareConfig, prepare
+from lstm_music.corpus.store import Corpus
+from lstm_music.evaluation.likelihood import evaluate_split
+from lstm_music.generation.generate import GenerateOptions, generate
+from lstm_music.generation.stepper import FastStepper
+from lstm_music.model.checkpoint import load_checkpoint
+from lstm_music.model.lstm import LSTMModel, ModelConfig
+from lstm_music.training.settings import TrainConfig
+from lstm_music.training.trainer import train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

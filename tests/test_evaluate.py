@@ -11,13 +11,13 @@ import pytest
 import torch
 from conftest import random_melody, write_midi
 
-from lstm_music.checkpoint import Checkpoint
 from lstm_music.cli import main
-from lstm_music.corpus import EOS_ID, Corpus
+from lstm_music.corpus.prepare import PrepareConfig, prepare
+from lstm_music.corpus.store import EOS_ID, Corpus
 from lstm_music.errors import LstmMusicError
-from lstm_music.evaluate import evaluate_split, score_pieces, step_nll
-from lstm_music.model import LSTMModel, ModelConfig
-from lstm_music.prepare import PrepareConfig, prepare
+from lstm_music.evaluation.likelihood import evaluate_split, score_pieces, step_nll
+from lstm_music.model.checkpoint import Checkpoint
+from lstm_music.model.lstm import LSTMModel, ModelConfig
 
 
 def corpus_of(root: Path, tokenizer: str, **settings) -> Corpus:
@@ -98,8 +98,8 @@ def test_mismatched_corpus_is_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize("tokenizer", ["grid", "remi"])
 def test_transposition_mixture_is_the_average_over_keys(tmp_path: Path, tokenizer: str) -> None:
     """Token-by-token mixture NLL of a piece == -log(mean over shifts of p(moved piece))."""
-    from lstm_music.data import transpose_tables
-    from lstm_music.tokenizers import tokenizer_from_config
+    from lstm_music.tokens import tokenizer_from_config
+    from lstm_music.training.batches import transpose_tables
 
     corpus = corpus_of(tmp_path, tokenizer)
     torch.manual_seed(0)

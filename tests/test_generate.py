@@ -11,14 +11,14 @@ import symusic
 import torch
 from conftest import make_score, random_melody, write_midi
 
-from lstm_music.checkpoint import CheckpointError, load_checkpoint
 from lstm_music.cli import main
-from lstm_music.model import LSTMModel, ModelConfig
-from lstm_music.prepare import PrepareConfig, prepare
-from lstm_music.sample import GenerateOptions, generate
-from lstm_music.stepper import FastStepper, pick_tokens
-from lstm_music.train import train
-from lstm_music.trainconfig import TrainConfig
+from lstm_music.corpus.prepare import PrepareConfig, prepare
+from lstm_music.generation.generate import GenerateOptions, generate
+from lstm_music.generation.stepper import FastStepper, pick_tokens
+from lstm_music.model.checkpoint import CheckpointError, load_checkpoint
+from lstm_music.model.lstm import LSTMModel, ModelConfig
+from lstm_music.training.settings import TrainConfig
+from lstm_music.training.trainer import train
 
 
 def make_run(root: Path, tokenizer: str) -> Path:
@@ -208,7 +208,7 @@ def test_safetensors_header_that_starts_like_a_pickle_loads(tmp_path: Path) -> N
     """A header 0x280 bytes long begins with the bytes 80 02, pickle protocol 2's magic."""
     import json
 
-    from lstm_music.checkpoint import read_safetensors
+    from lstm_music.model.checkpoint import read_safetensors
 
     header = json.dumps({"__metadata__": {"lstm_music": json.dumps({"format": "x"})}})
     raw = header.encode().ljust(0x280)

@@ -11,9 +11,9 @@ import symusic
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lstm_music.tokenizers import get_tokenizer, tokenizer_from_config
-from lstm_music.tokenizers.base import TokenizerError
-from lstm_music.tokenizers.grid import (
+from lstm_music.tokens import get_tokenizer, tokenizer_from_config
+from lstm_music.tokens.base import TokenizerError
+from lstm_music.tokens.grid import (
     GridTokenizer,
     parse_grid_step,
     roll_to_score,
@@ -173,7 +173,7 @@ def jsb_rolls() -> dict[str, list[np.ndarray]]:
         pytest.skip("scipy is not installed (pip install scipy) to read JSB_Chorales.mat")
     if not JSB_PATH.is_file():
         pytest.skip(f"JSB Chorales not found at {JSB_PATH}")
-    from lstm_music.jsb import load_piano_roll_mat
+    from lstm_music.corpus.pianoroll import load_piano_roll_mat
 
     return load_piano_roll_mat(JSB_PATH)
 
@@ -199,7 +199,7 @@ def test_jsb_round_trip_through_midi(jsb_rolls: dict[str, list[np.ndarray]]) -> 
 
 
 def test_jsb_write_split_midi(jsb_rolls: dict[str, list[np.ndarray]], tmp_path: Path) -> None:
-    from lstm_music.jsb import write_split_midi
+    from lstm_music.corpus.pianoroll import write_split_midi
 
     subset = {split: rolls[:2] for split, rolls in jsb_rolls.items()}
     paths = write_split_midi(subset, tmp_path, 1.0)

@@ -9,7 +9,8 @@ import pytest
 import symusic
 from conftest import make_score
 
-from lstm_music.midi import (
+from lstm_music.corpus.prepare import PrepareConfig, prepare
+from lstm_music.tokens.midi import (
     MAX_QPM,
     MidiError,
     TrackOptions,
@@ -23,7 +24,6 @@ from lstm_music.midi import (
     ticks_at,
     trim_after_last_note,
 )
-from lstm_music.prepare import PrepareConfig, prepare
 
 
 def melody_bytes(count: int = 8, step: int = 480) -> bytes:
@@ -84,7 +84,7 @@ def far_meta_events(tick: int) -> symusic.Score:
 
 
 def test_events_after_the_last_note_are_trimmed() -> None:
-    from lstm_music.tokenizers import get_tokenizer
+    from lstm_music.tokens import get_tokenizer
 
     tick = 480 * 4 * 3000  # 3,000 bars after the music (a hostile file had 268 million ticks)
     [(_, piece)], trimmed = read_pieces(far_meta_events(tick).dumps_midi(), TrackOptions())
@@ -118,7 +118,8 @@ def test_a_score_without_notes_keeps_nothing_after_tick_zero() -> None:
 
 def test_one_tempo_map_for_every_module() -> None:
     """Ticks <-> seconds and the cut live in midi.py only; render and sample use them."""
-    from lstm_music import render, sample
+    from lstm_music.generation import generate as sample
+    from lstm_music.render import audio as render
 
     score = make_score([(i * 480, 480, 60) for i in range(40)])
     score.tempos = [symusic.Tempo(0, 120.0), symusic.Tempo(4800, 60.0), symusic.Tempo(9600, 240.0)]
@@ -170,7 +171,7 @@ def test_prepare_lists_a_tiny_division_and_prints_the_trim(tmp_path: Path, capsy
 
 def test_a_note_held_for_hours_shelters_nothing() -> None:
     """A crafted note held 80,000 quarters kept a far TimeSig in the piece: 40,000 tokens."""
-    from lstm_music.tokenizers import get_tokenizer
+    from lstm_music.tokens import get_tokenizer
 
     tick = 480 * 4 * 20_000
     score = make_score([(i * 480, 480, 60) for i in range(20)] + [(0, tick, 40), (tick, 480, 62)])

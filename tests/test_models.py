@@ -9,12 +9,17 @@ import numpy as np
 import pytest
 import symusic
 
-from lstm_music import render
-from lstm_music.checkpoint import load_checkpoint
 from lstm_music.cli import main
 from lstm_music.errors import LstmMusicError
-from lstm_music.models import DEFAULT_MODEL, resolve_checkpoint, shipped_model, shipped_models
-from lstm_music.sample import GenerateOptions, generate
+from lstm_music.generation.generate import GenerateOptions, generate
+from lstm_music.model.checkpoint import load_checkpoint
+from lstm_music.model.shipped import (
+    DEFAULT_MODEL,
+    resolve_checkpoint,
+    shipped_model,
+    shipped_models,
+)
+from lstm_music.render import audio as render
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -68,7 +73,7 @@ def test_models_command_and_names(tmp_path: Path, capsys) -> None:
 
 @pytest.mark.parametrize("name", ["bach-chorales", "oneills-1850"])
 def test_held_out_figures_name_their_split(name: str, capsys) -> None:
-    from lstm_music.models import card_figures
+    from lstm_music.model.shipped import card_figures
 
     model = shipped_model(name)
     figures = card_figures(model.card)

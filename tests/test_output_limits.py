@@ -16,14 +16,14 @@ import pytest
 import symusic
 from conftest import make_score, random_melody, write_midi
 
-from lstm_music import sample
-from lstm_music.checkpoint import load_checkpoint
 from lstm_music.cli import main
 from lstm_music.errors import LstmMusicError
-from lstm_music.models import resolve_checkpoint
-from lstm_music.primers import midi_primer
-from lstm_music.render import render_midi_file, render_wav
-from lstm_music.sample import GenerateOptions, generate
+from lstm_music.generation import generate as sample
+from lstm_music.generation.generate import GenerateOptions, generate
+from lstm_music.generation.primers import midi_primer
+from lstm_music.model.checkpoint import load_checkpoint
+from lstm_music.model.shipped import resolve_checkpoint
+from lstm_music.render.audio import render_midi_file, render_wav
 
 GAP = 200 * 480  # ticks between the hostile primer's notes: 200 quarter notes
 
@@ -38,9 +38,9 @@ def sparse_score(notes: int) -> symusic.Score:
 @pytest.fixture(scope="module")
 def silent_run(tmp_path_factory) -> Path:
     """A tiny trained run whose corpus keeps every silence (--max-silence 0)."""
-    from lstm_music.prepare import PrepareConfig, prepare
-    from lstm_music.train import train
-    from lstm_music.trainconfig import TrainConfig
+    from lstm_music.corpus.prepare import PrepareConfig, prepare
+    from lstm_music.training.settings import TrainConfig
+    from lstm_music.training.trainer import train
 
     root = tmp_path_factory.mktemp("limits")
     for i in range(5):
@@ -263,8 +263,8 @@ def test_a_noteless_file_with_a_far_tempo_renders_briefly(tmp_path) -> None:
 
 
 def test_no_engine_allocates_past_the_audio_cap(tmp_path) -> None:
-    from lstm_music.midi import read_score
-    from lstm_music.synth import synthesize
+    from lstm_music.render.synth import synthesize
+    from lstm_music.tokens.midi import read_score
 
     score = read_score(far_tempo_without_notes())  # not trimmed: ends 78 hours in
     result = render_wav(score, tmp_path / "x.wav", sample_rate=8000, max_seconds=3)
@@ -281,8 +281,7 @@ def test_primers_are_read_as_the_corpus_was(monkeypatch, name: str, timed: bool)
     """An untimed (seed) model's corpus kept what follows the music: so must its primers."""
     from types import SimpleNamespace
 
-    from lstm_music import midi
-    from lstm_music.tokenizers import get_tokenizer
+    from lstm_music.tokens import get_tokenizer, midi
 
     seen = []
 
@@ -304,7 +303,7 @@ def test_primers_are_read_as_the_corpus_was(monkeypatch, name: str, timed: bool)
 
 
 def test_compare_reads_generated_files_as_the_reference_did(silent_run, monkeypatch) -> None:
-    from lstm_music import compare
+    from lstm_music.evaluation import compare
 
     seen = []
 

@@ -11,8 +11,8 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from lstm_music.prepare import PrepareConfig, prepare
-from lstm_music.tokenizers.grid import tokens_to_roll
+from lstm_music.corpus.prepare import PrepareConfig, prepare
+from lstm_music.tokens.grid import tokens_to_roll
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "polyphonic.py"
 

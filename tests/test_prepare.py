@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from conftest import make_score, random_melody, require_seed_midi, write_midi
 
-from lstm_music.corpus import SPECIAL_TOKENS, Corpus
+from lstm_music.corpus.prepare import PrepareConfig, prepare
+from lstm_music.corpus.store import SPECIAL_TOKENS, Corpus
 from lstm_music.errors import LstmMusicError
-from lstm_music.prepare import PrepareConfig, prepare
 
 
 def run(inputs: list[Path], out: Path, **settings) -> object:
@@ -35,7 +35,7 @@ def test_corpus_layout_and_round_trip(midi_folder: Path, tmp_path: Path) -> None
     # tokens on disk are exactly what the tokenizer makes of the (merged, cleaned) file
     tokenizer = corpus.tokenizer()
     piece = next(p for p in corpus.pieces if p.source == "piece1.mid")
-    from lstm_music.midi import TrackOptions, load_pieces
+    from lstm_music.tokens.midi import TrackOptions, load_pieces
 
     [(_, score)] = load_pieces((midi_folder / "piece1.mid").read_bytes(), TrackOptions())
     assert piece.tokens == tokenizer.encode(score)

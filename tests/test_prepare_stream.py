@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from conftest import random_melody, write_midi
 
-from lstm_music import corpus as corpus_module
-from lstm_music import workers
 from lstm_music.cli import main
-from lstm_music.corpus import Corpus, CorpusError, Piece, TokenSink
+from lstm_music.corpus import store as corpus_module
+from lstm_music.corpus import workers
+from lstm_music.corpus.prepare import PrepareConfig, prepare
+from lstm_music.corpus.store import Corpus, CorpusError, Piece, TokenSink
 from lstm_music.errors import LstmMusicError
-from lstm_music.prepare import PrepareConfig, prepare
 
 
 def run(inputs: list[Path], out: Path, **settings):

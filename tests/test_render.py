@@ -14,10 +14,10 @@ import pytest
 import symusic
 from conftest import make_score, random_melody, write_midi
 
-from lstm_music import render
 from lstm_music.cli import main
 from lstm_music.errors import LstmMusicError
-from lstm_music.render import (
+from lstm_music.render import audio as render
+from lstm_music.render.audio import (
     NO_SOUNDFONT,
     SOUNDFONT_ENV,
     find_soundfont,
@@ -25,7 +25,7 @@ from lstm_music.render import (
     render_png,
     render_wav,
 )
-from lstm_music.synth import PEAK, RELEASE_SECONDS, replacing
+from lstm_music.render.synth import PEAK, RELEASE_SECONDS, replacing
 
 RATE = 22050
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -200,7 +200,7 @@ def image(path: Path) -> np.ndarray:
 
 
 def test_render_png_draws_every_track_in_its_own_hue(tmp_path):
-    from lstm_music.plots import STYLE, WIDE_FIGSIZE
+    from lstm_music.render.plots import STYLE, WIDE_FIGSIZE
 
     path = render_png(random_melody(3), tmp_path / "pics" / "roll.png", title="melody.mid")
     assert path.stat().st_size > 5000
@@ -285,8 +285,8 @@ def test_fluidsynth_survives_more_simultaneous_notes_than_its_default_polyphony(
 def test_drawing_never_imports_pyplot(tmp_path):
     """Pictures are `Figure` objects: a notebook's backend and figures are left alone."""
     code = (
-        "import sys, symusic; from lstm_music.render import render_png; "
-        "from lstm_music.plots import plot_distributions; s = symusic.Score(480); "
+        "import sys, symusic; from lstm_music.render.audio import render_png; "
+        "from lstm_music.render.plots import plot_distributions; s = symusic.Score(480); "
         "t = symusic.Track('p', 0, False); t.notes.append(symusic.Note(0, 480, 60, 80)); "
         f"s.tracks.append(t); render_png(s, {str(tmp_path / 'a.png')!r}); "
         "print('matplotlib.pyplot' in sys.modules)"

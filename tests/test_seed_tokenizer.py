@@ -15,8 +15,8 @@ import symusic
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lstm_music.tokenizers import get_tokenizer
-from lstm_music.tokenizers.seed import SeedTokenizer, normal_order, parse_pitch_name, pitch_name
+from lstm_music.tokens import get_tokenizer
+from lstm_music.tokens.seed import SeedTokenizer, normal_order, parse_pitch_name, pitch_name
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"

@@ -9,13 +9,13 @@ from conftest import SEED_MIDI, random_melody
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lstm_music.midi import TrackOptions, load_pieces
-from lstm_music.tokenizers import (
+from lstm_music.tokens import (
     TOKENIZER_NAMES,
     TokenizerError,
     get_tokenizer,
     tokenizer_from_config,
 )
+from lstm_music.tokens.midi import TrackOptions, load_pieces
 
 TIMED = [name for name in TOKENIZER_NAMES if name != "seed"]
 
@@ -82,7 +82,7 @@ def test_round_trip_on_real_files(tokenizer) -> None:
         tokens = tokenizer.encode(piece)
         again = tokenizer.encode(tokenizer.decode(tokens))
         if tokenizer.name == "seed":  # the seed renders every token one quarter apart
-            from lstm_music.tokenizers.seed import pitch_name
+            from lstm_music.tokens.seed import pitch_name
 
             # ...and a one-pitch-class chord (`4`) as a single note in octave 4 (`E4`)
             assert again == [pitch_name(60 + int(t)) if t.isdigit() else t for t in tokens]
@@ -125,8 +125,8 @@ HOSTILE_MIDITOK = {
 
 @pytest.mark.parametrize("name", list(HOSTILE_MIDITOK))
 def test_miditok_parameters_are_bounded_before_miditok_builds(monkeypatch, name) -> None:
-    from lstm_music.tokenizers import tokenizer_from_config
-    from lstm_music.tokenizers.miditok_adapter import import_miditok
+    from lstm_music.tokens import tokenizer_from_config
+    from lstm_music.tokens.miditok_adapter import import_miditok
 
     def refuse(*args, **kwargs):
         raise AssertionError("MidiTok was asked to build this config")
@@ -139,7 +139,7 @@ def test_miditok_parameters_are_bounded_before_miditok_builds(monkeypatch, name)
 
 
 def test_sane_tokenizer_configs_pass_the_bounds() -> None:
-    from lstm_music.tokenizers import check_tokenizer_config, tokenizer_from_config
+    from lstm_music.tokens import check_tokenizer_config, tokenizer_from_config
 
     for name in ("remi", "tsd", "midilike", "structured", "seed", "grid"):
         config = get_tokenizer(name).to_config()

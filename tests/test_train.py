@@ -12,12 +12,12 @@ import pytest
 import torch
 from conftest import random_melody, write_midi
 
-from lstm_music.checkpoint import load_checkpoint, read_safetensors
-from lstm_music.data import Batcher, EpochPlan
+from lstm_music.corpus.prepare import PrepareConfig, prepare
 from lstm_music.errors import LstmMusicError
-from lstm_music.prepare import PrepareConfig, prepare
-from lstm_music.train import train
-from lstm_music.trainconfig import TrainConfig
+from lstm_music.model.checkpoint import load_checkpoint, read_safetensors
+from lstm_music.training.batches import Batcher, EpochPlan
+from lstm_music.training.settings import TrainConfig
+from lstm_music.training.trainer import train
 
 TINY = {"embedding_dim": 16, "hidden_sizes": [32, 24], "window": 32, "batch_size": 4,
         "dropout": 0.1, "warmup_steps": 2, "device": "cpu"}  # fmt: skip

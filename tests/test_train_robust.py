@@ -12,14 +12,14 @@ import pytest
 import torch
 from conftest import random_melody, write_midi
 
-import lstm_music.train as train_module
-import lstm_music.trainloop as trainloop_module
-from lstm_music.checkpoint import load_checkpoint, write_safetensors
+import lstm_music.training.loop as trainloop_module
+import lstm_music.training.trainer as train_module
 from lstm_music.cli import main
+from lstm_music.corpus.prepare import PrepareConfig, prepare
 from lstm_music.errors import LstmMusicError
-from lstm_music.prepare import PrepareConfig, prepare
-from lstm_music.train import train
-from lstm_music.trainconfig import TrainConfig
+from lstm_music.model.checkpoint import load_checkpoint, write_safetensors
+from lstm_music.training.settings import TrainConfig
+from lstm_music.training.trainer import train
 
 TINY = {"embedding_dim": 16, "hidden_sizes": [24], "window": 32, "batch_size": 4,
         "dropout": 0.1, "warmup_steps": 2, "device": "cpu", "threads": 1}  # fmt: skip
@@ -144,7 +144,7 @@ def test_write_safetensors_leaves_no_foreign_temporary(tmp_path, monkeypatch):
 
 def test_disk_full_is_one_line(corpus, tmp_path, monkeypatch, capsys):
     """Point 9: ENOSPC while saving is an LstmMusicError, one line from the CLI."""
-    import lstm_music.checkpoint as checkpoint_module
+    import lstm_music.model.checkpoint as checkpoint_module
 
     def full(path, *args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
@@ -263,7 +263,7 @@ def _files(run: Path) -> dict[str, bytes]:
 
 def _rewrite_state(run: Path, change) -> None:
     """Rewrite train_state.safetensors after `change(tensors, meta)` edits it in place."""
-    from lstm_music.checkpoint import read_safetensors
+    from lstm_music.model.checkpoint import read_safetensors
 
     path = run / "train_state.safetensors"
     tensors, meta = read_safetensors(path, "training state")
@@ -274,7 +274,7 @@ def _rewrite_state(run: Path, change) -> None:
 def _as_version_1(run: Path, world_size: int = 1) -> None:
     """Turn a run's state into the previous release's layout: no version, no weights, one file
     per process (train_state.rankN.safetensors), the weights only in last.safetensors."""
-    from lstm_music.checkpoint import read_safetensors
+    from lstm_music.model.checkpoint import read_safetensors
 
     tensors, meta = read_safetensors(run / "train_state.safetensors", "training state")
     old = {k: v for k, v in tensors.items() if k.startswith("optimizer.")}

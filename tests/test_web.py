@@ -42,9 +42,9 @@ def make_tiny_runs(root: Path) -> Path:
     Trained once per test session (the browser test uses the same folder)."""
     if (root / "tiny" / "best.safetensors").exists():
         return root
-    from lstm_music.prepare import PrepareConfig, prepare
-    from lstm_music.train import train
-    from lstm_music.trainconfig import TrainConfig
+    from lstm_music.corpus.prepare import PrepareConfig, prepare
+    from lstm_music.training.settings import TrainConfig
+    from lstm_music.training.trainer import train
 
     work = root.parent / f"{root.name}-work"
     for i in range(5):
@@ -125,7 +125,7 @@ def test_shipped_model_card_is_shown_escaped(client, runs, tmp_path, monkeypatch
         "- [home](https://example.org) and [trick](javascript:alert(1))\n\n"
         "```\nlstm-music train\n```\n"
     )
-    monkeypatch.setattr("lstm_music.models.models_folder", lambda: tmp_path)
+    monkeypatch.setattr("lstm_music.model.shipped.models_folder", lambda: tmp_path)
     models = {m["id"]: m for m in client.get("/api/models").json()}
     assert models["toy"]["source"] == "shipped"
     assert models["toy"]["summary"].startswith("A toy model")
@@ -536,7 +536,7 @@ def test_a_model_file_removed_after_listing_is_422_not_500(runs, tmp_path) -> No
 def test_listing_does_not_build_tokenizers(runs, monkeypatch) -> None:
     """Whether a model is timed comes from its tokenizer's class: building MidiTok's tokenizer
     for every file listed was slow, and a crafted config made it allocate gigabytes."""
-    import lstm_music.tokenizers as tokenizers
+    import lstm_music.tokens as tokenizers
     from lstm_music.web.catalog import Catalog
 
     def refuse(*args, **kwargs):

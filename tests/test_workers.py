@@ -6,7 +6,7 @@ import os
 import signal
 import time
 
-from lstm_music.workers import IsolatedPool
+from lstm_music.corpus.workers import IsolatedPool
 
 
 class Job:

@@ -12,18 +12,18 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "Corpus": "lstm_music.corpus",
-    "PrepareConfig": "lstm_music.prepare",
-    "prepare": "lstm_music.prepare",
-    "get_tokenizer": "lstm_music.tokenizers",
-    "tokenizer_from_config": "lstm_music.tokenizers",
+    "Corpus": "lstm_music.corpus.store",
+    "PrepareConfig": "lstm_music.corpus.prepare",
+    "prepare": "lstm_music.corpus.prepare",
+    "get_tokenizer": "lstm_music.tokens",
+    "tokenizer_from_config": "lstm_music.tokens",
     "LstmMusicError": "lstm_music.errors",
-    "TrainConfig": "lstm_music.trainconfig",
-    "load_checkpoint": "lstm_music.checkpoint",
-    "Checkpoint": "lstm_music.checkpoint",
-    "GenerateOptions": "lstm_music.sample",
-    "generate": "lstm_music.sample",
-    "score_pieces": "lstm_music.evaluate",
+    "TrainConfig": "lstm_music.training.settings",
+    "load_checkpoint": "lstm_music.model.checkpoint",
+    "Checkpoint": "lstm_music.model.checkpoint",
+    "GenerateOptions": "lstm_music.generation.generate",
+    "generate": "lstm_music.generation.generate",
+    "score_pieces": "lstm_music.evaluation.likelihood",
 }
 
 __all__ = ["__version__", *_EXPORTS]

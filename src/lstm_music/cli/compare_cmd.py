@@ -63,7 +63,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from lstm_music.compare import compare
+    from lstm_music.evaluation.compare import compare
 
     comparison = compare(
         args.generated,
@@ -85,7 +85,7 @@ def run_compare(args: argparse.Namespace) -> int:
 
 def write_plots(report: dict[str, Any], folder: Path) -> list[Path]:
     """One PNG per statistic: reference vs generated distribution, overlap in the title."""
-    from lstm_music.plots import plot_distributions
+    from lstm_music.render.plots import plot_distributions
 
     folder.mkdir(parents=True, exist_ok=True)
     written = []

@@ -41,7 +41,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from lstm_music.corpus import Corpus
+    from lstm_music.corpus.store import Corpus
 
     summary = Corpus.load(args.corpus).summary()
     if args.json:
@@ -66,7 +66,7 @@ def builtin_rows() -> list[dict]:
     """Every built-in collection with its cache state (no music21 needed)."""
     from dataclasses import asdict
 
-    from lstm_music.builtin import COLLECTIONS, cache_folder, read_source
+    from lstm_music.corpus.builtin import COLLECTIONS, cache_folder, read_source
 
     rows = []
     for collection in COLLECTIONS:

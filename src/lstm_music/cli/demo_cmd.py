@@ -33,7 +33,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run_demo_command(args: argparse.Namespace) -> int:
-    from lstm_music.demo import run_demo
+    from lstm_music.generation.demo import run_demo
 
     started = time.perf_counter()
     result = run_demo(args.out, args.model, args.num, args.seconds, args.seed, args.soundfont)

@@ -51,11 +51,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from lstm_music.checkpoint import load_checkpoint
-    from lstm_music.corpus import Corpus
-    from lstm_music.distributed import pick_device
-    from lstm_music.evaluate import evaluate_split
-    from lstm_music.models import resolve_checkpoint
+    from lstm_music.corpus.store import Corpus
+    from lstm_music.evaluation.likelihood import evaluate_split
+    from lstm_music.model.checkpoint import load_checkpoint
+    from lstm_music.model.shipped import resolve_checkpoint
+    from lstm_music.training.distributed import pick_device
 
     checkpoint = load_checkpoint(resolve_checkpoint(args.checkpoint), pick_device(args.device))
     report = evaluate_split(

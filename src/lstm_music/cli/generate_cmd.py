@@ -113,11 +113,11 @@ def output_paths(out: str, num: int) -> list[Path]:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    from lstm_music.checkpoint import load_checkpoint
-    from lstm_music.distributed import pick_device
-    from lstm_music.models import resolve_checkpoint
-    from lstm_music.primers import corpus_primer, midi_primer
-    from lstm_music.sample import GenerateOptions, generate
+    from lstm_music.generation.generate import GenerateOptions, generate
+    from lstm_music.generation.primers import corpus_primer, midi_primer
+    from lstm_music.model.checkpoint import load_checkpoint
+    from lstm_music.model.shipped import resolve_checkpoint
+    from lstm_music.training.distributed import pick_device
 
     if args.primer and args.primer_corpus:
         raise LstmMusicError("choose one of --primer and --primer-corpus")
@@ -173,7 +173,7 @@ def render_outputs(score, midi: Path, args: argparse.Namespace, number: int) -> 
     """--wav and --png: audio and a piano roll of piece `number`."""
     if not (args.wav or args.png):
         return
-    from lstm_music.render import render_png, render_wav
+    from lstm_music.render.audio import render_png, render_wav
 
     def target(flag, suffix: str) -> Path:
         if flag is True:

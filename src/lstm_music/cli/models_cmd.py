@@ -22,7 +22,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run_models(args: argparse.Namespace) -> int:
-    from lstm_music.models import shipped_model, shipped_models
+    from lstm_music.model.shipped import shipped_model, shipped_models
 
     if args.name:
         model = shipped_model(args.name)

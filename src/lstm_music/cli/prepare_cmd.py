@@ -120,8 +120,8 @@ FLAG_SETTINGS = (
 
 
 def config_from_args(args: argparse.Namespace):  # -> PrepareConfig
-    from lstm_music.config import build_config, load_toml
-    from lstm_music.prepare import PrepareConfig
+    from lstm_music.corpus.prepare import PrepareConfig
+    from lstm_music.settings import build_config, load_toml
 
     flags = {key: getattr(args, key) for key in FLAG_SETTINGS}
     flags["inputs"] = args.inputs or None
@@ -131,7 +131,7 @@ def config_from_args(args: argparse.Namespace):  # -> PrepareConfig
     elif args.builtin_limit is not None:
         raise LstmMusicError("--builtin-limit goes with --builtin NAME")
     if args.grid_step is not None:
-        from lstm_music.tokenizers.grid import parse_grid_step
+        from lstm_music.tokens.grid import parse_grid_step
 
         flags["grid_step"] = parse_grid_step(args.grid_step)
     if args.programs is not None:
@@ -148,17 +148,17 @@ def config_from_args(args: argparse.Namespace):  # -> PrepareConfig
 
 def _builtin_path(args: argparse.Namespace):  # -> Path
     """Where the --builtin collection is cached (checked now, converted in `run`)."""
-    from lstm_music.builtin import cache_folder
+    from lstm_music.corpus.builtin import cache_folder
 
     return cache_folder(args.builtin, args.builtin_limit)
 
 
 def run(args: argparse.Namespace) -> int:
-    from lstm_music.prepare import prepare
+    from lstm_music.corpus.prepare import prepare
 
     config = config_from_args(args)  # every setting checked before a long conversion
     if args.builtin is not None:
-        from lstm_music.builtin import builtin_folder
+        from lstm_music.corpus.builtin import builtin_folder
 
         builtin_folder(args.builtin, args.builtin_limit, args.workers, progress=not args.quiet)
     result = prepare(config, progress=not args.quiet)

@@ -121,9 +121,9 @@ def _flags(args: argparse.Namespace) -> dict:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from lstm_music.config import build_config, load_toml
-    from lstm_music.train import read_run_config, train
-    from lstm_music.trainconfig import TrainConfig, preset_layer
+    from lstm_music.settings import build_config, load_toml
+    from lstm_music.training.settings import TrainConfig, preset_layer
+    from lstm_music.training.trainer import read_run_config, train
 
     flags = _flags(args)
     if args.resume:
@@ -156,7 +156,7 @@ def _note(text: str) -> None:
 
 
 def _summary(result) -> None:
-    from lstm_music.trainloop import format_epochs
+    from lstm_music.training.loop import format_epochs
 
     best = "-" if result.best_valid_loss is None else f"{result.best_valid_loss:.4f}"
     print(

@@ -77,7 +77,7 @@ def _run_label(root: Path, checkpoint: Path) -> str:
 def read_header(path: Path) -> dict[str, Any] | None:
     """Our JSON metadata and the parameter count, or None for a file that is not a checkpoint
     (damaged, crafted, foreign: `read_checkpoint_header` checks it as loading would)."""
-    from lstm_music.checkpoint import CheckpointError, read_checkpoint_header
+    from lstm_music.model.checkpoint import CheckpointError, read_checkpoint_header
 
     try:
         header = read_checkpoint_header(path)
@@ -106,7 +106,7 @@ def human_duration(seconds: float) -> str:
 def _timed(tokenizer_config: dict[str, Any]) -> bool:
     """From the tokenizer's class: building the tokenizer for every file listed would be slow
     (MidiTok builds its vocabulary), and its name was checked with the header."""
-    from lstm_music.tokenizers import TokenizerError, tokenizer_class
+    from lstm_music.tokens import TokenizerError, tokenizer_class
 
     try:
         return bool(tokenizer_class(str(tokenizer_config.get("tokenizer"))).timed)
@@ -143,7 +143,7 @@ class Catalog:
         return header
 
     def refresh(self) -> list[ModelEntry]:
-        from lstm_music.models import shipped_models
+        from lstm_music.model.shipped import shipped_models
 
         entries = [
             ModelEntry(model.name, model.name, "shipped", model.path, card=model.card)
@@ -177,7 +177,7 @@ class Catalog:
         return entry
 
     def summary(self, entry: ModelEntry) -> dict[str, Any]:
-        from lstm_music.models import DEFAULT_MODEL, card_figures, card_summary
+        from lstm_music.model.shipped import DEFAULT_MODEL, card_figures, card_summary
 
         header = self.header(entry.path) or {}
         metrics = header.get("metrics", {})

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from lstm_music.errors import LstmMusicError
 
 if TYPE_CHECKING:
-    from lstm_music.sample import GeneratedPiece
+    from lstm_music.generation.generate import GeneratedPiece
 
 ID_PATTERN = r"^[0-9a-f]{32}$"
 FILES = {"midi": ("piece.mid", "audio/midi"), "wav": ("piece.wav", "audio/wav"),
@@ -149,7 +149,7 @@ class CheckpointCache:
         self._lock = threading.Lock()
 
     def get(self, path: Path):  # -> Checkpoint
-        from lstm_music.checkpoint import CheckpointError, load_checkpoint
+        from lstm_music.model.checkpoint import CheckpointError, load_checkpoint
 
         try:
             key = (path, path.stat().st_mtime_ns)
@@ -250,8 +250,8 @@ class Generator:
 
     def run(self, spec: JobSpec) -> tuple[int, list[Piece]]:
         """The seed used and the new pieces (already in the store). Runs in a worker thread."""
-        from lstm_music.primers import midi_primer
-        from lstm_music.sample import GenerateOptions, generate
+        from lstm_music.generation.generate import GenerateOptions, generate
+        from lstm_music.generation.primers import midi_primer
 
         checkpoint = self.cache.get(spec.model_path)
         seed = spec.seed if spec.seed is not None else random.SystemRandom().randrange(1, 100_000)
@@ -284,8 +284,8 @@ class Generator:
         self, spec: JobSpec, generated: GeneratedPiece, seed: int, settings: dict[str, Any]
     ) -> Piece:
         """One GeneratedPiece as files; its warnings (shortfall, cuts) and the audio's, joined."""
-        from lstm_music.midi import duration_seconds, note_count
-        from lstm_music.render import render_png, render_wav
+        from lstm_music.render.audio import render_png, render_wav
+        from lstm_music.tokens.midi import duration_seconds, note_count
 
         score = generated.score
         piece_id, number = new_id(), self.pieces.next_number()

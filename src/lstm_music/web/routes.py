@@ -92,7 +92,7 @@ def loss_curve(state: State, model_id: str) -> FileResponse:
     if source is None:
         raise HTTPException(404, f"model {model_id!r} has no training metrics")
     if source.suffix == ".csv":
-        from lstm_music.plots import plot_losses
+        from lstm_music.render.plots import plot_losses
 
         # entry.id is the catalog's slug ([A-Za-z0-9._-]), safe as a file name
         drawn = state.root / "plots" / f"{entry.id}-{source.stat().st_mtime_ns}.png"
@@ -108,7 +108,7 @@ def loss_curve(state: State, model_id: str) -> FileResponse:
 
 
 def _check_primer(state: WebState, data: bytes, filename: str) -> Primer:
-    from lstm_music.midi import (
+    from lstm_music.tokens.midi import (
         MidiError,
         SkipFile,
         TrackOptions,

@@ -1,0 +1,5 @@
+"""The evaluation stage: held-out likelihood, copies of the training pieces, musical statistics.
+
+`likelihood` (NLL per token or step, the key mixture), `compare` (copies and the verdict),
+`statistics` (the Yang and Lerch statistics and their overlaps).
+"""

@@ -1,0 +1,319 @@
+"""`generate`: a checkpoint (and optionally a primer) -> new token sequences -> scores.
+
+Generation runs the primer through the model once, then one `FastStepper` step per new token
+for the whole batch of `num` pieces at a time. Special tokens are never sampled; length can be
+given in tokens, or for timed tokenizers in seconds or bars: then tokens come in chunks until
+every piece has music past the asked length, and the piece is cut exactly there. Whatever the
+primer or the model writes, no piece is longer than `max_seconds` (primer included), and a
+primer takes at most half of the piece: a hostile file cannot make hour-long output. What
+falls short or gets cut is said in the piece's `warnings`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import symusic
+import torch
+
+from lstm_music.corpus.store import BOS_ID, SPECIAL_TOKENS
+from lstm_music.errors import LstmMusicError
+from lstm_music.generation.stepper import FastStepper, pick_tokens
+from lstm_music.model.checkpoint import Checkpoint, load_checkpoint
+from lstm_music.tokens.midi import cut_score, duration_seconds, note_count, seconds_at, ticks_at
+
+CHUNK = 256  # tokens generated before the first length check when the length is in seconds/bars
+DEFAULT_MAX_SECONDS = 600.0  # no piece is longer unless asked (ten minutes, primer included)
+# new-token caps for --seconds/--bars: the shipped models write 16-34 tokens a second
+TOKENS_PER_SECOND_CAP = 300
+TOKENS_PER_BAR_CAP = 600
+MIN_TOKEN_CAP = 4096
+
+
+@dataclass
+class GenerateOptions:
+    """How to sample; validated on creation so bad values fail before any work."""
+
+    tokens: int = 512
+    seconds: float | None = None
+    bars: float | None = None
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 0.95
+    greedy: bool = False
+    num: int = 1
+    seed: int | None = None
+    primer: list[str] = field(default_factory=list)  # tokens to continue
+    tempo: float | None = None  # quarter notes per minute, written into the MIDI
+    program: int | None = None  # General MIDI program of every track
+    include_primer: bool = True  # the score starts with the primer (the blog's output does)
+    max_seconds: float | None = None  # cap on every piece (None: 600 s, or --seconds if longer)
+    max_tokens: int | None = None  # new-token cap for --seconds/--bars (None: generous, see top)
+
+    def __post_init__(self) -> None:
+        if not self.temperature > 0:
+            raise LstmMusicError("--temperature must be greater than 0 (use --greedy for argmax)")
+        if not 0 < self.top_p <= 1:
+            raise LstmMusicError("--top-p must be in (0, 1]")
+        if self.top_k < 0 or self.tokens < 1 or self.num < 1:
+            raise LstmMusicError("--top-k must be >= 0, --tokens and --num >= 1")
+        if self.max_tokens is not None and self.max_tokens < 1:
+            raise LstmMusicError("--max-tokens must be >= 1")
+        for name in ("seconds", "bars", "tempo", "max_seconds"):
+            value = getattr(self, name)
+            if value is not None and not (value > 0 and math.isfinite(value)):
+                raise LstmMusicError(f"--{name.replace('_', '-')} must be a positive number")
+        if self.max_seconds is not None and (self.seconds or 0) > self.max_seconds:
+            raise LstmMusicError(f"{self.seconds:g} seconds asked, over the "
+                                 f"{self.max_seconds:g} s cap")  # fmt: skip
+        if self.program is not None and not 0 <= self.program <= 127:
+            raise LstmMusicError("--program takes a General MIDI program 0-127")
+
+    @property
+    def timed(self) -> bool:
+        return self.seconds is not None or self.bars is not None
+
+    @property
+    def cap_seconds(self) -> float:
+        """The longest a piece may be, primer included."""
+        if self.max_seconds is not None:
+            return self.max_seconds
+        return max(DEFAULT_MAX_SECONDS, self.seconds or 0.0)
+
+    def token_budget(self) -> int:
+        """New tokens at most: `tokens`, or for --seconds/--bars a cap far above the need."""
+        if not self.timed:
+            return self.tokens
+        if self.max_tokens is not None:
+            return self.max_tokens
+        if self.seconds is not None:
+            wanted = self.seconds * TOKENS_PER_SECOND_CAP
+        else:
+            wanted = min(self.bars * TOKENS_PER_BAR_CAP, self.cap_seconds * TOKENS_PER_SECOND_CAP)
+        return max(MIN_TOKEN_CAP, math.ceil(wanted))
+
+
+@dataclass
+class GeneratedPiece:
+    tokens: list[str]  # primer tokens followed by the new ones
+    score: symusic.Score
+    primer_length: int = 0
+    seconds: float = 0.0  # length of the score as written
+    shortfall: float = 0.0  # how much shorter than the asked --seconds or --bars (that unit)
+    warnings: list[str] = field(default_factory=list)  # one line each, for the user
+
+
+@dataclass
+class _Plan:
+    """What decoding a row of tokens needs."""
+
+    tokenizer: Any
+    vocabulary: list[str]
+    primer_ids: list[int]
+    options: GenerateOptions
+    primer_end: int = 0  # tick where the primer's music ends (0: no primer in the output)
+
+
+def _banned(vocabulary: list[str]) -> torch.Tensor:
+    """Mask (V,) of ids never to sample: the special tokens."""
+    mask = torch.zeros(len(vocabulary), dtype=torch.bool)
+    mask[: len(SPECIAL_TOKENS)] = True
+    return mask
+
+
+class _Session:
+    """The batch's recurrent state and next-token logits, advanced one step per token."""
+
+    def __init__(self, checkpoint: Checkpoint, primer_ids: list[int], options, rng):
+        model = checkpoint.model
+        self.device = model.head.weight.device
+        self.stepper = FastStepper(model)
+        self.state = self.stepper.convert_state(model.init_state(options.num))
+        # <bos> + primer, one step per token too: cheaper than a first nn.LSTM call (whose
+        # CPU kernels are set up per input shape) for primers of usual length
+        for token in [BOS_ID, *primer_ids]:
+            logits, self.state = self.stepper.step(
+                self._tokens(np.full(options.num, token)), self.state
+            )
+        self.logits = self._numpy(logits)  # (num, V)
+        self.banned = _banned(checkpoint.vocabulary).numpy()
+        self.options, self.rng = options, rng
+
+    def _tokens(self, ids: np.ndarray):
+        return ids if self.stepper.use_numpy else torch.from_numpy(ids).to(self.device)
+
+    def _numpy(self, logits) -> np.ndarray:
+        return logits if self.stepper.use_numpy else logits.float().cpu().numpy()
+
+    def advance(self, steps: int) -> np.ndarray:
+        """The next `steps` ids of every piece, (num, steps)."""
+        options, stepper = self.options, self.stepper
+        out = np.empty((options.num, steps), dtype=np.int64)
+        logits, state = self.logits, self.state
+        for t in range(steps):
+            logits = np.where(self.banned, -np.inf, logits)
+            out[:, t] = pick_tokens(
+                logits, options.temperature, options.top_k, options.top_p, options.greedy, self.rng
+            )
+            logits, state = stepper.step(self._tokens(out[:, t]), state)
+            logits = self._numpy(logits)
+        self.logits, self.state = logits, state
+        return out
+
+
+def _decode(tokenizer, tokens: list[str], options: GenerateOptions):
+    """Tokens -> (score, warnings); a sequence the tokenizer cannot read becomes an empty score."""
+    warnings = []
+    try:
+        score = tokenizer.decode(tokens)
+    except LstmMusicError as error:
+        warnings.append(f"could not decode a generated sequence ({error}); wrote it empty")
+        score = symusic.Score(480)
+    if options.tempo is not None:
+        score.tempos = [symusic.Tempo(0, float(options.tempo))]
+    if options.program is not None:
+        for track in score.tracks:
+            track.program = options.program
+    return score, warnings
+
+
+def _bar_ticks(score: symusic.Score) -> int:
+    signature = score.time_signatures[0] if len(score.time_signatures) else None
+    numerator, denominator = (signature.numerator, signature.denominator) if signature else (4, 4)
+    return max(1, int(score.tpq * 4 * numerator / denominator))
+
+
+def _asked_tick(score: symusic.Score, options: GenerateOptions) -> int | None:
+    """The asked length (--seconds or --bars) in the score's ticks; None for --tokens."""
+    if options.seconds is not None:
+        return ticks_at(score, options.seconds)
+    if options.bars is not None:
+        return int(options.bars * _bar_ticks(score))
+    return None
+
+
+def _limit_tick(score: symusic.Score, options: GenerateOptions) -> int:
+    """Where the piece ends at the latest: the asked length, within the cap."""
+    cap = ticks_at(score, options.cap_seconds)
+    asked = _asked_tick(score, options)
+    return cap if asked is None else min(asked, cap)
+
+
+def _last_onset(score: symusic.Score) -> int:
+    """Tick of the latest note start, -1 without notes: the music is complete up to there."""
+    starts = [int(track.notes.numpy()["time"].max()) for track in score.tracks if len(track.notes)]
+    return max(starts, default=-1)
+
+
+def _progress(score: symusic.Score, options: GenerateOptions) -> float:
+    """How far the piece has come, 1 = done: a note starts at or past the limit."""
+    return max(0, _last_onset(score)) / max(1, _limit_tick(score, options))
+
+
+def _next_steps(done: int, progress: float, budget: int) -> int:
+    """Tokens to generate next: the slowest piece's pace so far, projected, with a margin."""
+    if done == 0:
+        steps = CHUNK
+    elif progress <= 0:
+        steps = done
+    else:
+        steps = min(done, math.ceil(done * (1.15 / progress - 1)) + 64)
+    return max(1, min(steps, budget - done))
+
+
+def generate(
+    checkpoint: Checkpoint | str | Path, options: GenerateOptions | None = None, **settings
+) -> list[GeneratedPiece]:
+    """Write `options.num` new pieces; each has its tokens (primer first) and a symusic Score.
+
+    `generate("runs/bach/best.safetensors", tokens=400, temperature=0.9, seed=1)`
+    """
+    options = options or GenerateOptions(**settings)
+    if not isinstance(checkpoint, Checkpoint):
+        checkpoint = load_checkpoint(checkpoint)
+    tokenizer = checkpoint.tokenizer()
+    if options.timed and not tokenizer.timed:
+        raise LstmMusicError(f"--seconds/--bars need a timed tokenizer; this model uses "
+                             f"{tokenizer.name!r}, which has no timing: use --tokens")  # fmt: skip
+    index = {token: i for i, token in enumerate(checkpoint.vocabulary)}
+    primer_ids = [index[t] for t in options.primer if t in index]
+    plan = _Plan(tokenizer, checkpoint.vocabulary, primer_ids, options)
+    if options.include_primer and primer_ids:
+        primer = [checkpoint.vocabulary[i] for i in primer_ids]
+        plan.primer_end = _decode(tokenizer, primer, options)[0].end()
+    session = _Session(checkpoint, primer_ids, options, np.random.default_rng(options.seed))
+    budget, progress = options.token_budget(), 0.0
+    new = np.zeros((options.num, 0), dtype=np.int64)
+    while new.shape[1] < budget and progress < 1:
+        steps = _next_steps(new.shape[1], progress, budget) if options.timed else budget
+        with _blas_threads(session):
+            new = np.concatenate([new, session.advance(steps)], 1)
+        pieces = [_piece(plan, row) for row in new]
+        progress = min(_progress(p.score, options) for p in pieces) if options.timed else 1.0
+    return [_finish(piece, options, budget) for piece in pieces]
+
+
+def _blas_threads(session: _Session):
+    """One BLAS thread while stepping on the CPU.
+
+    A step multiplies a few rows by the weights: too little work to share, and OpenBLAS's
+    threads spin-wait for each other, which on a busy machine costs ten times over. Measured on
+    the 2-core machine with other work running (benchmarks/RESULTS.md): 0.25 against 2.9-4.9 ms
+    per token for one piece, 0.09 against 0.19-0.90 for 64.
+    """
+    from threadpoolctl import threadpool_limits
+
+    if session.stepper.use_numpy:
+        return threadpool_limits(limits=1, user_api="blas")
+    return contextlib.nullcontext()
+
+
+def _piece(plan: _Plan, row: np.ndarray) -> GeneratedPiece:
+    """A row of new ids as a piece; a primer too long for the piece keeps only its end."""
+    options = plan.options
+    new = [plan.vocabulary[i] for i in row.tolist()]
+    tokens = [plan.vocabulary[i] for i in plan.primer_ids] + new
+    score, warnings = _decode(plan.tokenizer, tokens if options.include_primer else new, options)
+    keep = _limit_tick(score, options) // 2
+    if plan.primer_end > keep:
+        bar = _bar_ticks(score)
+        start = -(-(plan.primer_end - keep) // bar) * bar  # on a bar line
+        lasts = seconds_at(score, plan.primer_end)
+        kept = lasts - seconds_at(score, start)
+        warnings.append(f"the primer lasts {lasts:,.0f} s, more than half of the piece: "
+                        f"kept its last {kept:.0f} s")  # fmt: skip
+        score = score.clip(start, score.end() + 1, clip_end=False).shift_time(-start)
+    return GeneratedPiece(tokens, score, len(plan.primer_ids), warnings=warnings)
+
+
+def _finish(piece: GeneratedPiece, options: GenerateOptions, budget: int) -> GeneratedPiece:
+    """Cut at the asked length and the cap; the length, any shortfall and why, on the piece."""
+    score, warnings = piece.score, piece.warnings
+    asked, limit = _asked_tick(score, options), _limit_tick(score, options)
+    reached = _last_onset(score) >= limit
+    if score.end() > limit or (reached and asked is not None):
+        if score.end() > limit and (asked is None or asked > limit):
+            written = duration_seconds(score)
+            warnings.append(f"cut at the {options.cap_seconds:g} s cap ({written:,.1f} s written)")
+        score = cut_score(score, limit, mark_end=reached and asked is not None)
+    piece.score, piece.seconds = score, duration_seconds(score)
+    if options.seconds is not None:
+        piece.shortfall = max(0.0, options.seconds - piece.seconds)
+        got, asked_text, unit = piece.seconds, options.seconds, "s"
+    elif options.bars is not None:
+        got = score.end() / _bar_ticks(score) if note_count(score) else 0.0
+        piece.shortfall = max(0.0, options.bars - got)
+        asked_text, unit = options.bars, "bars"
+    if piece.shortfall > 1e-6 and not reached:
+        warnings.append(
+            f"{got:.1f} {unit}, {piece.shortfall:.1f} {unit} short of the asked {asked_text:g}: "
+            f"the cap of {budget:,} new tokens ran out first (a larger token cap reaches it)"
+        )
+    if note_count(score) == 0:
+        warnings.append("no notes came out (the model wrote only silence)")
+    return piece

@@ -1,0 +1,103 @@
+"""The tokens stage: MIDI reading and tokenizers by name: `seed` (the blog's), `grid`
+(piano-roll steps) and MidiTok's.
+
+`midi` (reading MIDI into clean pieces), `base` (the interface), one module per tokenizer.
+
+Modules are imported only when a tokenizer is asked for, so `import lstm_music` stays light.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+from lstm_music.tokens.base import Tokenizer, TokenizerError
+
+# name -> (module, class); MidiTok's are one adapter class with the MidiTok name as a parameter
+_OWN = {
+    "seed": ("lstm_music.tokens.seed", "SeedTokenizer"),
+    "grid": ("lstm_music.tokens.grid", "GridTokenizer"),
+}
+# MidiTok tokenizers that write one flat token stream (CPWord/Octuple write compound tokens)
+MIDITOK_NAMES = ("remi", "tsd", "midilike", "structured")
+TOKENIZER_NAMES = ("remi", "seed", "grid") + tuple(n for n in MIDITOK_NAMES if n != "remi")
+DEFAULT_TOKENIZER = "remi"
+
+__all__ = [
+    "DEFAULT_TOKENIZER",
+    "TOKENIZER_NAMES",
+    "Tokenizer",
+    "TokenizerError",
+    "check_tokenizer_config",
+    "get_tokenizer",
+    "tokenizer_class",
+    "tokenizer_from_config",
+]
+
+
+def tokenizer_class(name: str) -> type[Tokenizer]:
+    """The class behind a tokenizer name, for its class-level facts (`timed`, `has_pitch`)."""
+    key = name.lower()
+    if key in _OWN:
+        module, cls = _OWN[key]
+        return getattr(import_module(module), cls)
+    if key in MIDITOK_NAMES:
+        from lstm_music.tokens.miditok_adapter import MidiTokTokenizer
+
+        return MidiTokTokenizer
+    known = ", ".join(TOKENIZER_NAMES)
+    raise TokenizerError(f"unknown tokenizer {name!r}; choose one of: {known}")
+
+
+def get_tokenizer(name: str, **params: Any) -> Tokenizer:
+    """A tokenizer by its user-facing name, e.g. `get_tokenizer("grid", step=0.25)`."""
+    cls = tokenizer_class(name)
+    if name.lower() in MIDITOK_NAMES:
+        return cls(**{**params, "kind": name.lower()})
+    return cls(**params)
+
+
+_PARAMS = {"seed": (), "grid": ("step",)}  # what each tokenizer's __init__ takes
+_MIDITOK_PARAMS = ("kind", "config")
+
+
+def check_tokenizer_config(config: Any) -> None:
+    """A `TokenizerError` unless `config` is a tokenizer config whose parameters are in range.
+
+    Cheap (nothing is built, MidiTok is not imported): checkpoint and corpus headers come from
+    strangers, and a crafted MidiTok config could make building the tokenizer take gigabytes."""
+    if not isinstance(config, dict) or not isinstance(config.get("tokenizer"), str):
+        raise TokenizerError("not a tokenizer config (no tokenizer name)")
+    name, params = config["tokenizer"].lower(), config.get("params", {})
+    tokenizer_class(name)  # a known name
+    version = config.get("version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise TokenizerError(f"tokenizer {name!r} config has no version number: {version!r}")
+    allowed = _MIDITOK_PARAMS if name in MIDITOK_NAMES else _PARAMS[name]
+    if not isinstance(params, dict) or set(params) - set(allowed):
+        shown = sorted(set(params) - set(allowed)) if isinstance(params, dict) else params
+        raise TokenizerError(f"tokenizer {name!r} takes parameters {list(allowed)}, not {shown!r}")
+    if name == "grid" and "step" in params:
+        from lstm_music.tokens.grid import check_step, parse_grid_step
+
+        step = params["step"]
+        parse_grid_step(step) if isinstance(step, str) else check_step(step)
+    elif name in MIDITOK_NAMES:
+        from lstm_music.tokens.miditok_adapter import check_config
+
+        if params.get("kind", name) != name:
+            raise TokenizerError(f"tokenizer {name!r} config names kind {params['kind']!r}")
+        check_config(params.get("config"))
+
+
+def tokenizer_from_config(config: dict[str, Any]) -> Tokenizer:
+    """Rebuild a tokenizer from `Tokenizer.to_config()` (stored in corpora and checkpoints)."""
+    check_tokenizer_config(config)
+    name, version, params = config["tokenizer"], config["version"], config.get("params", {})
+    tokenizer = get_tokenizer(name, **params)
+    if version != tokenizer.version:
+        raise TokenizerError(
+            f"tokenizer {name!r} config is version {version}, this lstm-music has version "
+            f"{tokenizer.version}: re-run `lstm-music prepare`"
+        )
+    return tokenizer

@@ -1,0 +1,209 @@
+"""The epoch loop: steps, progress bar, validation points, budgets, and the final plot.
+
+Epochs are counted one way everywhere (bar, per-epoch line, metrics, summary): completed epochs
+plus the done share of the current one, so 4.4 means four epochs and 40% of the fifth.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import time
+
+from lstm_music.errors import LstmMusicError
+
+
+class _Throughput:
+    """Smoothed loss and tokens per second since the epoch began, for the bar and the log."""
+
+    def __init__(self) -> None:
+        self.tokens, self.started, self.loss = 0, time.perf_counter(), None
+
+    def add(self, loss: float, tokens: int) -> None:
+        self.tokens += tokens
+        self.loss = loss if self.loss is None else 0.95 * self.loss + 0.05 * loss
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / max(time.perf_counter() - self.started, 1e-9)
+
+
+def time_is_up(elapsed: float, budget: float, step_seconds: float, finish_seconds: float) -> bool:
+    """True when one more step and then the closing validation and save would overrun `budget`
+    (seconds; 0 = none): the time budget covers the whole run, not just the steps."""
+    return budget > 0 and elapsed + step_seconds + finish_seconds >= budget
+
+
+def format_epochs(epochs: float) -> str:
+    """4.4 -> "4.4", 0.032 -> "0.03": a short run is not "0 epochs"."""
+    return f"{epochs:.2f}" if 0 < epochs < 1 else f"{epochs:.1f}"
+
+
+def seconds_left(
+    config, elapsed: float, step: int, epochs_done: float, batches: int, step_s: float, finish_s
+) -> float:
+    """Seconds until the first budget ends the run (time, steps or epochs), validations included.
+
+    Early stopping cannot be foreseen, so the run may end sooner.
+    """
+    epochs_left = max(config.epochs - epochs_done, 0.0)
+    validations = math.ceil(epochs_left - 1e-9)  # one per epoch still to finish
+    if config.eval_every:
+        validations += int(epochs_left * batches) // config.eval_every
+    ends = [epochs_left * batches * step_s + validations * finish_s]
+    if config.max_steps:
+        ends.append(max(config.max_steps - step, 0) * step_s + finish_s)
+    if config.max_minutes:
+        ends.append(config.max_minutes * 60 - elapsed)
+    return max(min(ends), 0.0)
+
+
+def _clock_text(seconds: float) -> str:
+    minutes, seconds = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+
+
+def run_epochs(trainer):  # -> TrainResult
+    from lstm_music.training.trainer import TrainResult
+
+    config, progress = trainer.config, trainer.progress
+    started = trainer.clock() - progress["seconds"]
+    deadline = started + config.max_minutes * 60 if config.max_minutes else None
+    stopped_by = ""
+    while progress["epoch"] < config.epochs and not stopped_by:
+        plan = trainer._plan()
+        stopped_by = _run_epoch(trainer, plan, started, deadline)
+        if progress["batch"] >= plan.batches:  # the epoch is complete
+            progress["epoch"], progress["batch"], trainer.hidden = progress["epoch"] + 1, 0, None
+            if trainer.evaluate_and_save(started, deadline=deadline):
+                stopped_by = stopped_by or "early stopping"
+        elif stopped_by != "early stopping" and trainer.saved_step != progress["step"]:
+            # a budget ran out inside the epoch: save the exact position for --resume
+            trainer.evaluate_and_save(started, scheduled=False, deadline=deadline)
+        if trainer.show:
+            print(
+                f"{format_epochs(trainer.epochs_done())} epochs: step {progress['step']}, "
+                f"validation loss {_fmt(trainer.valid_loss)}, best {_fmt(progress['best'])}"
+            )
+    progress["stopped_by"] = stopped_by or "epochs"
+    seconds = trainer.clock() - started
+    if trainer.runtime.is_main:
+        _plot(trainer)
+    return TrainResult(
+        trainer.run_dir,
+        progress["step"],
+        trainer.epochs_done(),
+        progress["best"],
+        seconds,
+        progress["stopped_by"],
+        trainer.notes,
+        not trainer.valid_ids,
+    )
+
+
+def _run_epoch(trainer, plan, started: float, deadline: float | None) -> str:
+    """Steps from the saved position to the end of the epoch; why it stopped early, or ""."""
+    from tqdm import tqdm
+
+    config, progress = trainer.config, trainer.progress
+    bar = tqdm(
+        total=plan.batches,
+        initial=progress["batch"],
+        disable=not trainer.show,
+        desc=f"{format_epochs(trainer.epochs_done())}/{config.epochs} epochs",
+        unit="batch",
+        dynamic_ncols=True,
+        leave=False,
+    )
+    meter = _Throughput()
+    try:
+        for index in range(progress["batch"], plan.batches):
+            stopped_by = trainer.out_of_budget(started)  # before the step: room for it and
+            if stopped_by:  # the closing validation, even right after an epoch's validation
+                return stopped_by
+            _timed_step(trainer, plan, index, meter)
+            bar.update(1)
+            if trainer.show:
+                _show(trainer, bar, meter, started)
+            if trainer.runtime.is_main and progress["step"] % 10 == 0:
+                trainer.log(
+                    {
+                        "step": progress["step"],
+                        "seconds": trainer.clock() - started,
+                        "epoch": round(trainer.epochs_done(), 4),
+                        "lr": trainer.last_lr,
+                        "train_loss": meter.loss,
+                        "tokens_per_second": meter.tokens_per_second,
+                    }
+                )
+            due = config.eval_every and progress["step"] % config.eval_every == 0
+            if due and trainer.evaluate_and_save(started, deadline=deadline):
+                return "early stopping"
+        return ""
+    finally:
+        bar.close()
+
+
+def _timed_step(trainer, plan, index: int, meter: _Throughput) -> None:
+    """One step; its duration feeds the budget's and the ETA's estimate of the next."""
+    from lstm_music.training.trainer import loss_is_finite
+
+    began = trainer.clock()
+    loss, tokens = trainer.step(plan, index)
+    took = trainer.clock() - began
+    smoothed = trainer.step_seconds
+    trainer.step_seconds = 0.9 * smoothed + 0.1 * took if smoothed else took
+    if not loss_is_finite(loss):
+        raise LstmMusicError(
+            f"training diverged at step {trainer.progress['step']} (loss "
+            f"{loss}); try a lower --lr or a --clip value"
+        )
+    trainer.progress["batch"] = index + 1
+    meter.add(loss, tokens * trainer.runtime.world_size)
+
+
+def _show(trainer, bar, meter: _Throughput, started: float) -> None:
+    """The bar's figures: epochs in the one count, loss, speed, and the whole run's time left."""
+    progress = trainer.progress
+    left = seconds_left(
+        trainer.config,
+        trainer.clock() - started,
+        progress["step"],
+        trainer.epochs_done(),
+        trainer.batches,
+        trainer.step_seconds,
+        trainer.finish_guess(),
+    )
+    bar.set_description(
+        f"{format_epochs(trainer.epochs_done())}/{trainer.config.epochs} epochs", refresh=False
+    )
+    bar.set_postfix(
+        loss=f"{meter.loss:.3f}",
+        val=_fmt(trainer.valid_loss),
+        tok_s=f"{meter.tokens_per_second:,.0f}",
+        run_left=_clock_text(left),
+        refresh=False,
+    )
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _plot(trainer) -> None:
+    """loss.png, written whole or not at all (a kill mid-write leaves the old picture)."""
+    from lstm_music.fsutil import write_bytes_atomically
+    from lstm_music.render.plots import plot_losses
+
+    picture = io.BytesIO()
+    try:
+        plot_losses(
+            trainer.run_dir / "metrics.csv",
+            picture,
+            title=f"{trainer.run_dir.name}: {trainer.config.preset} preset",
+        )
+    except ImportError:
+        trainer.note("matplotlib is not installed: loss.png not written (pip install matplotlib)")
+        return
+    write_bytes_atomically(trainer.run_dir / "loss.png", picture.getvalue())

@@ -1,0 +1,436 @@
+"""`train`: corpus -> checkpoints, with truncated BPTT over whole pieces.
+
+The run folder holds config.json (resolved settings), best.safetensors (lowest validation loss;
+the last checkpoint when the corpus has no validation pieces), last.safetensors,
+train_state.safetensors (everything `--resume` needs, in one file), metrics.csv and loss.png.
+Under torchrun every process trains its own lanes; rank 0 logs and saves.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from lstm_music.corpus.store import Corpus
+from lstm_music.errors import LstmMusicError
+from lstm_music.evaluation.likelihood import Totals, score_pieces
+from lstm_music.model.checkpoint import Checkpoint
+from lstm_music.model.lstm import LSTMModel, ModelConfig, State, detach_state, reset_state
+from lstm_music.settings import to_dict
+from lstm_music.training import distributed
+from lstm_music.training import loop as trainloop
+from lstm_music.training.batches import IGNORE, Batcher, EpochPlan, allowed_shifts, transpose_tables
+from lstm_music.training.resume import (
+    NO_VALIDATION,
+    clear_run,
+    load_train_state,
+    prepare_run_dir,
+    rank_state,
+    remove_leftovers,
+    resumable,
+    save_train_state,
+    set_aside,
+    state_path,
+    truncate_metrics,
+    write_error,
+)
+from lstm_music.training.settings import TrainConfig, parse_transpose
+
+METRICS = (
+    "step",
+    "epoch",
+    "seconds",
+    "lr",
+    "train_loss",
+    "tokens_per_second",
+    "valid_loss",
+    "valid_accuracy",
+)
+
+
+VALID_GROUP = 16  # validation pieces scored at a time (evaluate's batch), between clock checks
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    steps: int
+    epochs: float  # completed epochs plus the done share of the current one (4.4 = 4 and 40%)
+    best_valid_loss: float | None
+    seconds: float
+    stopped_by: str
+    notes: list[str] = field(default_factory=list)  # what the user should hear about this run
+    best_is_last: bool = False  # no validation data: "best" is simply the last checkpoint
+
+
+def _fresh_progress() -> dict[str, Any]:
+    return {
+        "step": 0,
+        "epoch": 0,
+        "batch": 0,
+        "best": None,
+        "bad_evals": 0,
+        "lr_scale": 1.0,
+        "seconds": 0.0,
+        "stopped_by": "",
+    }
+
+
+class Trainer:
+    """One training run (one process of it, under torchrun)."""
+
+    def clock(self) -> float:
+        """Seconds on the run's clock (tests replace this module's `time` with a fake one)."""
+        return time.perf_counter()
+
+    def __init__(self, corpus: Corpus, run_dir: Path, config: TrainConfig, runtime, progress_bar):
+        self.corpus, self.run_dir, self.config, self.runtime = corpus, run_dir, config, runtime
+        self.show = progress_bar and runtime.is_main
+        self.notes: list[str] = []
+        self.batches = 0  # batches in the current epoch's plan
+        self.step_seconds = 0.0  # smoothed duration of one step
+        self.finish_seconds: float | None = None  # the last validation-and-save's duration
+        self.valid_loss: float | None = None
+        self.saved_step = -1  # the step of the last saved training state
+        self.notify: Callable[[str], None] | None = None
+        torch.manual_seed(config.seed * 1000 + runtime.rank)
+        self.train_ids = [piece.ids for piece in corpus.split("train")]
+        self.valid_ids = [piece.ids for piece in corpus.split("valid")]
+        self.valid_tokens = sum(len(ids) + 1 for ids in self.valid_ids)
+        if not self.train_ids:
+            raise LstmMusicError(f"{corpus.path} has no training pieces")
+        self.batcher, self.shifts = self._augmentation()
+        vocab = len(corpus.vocabulary)
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        self.model = LSTMModel(
+            ModelConfig(
+                vocab, config.embedding_dim or vocab, list(config.hidden_sizes), config.dropout
+            )
+        ).to(runtime.device)
+        self.ddp = self.model
+        if runtime.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [runtime.device.index] if runtime.device.type == "cuda" else None
+            self.ddp = DistributedDataParallel(self.model, device_ids=ids)
+        optimizer = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+        self.optimizer = optimizer(
+            self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+        )
+        self.progress = _fresh_progress()
+        self.hidden: State | None = None
+        use_amp = config.amp and runtime.device.type == "cuda"
+        self.autocast = (lambda: torch.autocast("cuda", torch.bfloat16)) if use_amp else nullcontext
+
+    def _augmentation(self) -> tuple[Batcher, list[tuple[int, int]] | None]:
+        low, high = parse_transpose(self.config.transpose)
+        tokenizer = self.corpus.tokenizer()
+        if (low, high) == (0, 0) or not tokenizer.has_pitch:
+            return Batcher(self.train_ids, self.config.window), None
+        tables = transpose_tables(self.corpus.vocabulary, tokenizer, low, high)
+        shifts = allowed_shifts(self.train_ids, tables, low, high)
+        return Batcher(self.train_ids, self.config.window, tables), shifts
+
+    def resume(self) -> None:
+        """Continue where the training state left off (a `CheckpointError` if it cannot)."""
+        runtime = self.runtime
+        self.hidden, self.progress = load_train_state(
+            state_path(self.run_dir),
+            self.model,
+            self.optimizer,
+            runtime.rank,
+            runtime.world_size,
+            runtime.device,
+        )
+        self.saved_step = self.progress["step"]
+
+    def note(self, text: str) -> None:
+        """Something the user should hear: kept for the result, and told `notify` now."""
+        self.notes.append(text)
+        if self.notify:
+            self.notify(text)
+
+    def epochs_done(self) -> float:
+        """Completed epochs plus the share of the current one: the one epoch count we show."""
+        share = self.progress["batch"] / self.batches if self.batches else 0.0
+        return self.progress["epoch"] + share
+
+    def _lanes(self) -> range:
+        size = self.config.batch_size
+        return range(self.runtime.rank * size, (self.runtime.rank + 1) * size)
+
+    def _plan(self) -> EpochPlan:
+        lengths = [len(ids) for ids in self.train_ids]
+        lanes = self.config.batch_size * self.runtime.world_size
+        seed, epoch = self.config.seed, self.progress["epoch"]
+        plan = EpochPlan(lengths, lanes, self.config.window, seed, epoch, self.shifts)
+        self.batches = plan.batches
+        return plan
+
+    def _set_lr(self) -> float:
+        config, step = self.config, self.progress["step"]
+        warm = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
+        lr = config.lr * self.progress["lr_scale"] * warm
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        return lr
+
+    def step(self, plan: EpochPlan, index: int) -> tuple[float, int]:
+        """One optimiser step on batch `index`; returns (mean loss, tokens)."""
+        batch = self.batcher.batch(plan, index, self._lanes())
+        device = self.runtime.device
+        inputs = torch.from_numpy(batch.inputs).to(device)  # (B, T)
+        targets = torch.from_numpy(batch.targets).to(device)  # (B, T)
+        keep = torch.from_numpy(batch.keep).to(device)  # (B,)
+        hidden = reset_state(self.hidden, keep) if self.hidden is not None else None
+        with self.autocast():
+            logits, hidden = self.ddp(inputs, hidden)  # (B, T, V)
+        loss_sum = F.cross_entropy(
+            logits.float().transpose(1, 2), targets, ignore_index=IGNORE, reduction="sum"
+        )
+        loss = loss_sum / max(batch.tokens, 1)
+        lr = self._set_lr()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip)
+        self.optimizer.step()
+        self.hidden = detach_state(hidden)
+        self.progress["step"] += 1
+        self.last_lr = lr
+        return float(loss.detach()), batch.tokens
+
+    def validate(self, deadline: float | None = None) -> tuple[Totals | None, bool]:
+        """Held-out NLL summed over all processes' shares, and whether every piece was scored.
+
+        With a `deadline` (the end of --max-minutes) pieces are scored a group at a time and
+        scoring stops before a group that would end past it. Groups are cut from the
+        length-sorted share, so they are the very batches one `score_pieces` call would make:
+        the same figures either way.
+        """
+        if not self.valid_ids:
+            return None, True
+        share = sorted(self.valid_ids[self.runtime.rank :: self.runtime.world_size], key=len)
+        totals, scored, took = Totals(), 0, 0.0
+        with self.autocast():
+            while scored < len(share):
+                began = self.clock()
+                if deadline is not None and scored and began + took >= deadline:
+                    break  # the next group (as long as the last one) would end past the deadline
+                group = share[scored : scored + VALID_GROUP]
+                totals.add(score_pieces(self.model, group))
+                scored, took = scored + len(group), self.clock() - began
+        summed = distributed.all_reduce_sum([*totals.as_list(), scored], self.runtime)
+        totals = Totals(summed[0], int(summed[1]), int(summed[2]), int(summed[3]))
+        complete = int(summed[4]) == len(self.valid_ids)
+        if not complete:
+            self.note(
+                f"the validation at step {self.progress['step']} scored {int(summed[4])} of "
+                f"{len(self.valid_ids)} pieces before --max-minutes ran out: not recorded"
+            )
+        return totals, complete
+
+    def checkpoint(self, metrics: dict[str, Any]) -> Checkpoint:
+        return Checkpoint(
+            self.model,
+            self.corpus.tokenizer_config,
+            self.corpus.vocabulary,
+            to_dict(self.config),
+            self.corpus.meta.get("config", {}),
+            metrics,
+        )
+
+    def evaluate_and_save(
+        self, started: float, scheduled: bool = True, deadline: float | None = None
+    ) -> bool:
+        """Validate, save last (and best) and the training state, log; True when early stopping
+        says stop.
+
+        An unscheduled validation (a budget ran out inside an epoch) may record a new best but
+        never counts as a plateau, so a resumed run decays the learning rate exactly as an
+        uninterrupted one would. A validation cut short by the deadline counts for nothing.
+        """
+        began = self.clock()
+        (totals, complete), progress = self.validate(deadline), self.progress
+        progress["seconds"] = self.clock() - started
+        loss = totals.nll_per_token if totals and complete else None
+        improved = loss is not None and (progress["best"] is None or loss < progress["best"] - 1e-4)
+        if improved:
+            progress["best"] = loss
+            progress["bad_evals"] = 0 if scheduled else progress["bad_evals"]
+        elif loss is not None and scheduled:
+            progress["bad_evals"] += 1
+            if progress["bad_evals"] % self.config.lr_patience == 0:
+                progress["lr_scale"] *= self.config.lr_decay
+        metrics = {
+            "step": progress["step"],
+            "epoch": round(self.epochs_done(), 4),
+            "valid_loss": loss,
+            "valid_accuracy": totals.accuracy if loss is not None else None,
+            "best_valid_loss": progress["best"],
+            "best_chosen_by": "validation loss" if progress["best"] is not None else "none: last",
+            "seconds": progress["seconds"],
+        }
+        self._save(metrics, improved or not (self.run_dir / "best.safetensors").exists())
+        self.finish_seconds, self.saved_step = self.clock() - began, progress["step"]
+        self.valid_loss = loss if loss is not None else self.valid_loss
+        patience = self.config.patience
+        return bool(patience and progress["bad_evals"] >= patience)
+
+    def _save(self, metrics: dict[str, Any], best: bool) -> None:
+        """Checkpoints and the metrics row first, the training state last: a kill in between
+        resumes from the previous state, whose step is the last row kept in metrics.csv."""
+        best = best or not self.valid_ids
+        if self.runtime.is_main:
+            checkpoint = self.checkpoint(metrics)
+            checkpoint.save(self.run_dir / "last.safetensors")
+            if best:
+                checkpoint.save(self.run_dir / "best.safetensors")
+            self.log({**metrics, "lr": self.progress["lr_scale"] * self.config.lr})
+        ranks = distributed.gather_to_main(rank_state(self.hidden), self.runtime)
+        if ranks is not None:
+            path = state_path(self.run_dir)
+            save_train_state(path, self.model, self.optimizer, ranks, self.progress)
+
+    def log(self, row: dict[str, Any]) -> None:
+        path = self.run_dir / "metrics.csv"
+        new = not path.exists()
+        with path.open("a", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=METRICS, extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+
+    def out_of_budget(self, started: float) -> str:
+        config, progress = self.config, self.progress
+        if config.max_steps and progress["step"] >= config.max_steps:
+            return "max-steps"
+        late = trainloop.time_is_up(
+            self.clock() - started, config.max_minutes * 60, self.step_seconds, self.finish_guess()
+        )
+        return "max-minutes" if distributed.any_process(late, self.runtime) else ""
+
+    def finish_guess(self) -> float:
+        """Seconds the closing validation and save will take: as long as the last one did, or
+        before any, scoring at a fifth of a training step's time per token (a forward pass in
+        long windows; measured 0.1-0.2 on a CPU). The deadline in `validate` backs it up."""
+        if self.finish_seconds is not None:
+            return self.finish_seconds
+        tokens = self.valid_tokens
+        per_token = self.step_seconds / max(self.config.batch_size * self.config.window, 1)
+        return 0.2 * tokens * per_token
+
+    def run(self) -> TrainResult:
+        return trainloop.run_epochs(self)
+
+
+def train(
+    corpus_path: str | Path,
+    run_dir: str | Path,
+    config: TrainConfig,
+    resume: bool = False,
+    progress: bool = True,
+    overwrite: bool = False,
+    notify: Callable[[str], None] | None = None,
+) -> TrainResult:
+    """Train a model on a prepared corpus; `resume` continues the run in `run_dir` (or starts
+    it over, saying why, when nothing usable was saved), `overwrite` replaces a finished run.
+
+    `notify` hears each note (also in the result's `notes`) as it arises.
+    """
+    runtime = distributed.start(config.device)
+    run_dir = Path(run_dir)
+    try:
+        corpus = Corpus.load(corpus_path)
+        notes: list[str] = []
+        restart = resume and not resumable(run_dir, runtime.world_size, notes)
+        resume = resume and not restart  # asked to resume, nothing usable: start over
+        if restart:
+            notes[-1] += _set_aside(run_dir, runtime)
+        overwrite = overwrite or restart
+        trainer = _start(corpus, corpus_path, run_dir, config, runtime, progress, overwrite, resume)
+        if resume:
+            trainer = _resume(trainer, corpus, corpus_path, config, runtime, progress)
+        notes += trainer.notes
+        if not trainer.valid_ids:
+            notes.append(NO_VALIDATION)
+        trainer.notes, trainer.notify = [], notify if runtime.is_main else None
+        for note in notes:
+            trainer.note(note)
+        return trainer.run()
+    except OSError as error:
+        raise LstmMusicError(write_error(error, run_dir)) from error
+    finally:
+        distributed.stop()
+
+
+def _start(corpus, corpus_path, run_dir, config, runtime, progress, overwrite, resume) -> Trainer:
+    """A fresh trainer on a prepared run folder (cleared first for --overwrite)."""
+    removed = 0
+    if runtime.is_main:
+        if overwrite and not resume:
+            clear_run(run_dir)
+        elif run_dir.is_dir():
+            removed = remove_leftovers(run_dir)
+    if runtime.distributed:
+        torch.distributed.barrier()
+    valid = len(corpus.split("valid"))
+    prepare_run_dir(run_dir, corpus_path, to_dict(config), resume, runtime, valid)
+    trainer = Trainer(corpus, run_dir, config, runtime, progress)
+    if removed:
+        trainer.notes.append(f"removed {removed} temporary files an interrupted run left")
+    return trainer
+
+
+def _resume(trainer: Trainer, corpus, corpus_path, config, runtime, progress) -> Trainer:
+    """The trainer restored from its state; or, when the state cannot be read, a fresh one on
+    a cleared run folder, with a note saying why."""
+    from lstm_music.model.checkpoint import CheckpointError
+
+    try:
+        trainer.resume()
+    except CheckpointError as error:
+        aside = _set_aside(trainer.run_dir, runtime)
+        fresh = _start(corpus, corpus_path, trainer.run_dir, config, runtime, progress, True, False)
+        fresh.notes.append(f"cannot resume: {error}; starting the run over{aside}")
+        return fresh
+    step = trainer.progress["step"]
+    if runtime.is_main:
+        dropped = truncate_metrics(trainer.run_dir / "metrics.csv", step, METRICS)
+        if dropped:
+            trainer.notes.append(f"metrics.csv: dropped {dropped} rows logged after step {step}")
+    return trainer
+
+
+def _set_aside(run_dir: Path, runtime) -> str:
+    """Before a run starts over, rank 0 renames its old best/last (once every process has read
+    the state), so no trained model is lost; the clause that says where they went."""
+    if runtime.distributed:
+        torch.distributed.barrier()
+    kept = set_aside(run_dir) if runtime.is_main else []
+    return f" (its checkpoints kept as {' and '.join(kept)})" if kept else ""
+
+
+def read_run_config(run_dir: str | Path) -> dict[str, Any]:
+    """The resolved settings a run saved (for `--resume`)."""
+    path = Path(run_dir) / "config.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise LstmMusicError(f"cannot read {path}: is {run_dir} a training run?") from error
+
+
+def loss_is_finite(value: float) -> bool:
+    return math.isfinite(value) and not np.isnan(value)

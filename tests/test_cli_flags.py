@@ -111,3 +111,17 @@ def test_flag_of_the_parent_command_is_placed(capsys) -> None:
     """`corpus --jsno info x`: the typo sits before `info`, so it is corpus's to report."""
     err = usage_error(["corpus", "--jsno", "info", "x"], capsys)
     assert "usage: lstm-music corpus" in err and "unknown flag --jsno" in err
+
+
+def test_a_setting_error_gets_the_flag_that_sets_it(tmp_path, capsys, monkeypatch) -> None:
+    from lstm_music import cli
+    from lstm_music.errors import SettingError
+
+    def refuse(args):
+        raise SettingError("the temperature must be positive, not 0", "temperature")
+
+    args = build_parser().parse_args(["generate", "--out", str(tmp_path / "x.mid")])
+    args.run = refuse
+    monkeypatch.setattr(cli.CommandParser, "parse_args", lambda self, argv=None: args)
+    assert main(["generate"]) == 1
+    assert capsys.readouterr().err.strip().endswith("not 0 (--temperature)")

@@ -153,13 +153,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _flag_hint(parser: CommandParser, args: argparse.Namespace, setting: str | None) -> str:
+    """ " (--max-notes)" for a `SettingError` about `max_notes`, when the command has that flag."""
+    if not setting:
+        return ""
+    flag = "--" + setting.replace("_", "-")
+    flags = {
+        option
+        for command in parser._chosen_commands(args)
+        for option in command._option_string_actions
+    }
+    return f" ({flag})" if flag in flags else ""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.run(args) or 0)
     except LstmMusicError as error:
-        print(f"lstm-music {args.command}: error: {error}", file=sys.stderr)
+        hint = _flag_hint(parser, args, getattr(error, "setting", None))
+        print(f"lstm-music {args.command}: error: {error}{hint}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"lstm-music {args.command}: interrupted", file=sys.stderr)

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from lstm_music.generation.sampling import SamplingOptions
 from lstm_music.generation.stepper import FastStepper, pick_tokens
 from lstm_music.model.lstm import LSTMModel, ModelConfig
 
@@ -47,6 +48,9 @@ class SeedModel(nn.Module):
         return self.dense(x[:, -1])
 
 
+GREEDY = SamplingOptions(greedy=True)
+
+
 def seed_loop(model: SeedModel, primer: list[int], vocab: int, tokens: int) -> float:
     """Seconds for the blog's loop: re-run the whole window, argmax, slide by one."""
     window = list(primer)
@@ -65,11 +69,11 @@ def our_loop(model: LSTMModel, primer: list[int], tokens: int, batch: int) -> tu
     state = stepper.convert_state(model.init_state(batch))
     for token in primer:
         logits, state = stepper.step(np.full(batch, token), state)
-    token = pick_tokens(logits, greedy=True)
+    token = pick_tokens(logits, GREEDY)
     primed = time.perf_counter()
     for _ in range(tokens):
         logits, state = stepper.step(token, state)
-        token = pick_tokens(logits, greedy=True)
+        token = pick_tokens(logits, GREEDY)
     return primed - started, time.perf_counter() - primed
 
 

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import symusic
 
-from lstm_music.render.audio import find_soundfont, render_png, render_wav
+from lstm_music.render.audio import find_soundfont, render_wav
+from lstm_music.render.pianoroll import render_png
 
 
 def four_parts(seconds: float = 120.0) -> symusic.Score:

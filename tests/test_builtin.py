@@ -24,7 +24,7 @@ from lstm_music.corpus.builtin import (  # noqa: E402
     cache_folder,
     get_collection,
 )
-from lstm_music.corpus.builtin_convert import ConvertJob, Piece, list_pieces, music21_corpus  # noqa: E402
+from lstm_music.corpus.builtin_convert import ConvertJob, SourceScore, list_pieces, music21_corpus  # noqa: E402
 from lstm_music.corpus.store import Corpus  # noqa: E402
 from lstm_music.errors import LstmMusicError  # noqa: E402
 
@@ -112,7 +112,7 @@ def test_piece_lists_are_complete_unique_and_readable() -> None:
 def test_five_voice_chorale_is_skipped_and_bad_repeats_are_played_straight(tmp_path) -> None:
     corpus_dir = music21_corpus()
     job = ConvertJob(str(corpus_dir), str(tmp_path), "chorales")
-    result = job(Piece("bwv27.6", "bach/bwv27.6.mxl"))
+    result = job(SourceScore("bwv27.6", "bach/bwv27.6.mxl"))
     assert result["status"] == "skipped" and "not four voices" in result["reason"]
     assert not (tmp_path / "bwv27.6.mid").exists()
     [tune] = [
@@ -126,7 +126,9 @@ def test_five_voice_chorale_is_skipped_and_bad_repeats_are_played_straight(tmp_p
 
 def test_doubled_part_names_become_voice_names(tmp_path: Path) -> None:
     job = ConvertJob(str(music21_corpus()), str(tmp_path), "chorales")
-    assert job(Piece("bwv171.6", "bach/bwv171.6.mxl"))["status"] == "ok"  # "Soprano\rOboe 1,2"
+    assert (
+        job(SourceScore("bwv171.6", "bach/bwv171.6.mxl"))["status"] == "ok"
+    )  # "Soprano\rOboe 1,2"
     tracks = [t for t in symusic.Score(str(tmp_path / "bwv171.6.mid")).tracks if t.notes]
     assert [t.name for t in tracks] == ["Soprano", "Alto", "Tenor", "Bass"]
 
@@ -148,7 +150,7 @@ def test_slow_repeat_expansion_falls_back_to_straight_through(tmp_path, monkeypa
 
 def test_failures_are_counted_not_fatal_unless_nothing_converts(cache: Path, monkeypatch) -> None:
     real = list_pieces
-    missing = Piece("missing", "bach/no-such-chorale.mxl")
+    missing = SourceScore("missing", "bach/no-such-chorale.mxl")
     monkeypatch.setattr(builtin_convert, "list_pieces", lambda c, d: [*real(c, d)[:1], missing])
     folder = builtin_folder("bach-chorales", limit=2, progress=False)
     source = json.loads((folder / "source.json").read_text())

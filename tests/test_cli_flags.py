@@ -125,3 +125,14 @@ def test_a_setting_error_gets_the_flag_that_sets_it(tmp_path, capsys, monkeypatc
     monkeypatch.setattr(cli.CommandParser, "parse_args", lambda self, argv=None: args)
     assert main(["generate"]) == 1
     assert capsys.readouterr().err.strip().endswith("not 0 (--temperature)")
+
+
+def test_a_setting_named_otherwise_than_its_flag_gets_the_right_flag(tmp_path) -> None:
+    from lstm_music.cli import _flag_hint
+
+    parser = build_parser()
+    args = parser.parse_args(["train", str(tmp_path / "corpus"), "--out", str(tmp_path / "run")])
+    assert _flag_hint(parser, args, "embedding_dim") == " (--embedding)"
+    assert _flag_hint(parser, args, "hidden_sizes") == " (--hidden)"
+    assert _flag_hint(parser, args, "max_minutes") == " (--max-minutes)"
+    assert _flag_hint(parser, args, "no_such_setting") == ""

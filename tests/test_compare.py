@@ -17,7 +17,6 @@ from lstm_music.evaluation.compare import (
     ReferenceIndex,
     natural_key,
     transition_codes,
-    yardstick_warnings,
 )
 from lstm_music.evaluation.statistics import (
     STATISTICS,
@@ -34,6 +33,7 @@ from lstm_music.evaluation.statistics import (
     pitch_range,
     polyphony,
 )
+from lstm_music.evaluation.verdict import yardstick_warnings
 
 TPQ = 480
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

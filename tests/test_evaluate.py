@@ -99,7 +99,7 @@ def test_mismatched_corpus_is_refused(tmp_path: Path) -> None:
 def test_transposition_mixture_is_the_average_over_keys(tmp_path: Path, tokenizer: str) -> None:
     """Token-by-token mixture NLL of a piece == -log(mean over shifts of p(moved piece))."""
     from lstm_music.tokens import tokenizer_from_config
-    from lstm_music.training.batches import transpose_tables
+    from lstm_music.tokens.transpose import transpose_tables
 
     corpus = corpus_of(tmp_path, tokenizer)
     torch.manual_seed(0)
@@ -123,3 +123,34 @@ def test_transposition_mixture_is_the_average_over_keys(tmp_path: Path, tokenize
     assert mixed.nll == pytest.approx(expected, rel=1e-5)
     assert sum(float(nll.sum()) for nll in per_token) == pytest.approx(expected, rel=1e-5)
     assert mixed.nll < score_pieces(model, pieces).nll + len(pieces) * math.log(len(tables) + 1)
+
+
+def test_a_mismatch_names_the_settings_that_differ(tmp_path: Path) -> None:
+    from lstm_music.generation.primers import corpus_primer
+    from lstm_music.model.checkpoint import check_corpus_fits
+
+    coarse = corpus_of(tmp_path / "a", "grid", grid_step=0.5)
+    fine = corpus_of(tmp_path / "b", "grid", grid_step=0.25)
+    checkpoint = Checkpoint(bias_only_model(len(coarse.vocabulary)), coarse.tokenizer_config,
+                            coarse.vocabulary)  # fmt: skip
+    with pytest.raises(LstmMusicError, match=r"other settings than this model: params\.step"):
+        evaluate_split(checkpoint, fine)
+    with pytest.raises(LstmMusicError, match=r"params\.step"):
+        corpus_primer(fine.path, checkpoint, 8, seed=0)  # the same check
+    renumbered = Checkpoint(bias_only_model(len(coarse.vocabulary)), coarse.tokenizer_config,
+                            list(reversed(coarse.vocabulary)))  # fmt: skip
+    with pytest.raises(LstmMusicError, match="numbers its tokens differently"):
+        check_corpus_fits(renumbered, coarse)
+    check_corpus_fits(renumbered, coarse, same_ids=False)  # primers go by token name
+    assert corpus_primer(coarse.path, renumbered, 8, seed=0)
+
+
+def test_a_bad_transposition_mixture_names_its_setting(tmp_path: Path) -> None:
+    from lstm_music.errors import SettingError
+
+    corpus = corpus_of(tmp_path, "remi")
+    checkpoint = Checkpoint(bias_only_model(len(corpus.vocabulary)), corpus.tokenizer_config,
+                            corpus.vocabulary)  # fmt: skip
+    with pytest.raises(SettingError, match="transposition mixture") as caught:
+        evaluate_split(checkpoint, corpus, transpose_mixture="-5:6")
+    assert caught.value.setting == "transpose_mixture" and "--" not in str(caught.value)

@@ -14,6 +14,7 @@ from conftest import make_score, random_melody, write_midi
 from lstm_music.cli import main
 from lstm_music.corpus.prepare import PrepareConfig, prepare
 from lstm_music.generation.generate import GenerateOptions, generate
+from lstm_music.generation.sampling import SamplingOptions
 from lstm_music.generation.stepper import FastStepper, pick_tokens
 from lstm_music.model.checkpoint import CheckpointError, load_checkpoint
 from lstm_music.model.lstm import LSTMModel, ModelConfig
@@ -57,13 +58,13 @@ def test_fast_step_equals_the_model(use_numpy: bool) -> None:
 def test_top_k_and_top_p_only_sample_allowed_tokens() -> None:
     logits = np.tile([[4.0, 3.0, 2.0, 1.0, 0.0]], (2000, 1))
     rng = np.random.default_rng(0)
-    assert set(pick_tokens(logits, top_k=2, rng=rng).tolist()) == {0, 1}
+    assert set(pick_tokens(logits, SamplingOptions(top_k=2, top_p=1.0), rng).tolist()) == {0, 1}
     probs = torch.tensor(logits[0]).softmax(-1)  # 0.64, 0.24, 0.09, ...: top-p 0.8 keeps two
     assert probs[0] < 0.8 < probs[0] + probs[1]
-    assert set(pick_tokens(logits, top_p=0.8, rng=rng).tolist()) == {0, 1}
-    assert set(pick_tokens(logits, greedy=True).tolist()) == {0}
+    assert set(pick_tokens(logits, SamplingOptions(top_p=0.8), rng).tolist()) == {0, 1}
+    assert set(pick_tokens(logits, SamplingOptions(greedy=True)).tolist()) == {0}
     # plain sampling follows the distribution: token 0 about 64% of the time
-    share = (pick_tokens(logits, rng=rng) == 0).mean()
+    share = (pick_tokens(logits, SamplingOptions(top_p=1.0), rng) == 0).mean()
     assert abs(share - float(probs[0])) < 0.04
 
 

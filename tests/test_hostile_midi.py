@@ -11,7 +11,6 @@ from conftest import make_score
 
 from lstm_music.corpus.prepare import PrepareConfig, prepare
 from lstm_music.tokens.midi import (
-    MAX_QPM,
     MidiError,
     TrackOptions,
     cut_score,
@@ -19,11 +18,9 @@ from lstm_music.tokens.midi import (
     load_pieces,
     read_pieces,
     read_score,
-    seconds_at,
-    seconds_between,
-    ticks_at,
     trim_after_last_note,
 )
+from lstm_music.tokens.timing import MAX_QPM, seconds_at, seconds_between, ticks_at
 
 
 def melody_bytes(count: int = 8, step: int = 480) -> bytes:

@@ -128,3 +128,31 @@ def test_demo_without_a_soundfont_uses_the_fallback_synth(tmp_path: Path, monkey
     output = capsys.readouterr().out
     assert "fallback" in output and "warning: no SoundFont" in output
     check_demo_folder(tmp_path, 1)
+
+
+def test_load_checkpoint_takes_what_generate_takes(tmp_path: Path) -> None:
+    import lstm_music
+    from lstm_music.model.checkpoint import Checkpoint
+
+    by_name = lstm_music.load_checkpoint(DEFAULT_MODEL)
+    run = tmp_path / "run"
+    run.mkdir()
+    by_name.save(run / "last.safetensors")
+    by_folder = load_checkpoint(run)  # no best yet: the last
+    assert by_folder.path == run / "last.safetensors"
+    by_name.save(run / "best.safetensors")
+    assert load_checkpoint(run).path == run / "best.safetensors"  # the best, when there is one
+    by_file = load_checkpoint(run / "last.safetensors")
+    by_default = load_checkpoint(None)
+    for checkpoint in (by_name, by_folder, by_file, by_default):
+        assert isinstance(checkpoint, Checkpoint) and not checkpoint.model.training
+        assert checkpoint.vocabulary == by_name.vocabulary
+        assert checkpoint.tokenizer_config == by_name.tokenizer_config
+    assert by_name.path == shipped_model().path
+    corpus = tmp_path / "my-corpus"
+    corpus.mkdir()
+    (corpus / "corpus.json").write_text("{}")
+    with pytest.raises(LstmMusicError, match="is a corpus.*pass the run folder written by train"):
+        load_checkpoint(corpus)
+    with pytest.raises(LstmMusicError, match="no checkpoint at"):
+        load_checkpoint(tmp_path / "absent.safetensors")

@@ -18,7 +18,7 @@ from conftest import make_score, random_melody, write_midi
 
 from lstm_music.cli import main
 from lstm_music.errors import LstmMusicError
-from lstm_music.generation import generate as sample
+from lstm_music.generation import sampling as sample
 from lstm_music.generation.generate import GenerateOptions, generate
 from lstm_music.generation.primers import midi_primer
 from lstm_music.model.checkpoint import load_checkpoint

@@ -14,7 +14,7 @@ from lstm_music.cli import main
 from lstm_music.corpus import store as corpus_module
 from lstm_music.corpus import workers
 from lstm_music.corpus.prepare import PrepareConfig, prepare
-from lstm_music.corpus.store import Corpus, CorpusError, Piece, TokenSink
+from lstm_music.corpus.store import Corpus, CorpusError, CorpusPiece, TokenSink
 from lstm_music.errors import LstmMusicError
 
 
@@ -53,7 +53,7 @@ def test_rerun_reads_reused_tokens_as_ids_not_strings(
     def no_strings(self):
         raise AssertionError("the cache must not turn every old piece into token strings")
 
-    monkeypatch.setattr(Piece, "tokens", property(no_strings))
+    monkeypatch.setattr(CorpusPiece, "tokens", property(no_strings))
     again = run([midi_folder], out)
     assert again.reused == 10
     assert np.array_equal(again.corpus.ids, before[0]) and again.corpus.vocabulary == before[1]

@@ -17,14 +17,15 @@ from conftest import make_score, random_melody, write_midi
 from lstm_music.cli import main
 from lstm_music.errors import LstmMusicError
 from lstm_music.render import audio as render
+from lstm_music.render import pianoroll
 from lstm_music.render.audio import (
     NO_SOUNDFONT,
     SOUNDFONT_ENV,
     find_soundfont,
     render_midi_file,
-    render_png,
     render_wav,
 )
+from lstm_music.render.pianoroll import render_png
 from lstm_music.render.synth import PEAK, RELEASE_SECONDS, replacing
 
 RATE = 22050
@@ -226,10 +227,10 @@ def test_time_axes_follow_time_signatures_and_tempo_changes():
     score = make_score([(0, 480, 60), (5760, 480, 62)])  # notes in bars 1 and 5 of 3/4
     score.time_signatures.append(symusic.TimeSignature(0, 3, 4))
     score.tempos.append(symusic.Tempo(1440, 60.0))  # 120 bpm for one bar, then 60
-    to_bar, bar_lines, _ = render._time_axis(score, "bars")
+    to_bar, bar_lines, _ = pianoroll._time_axis(score, "bars")
     assert list(to_bar(np.array([0.0, 1440.0, 5760.0]))) == [1.0, 2.0, 5.0]
     assert list(bar_lines[:3]) == [1.0, 2.0, 3.0]
-    to_seconds, _, _ = render._time_axis(score, "seconds")
+    to_seconds, _, _ = pianoroll._time_axis(score, "seconds")
     expected = score.to("second").tracks[0].notes.numpy()["time"]
     assert to_seconds(np.array([0.0, 5760.0])) == pytest.approx(expected)
 
@@ -285,7 +286,7 @@ def test_fluidsynth_survives_more_simultaneous_notes_than_its_default_polyphony(
 def test_drawing_never_imports_pyplot(tmp_path):
     """Pictures are `Figure` objects: a notebook's backend and figures are left alone."""
     code = (
-        "import sys, symusic; from lstm_music.render.audio import render_png; "
+        "import sys, symusic; from lstm_music.render.pianoroll import render_png; "
         "from lstm_music.render.plots import plot_distributions; s = symusic.Score(480); "
         "t = symusic.Track('p', 0, False); t.notes.append(symusic.Note(0, 480, 60, 80)); "
         f"s.tracks.append(t); render_png(s, {str(tmp_path / 'a.png')!r}); "

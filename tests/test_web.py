@@ -161,6 +161,28 @@ def test_markdown_escapes_everything() -> None:
     assert "<p>plain &lt;img src=x&gt;</p>" in html
 
 
+def test_markdown_refuses_script_links_and_images() -> None:
+    for address in ("javascript:alert(1)", "JavaScript:alert(1)", "vbscript:x", "data:text/html,x"):
+        html = markdown_to_html(f"[click]({address})")
+        assert "<a" not in html and "href" not in html, address
+    html = markdown_to_html('<a href="javascript:x">y</a> ![pixel](https://example.org/p.png)')
+    assert "&lt;a href=&quot;javascript:x&quot;&gt;y&lt;/a&gt;" in html and "<img" not in html
+    safe = markdown_to_html("[site](https://example.org/?a=1&b=2)")
+    assert '<a href="https://example.org/?a=1&amp;b=2" rel="noopener noreferrer">site</a>' in safe
+
+
+def test_markdown_renders_the_shipped_cards_with_their_tables() -> None:
+    from lstm_music.model.shipped import models_folder
+
+    cards = sorted(models_folder().glob("*.md"))
+    assert cards
+    for card in cards:
+        html = markdown_to_html(card.read_text(encoding="utf-8"))
+        assert html.startswith("<h3>") and "<h4>" in html and "<h1>" not in html
+        assert "<table><thead><tr><th>split</th>" in html and html.count("<tr>") >= 3
+        assert "<pre><code" in html and "<script" not in html
+
+
 # ---------------------------------------------------------------- generation
 
 

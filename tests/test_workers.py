@@ -49,3 +49,26 @@ def test_no_worker_is_left_behind() -> None:
     pool = IsolatedPool(Job(), workers=2, timeout=1.0)
     list(pool.imap_unordered([("x", "hang"), ("y", "y")]))
     assert not multiprocessing.active_children()
+
+
+class Bomb:
+    """A result whose pickling kills the worker: it dies while sending, mid-write."""
+
+    def __reduce__(self):
+        os.kill(os.getpid(), signal.SIGSEGV)
+
+
+class SendJob:
+    def __call__(self, payload: str) -> object:
+        return Bomb() if payload == "bomb" else payload.upper()
+
+
+def test_a_death_while_sending_costs_only_its_task() -> None:
+    # pebble's shared, locked result pipe stalls then breaks the whole pool here (workers.py)
+    tasks = ["a", "bomb", "b", "c", "d"]
+    started = time.monotonic()
+    pool = IsolatedPool(SendJob(), workers=2, timeout=5.0)
+    outcomes = {o.key: o for o in pool.imap_unordered((t, t) for t in tasks)}
+    assert time.monotonic() - started < 10
+    assert outcomes["bomb"].reason == "worker crashed (SIGSEGV)"
+    assert all(outcomes[good].result == good.upper() for good in "abcd")

@@ -21,7 +21,9 @@ _EXPORTS = {
     "TrainConfig": "lstm_music.training.settings",
     "load_checkpoint": "lstm_music.model.checkpoint",
     "Checkpoint": "lstm_music.model.checkpoint",
-    "GenerateOptions": "lstm_music.generation.generate",
+    "GenerateOptions": "lstm_music.generation.sampling",
+    "SamplingOptions": "lstm_music.generation.sampling",
+    "write_pieces": "lstm_music.generation.pipeline",
     "generate": "lstm_music.generation.generate",
     "score_pieces": "lstm_music.evaluation.likelihood",
 }

@@ -49,6 +49,8 @@ def build_config(cls: type[T], *layers: dict[str, Any] | None) -> T:
                 merged[key] = value
     try:
         return cls(**merged)
+    except LstmMusicError:
+        raise  # already said for the user (a `SettingError` keeps the setting it names)
     except (TypeError, ValueError) as error:
         raise LstmMusicError(str(error)) from error
 

@@ -157,7 +157,8 @@ def _flag_hint(parser: CommandParser, args: argparse.Namespace, setting: str | N
     """ " (--max-notes)" for a `SettingError` about `max_notes`, when the command has that flag."""
     if not setting:
         return ""
-    flag = "--" + setting.replace("_", "-")
+    # a command whose flags are named otherwise than the fields says so with set_defaults
+    flag = getattr(args, "setting_flags", {}).get(setting) or "--" + setting.replace("_", "-")
     flags = {
         option
         for command in parser._chosen_commands(args)

@@ -29,7 +29,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("checkpoint", metavar="CHECKPOINT", help=".safetensors file or run folder")
+    parser.add_argument(
+        "checkpoint",
+        metavar="CHECKPOINT",
+        help=".safetensors file, run folder or shipped model name",
+    )
     parser.add_argument(
         "corpus", metavar="CORPUS_DIR", help="a corpus prepared with the same tokenizer"
     )
@@ -54,10 +58,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from lstm_music.corpus.store import Corpus
     from lstm_music.evaluation.likelihood import evaluate_split
     from lstm_music.model.checkpoint import load_checkpoint
-    from lstm_music.model.shipped import resolve_checkpoint
     from lstm_music.training.distributed import pick_device
 
-    checkpoint = load_checkpoint(resolve_checkpoint(args.checkpoint), pick_device(args.device))
+    checkpoint = load_checkpoint(args.checkpoint, pick_device(args.device))
     report = evaluate_split(
         checkpoint,
         Corpus.load(args.corpus),

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import argparse
-import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lstm_music.errors import LstmMusicError
+from lstm_music.generation.sampling import (
+    DEFAULT_MAX_SECONDS,
+    PRIMER_TOKENS,
+    TOKENS_PER_SECOND_CAP,
+    SamplingOptions,
+)
 
-DESCRIPTION = """\
+if TYPE_CHECKING:
+    from lstm_music.generation.pipeline import PieceFiles, WrittenPiece
+
+MAX_SECONDS_TEXT = f"{DEFAULT_MAX_SECONDS:g} s"
+DESCRIPTION = f"""\
 Write new music with a trained model. CHECKPOINT is a .safetensors file, a run folder (its
 best.safetensors is used) or the name of a model shipped in the package (`lstm-music models`);
 without it, the default shipped model (Bach chorales) writes. One LSTM step per new token;
@@ -21,7 +32,7 @@ the piece starts from nothing. The primer is part of the piece and takes at most
 
 Length: --seconds and --bars give pieces of exactly that length (the model writes until it gets
 there, up to --max-tokens); a piece that falls short says so and by how much. No piece is longer
-than --max-seconds (600 s unless --seconds asks for more), whatever the primer holds.
+than --max-seconds ({MAX_SECONDS_TEXT} unless --seconds asks for more), whatever the primer holds.
 """
 
 
@@ -39,34 +50,51 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help=".safetensors file, run folder or shipped model name (default: the shipped model)",
     )
     parser.add_argument("--out", "-o", required=True, metavar="FILE.mid", help="MIDI file to write")
-    length = parser.add_argument_group("length (default 512 tokens)")
-    length.add_argument("--tokens", type=int, default=512, help="new tokens per piece")
+    length = parser.add_argument_group(f"length (default {SamplingOptions.tokens} tokens)")
+    length.add_argument(
+        "--tokens", type=int, default=SamplingOptions.tokens, help="new tokens per piece"
+    )
     length.add_argument("--seconds", type=float, help="length in seconds (timed tokenizers)")
     length.add_argument("--bars", type=float, help="length in bars (timed tokenizers)")
     length.add_argument(
-        "--max-seconds", type=float, help="cap on every piece, primer included (600, or --seconds)"
+        "--max-seconds",
+        type=float,
+        help=f"cap on every piece, primer included ({DEFAULT_MAX_SECONDS:g}, or --seconds)",
     )
     length.add_argument(
-        "--max-tokens", type=int, help="new-token cap for --seconds/--bars (300 a second)"
+        "--max-tokens",
+        type=int,
+        help=f"new-token cap for --seconds/--bars ({TOKENS_PER_SECOND_CAP} a second)",
     )
     sampling = parser.add_argument_group("sampling")
     sampling.add_argument(
         "--greedy", action="store_true", help="always the most likely token (the blog's decoding)"
     )
     sampling.add_argument(
-        "--temperature", type=float, default=1.0, help="below 1: safer, above 1: wilder (1.0)"
+        "--temperature",
+        type=float,
+        default=SamplingOptions.temperature,
+        help="below 1: safer, above 1: wilder (%(default)s)",
     )
     sampling.add_argument(
-        "--top-k", type=int, default=0, help="sample among the k likeliest (0 = all)"
+        "--top-k",
+        type=int,
+        default=SamplingOptions.top_k,
+        help="sample among the k likeliest (0 = all)",
     )
     sampling.add_argument(
         "--top-p",
         type=float,
-        default=0.95,
-        help="sample among the likeliest tokens covering this probability (0.95)",
+        default=SamplingOptions.top_p,
+        help="sample among the likeliest tokens covering this probability (%(default)s)",
     )
     sampling.add_argument("--seed", type=int, help="random seed: same seed, same music")
-    sampling.add_argument("--num", type=int, default=1, help="pieces to write, in one batch (1)")
+    sampling.add_argument(
+        "--num",
+        type=int,
+        default=SamplingOptions.num,
+        help="pieces to write, in one batch (%(default)s)",
+    )
     primer = parser.add_argument_group("primer")
     primer.add_argument("--primer", metavar="FILE.mid", help="continue this MIDI file")
     primer.add_argument(
@@ -80,7 +108,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="write only the new music, not the primer, into the MIDI file",
     )
     primer.add_argument(
-        "--primer-tokens", type=int, default=100, help="primer length in tokens (100)"
+        "--primer-tokens",
+        type=int,
+        default=PRIMER_TOKENS,
+        help="primer length in tokens (%(default)s)",
     )
     output = parser.add_argument_group("output")
     output.add_argument("--tempo", type=float, help="tempo in quarter notes per minute")
@@ -112,16 +143,9 @@ def output_paths(out: str, num: int) -> list[Path]:
     return [path.with_name(f"{path.stem}-{i}{path.suffix or '.mid'}") for i in range(1, num + 1)]
 
 
-def run_generate(args: argparse.Namespace) -> int:
-    from lstm_music.generation.generate import GenerateOptions, generate
-    from lstm_music.generation.primers import corpus_primer, midi_primer
-    from lstm_music.model.checkpoint import load_checkpoint
-    from lstm_music.model.shipped import resolve_checkpoint
-    from lstm_music.training.distributed import pick_device
-
-    if args.primer and args.primer_corpus:
-        raise LstmMusicError("choose one of --primer and --primer-corpus")
-    options = GenerateOptions(
+def sampling_options(args: argparse.Namespace) -> SamplingOptions:
+    """The flags as the library's options (the primer is added once the model is loaded)."""
+    return SamplingOptions(
         tokens=args.tokens,
         seconds=args.seconds,
         bars=args.bars,
@@ -137,6 +161,41 @@ def run_generate(args: argparse.Namespace) -> int:
         max_seconds=args.max_seconds,
         max_tokens=args.max_tokens,
     )
+
+
+def piece_files(args: argparse.Namespace) -> Callable[[int], PieceFiles]:
+    """Where piece i goes: --out (numbered when --num > 1), --wav and --png beside it or named."""
+    from lstm_music.generation.pipeline import PieceFiles
+
+    midis = output_paths(args.out, args.num)
+
+    def target(flag, index: int, suffix: str) -> Path | None:
+        if not flag:
+            return None
+        return (
+            midis[index].with_suffix(suffix)
+            if flag is True
+            else output_paths(flag, args.num)[index]
+        )
+
+    def where(index: int) -> PieceFiles:
+        return PieceFiles(
+            midis[index], target(args.wav, index, ".wav"), target(args.png, index, ".png")
+        )
+
+    return where
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    from lstm_music.generation.pipeline import RenderSettings, write_pieces
+    from lstm_music.generation.primers import corpus_primer, midi_primer
+    from lstm_music.model.checkpoint import load_checkpoint
+    from lstm_music.model.shipped import resolve_checkpoint
+    from lstm_music.training.distributed import pick_device
+
+    if args.primer and args.primer_corpus:
+        raise LstmMusicError("choose one of --primer and --primer-corpus")
+    options = sampling_options(args)
     checkpoint = load_checkpoint(resolve_checkpoint(args.checkpoint), pick_device(args.device))
     if args.primer:
         options.primer = midi_primer(args.primer, checkpoint, args.primer_tokens)
@@ -144,24 +203,12 @@ def run_generate(args: argparse.Namespace) -> int:
         options.primer = corpus_primer(
             args.primer_corpus, checkpoint, args.primer_tokens, args.seed
         )
-    started = time.perf_counter()
-    pieces = generate(checkpoint, options)
-    seconds = time.perf_counter() - started
-    for number, (path, piece) in enumerate(zip(output_paths(args.out, args.num), pieces)):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        piece.score.dump_midi(str(path))
-        new, notes = len(piece.tokens) - piece.primer_length, piece.score.note_num()
-        print(
-            f"{path}: {new} new tokens (+{piece.primer_length} primer), {notes} notes, "
-            f"{piece.seconds:.1f} s"
-        )
-        for warning in piece.warnings:
-            hint = " (use --max-tokens)" if "larger token cap" in warning else ""
-            print(f"  warning: {warning}{hint}")
-        if args.print_tokens:
-            print(" ".join(piece.tokens))
-        render_outputs(piece.score, path, args, number)
-    new_tokens = sum(len(p.tokens) - p.primer_length for p in pieces)
+    render = RenderSettings(soundfont=args.soundfont)
+    written = write_pieces(checkpoint, options, piece_files(args), render)
+    for piece in written.pieces:
+        print_piece(piece, args.print_tokens)
+    new_tokens = sum(piece.new_tokens for piece in written.pieces)
+    seconds = written.generate_seconds
     print(
         f"generated {new_tokens} tokens in {seconds:.2f} s "
         f"({1000 * seconds / max(new_tokens, 1):.3f} ms per token)"
@@ -169,21 +216,21 @@ def run_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def render_outputs(score, midi: Path, args: argparse.Namespace, number: int) -> None:
-    """--wav and --png: audio and a piano roll of piece `number`."""
-    if not (args.wav or args.png):
-        return
-    from lstm_music.render.audio import render_png, render_wav
-
-    def target(flag, suffix: str) -> Path:
-        if flag is True:
-            return midi.with_suffix(suffix)
-        return output_paths(flag, args.num)[number]
-
-    if args.wav:
-        result = render_wav(score, target(args.wav, ".wav"), soundfont=args.soundfont)
-        print(f"  {result.path}: {result.seconds:.1f} s of audio ({result.engine})")
-        if result.warning:
-            print(f"  warning: {result.warning}")
-    if args.png:
-        print(f"  {render_png(score, target(args.png, '.png'), title=midi.name)}: piano roll")
+def print_piece(piece: WrittenPiece, print_tokens: bool) -> None:
+    """What was written for one piece, its warnings with the flag that helps, its files."""
+    print(
+        f"{piece.files.midi}: {piece.new_tokens} new tokens (+{piece.primer_length} primer), "
+        f"{piece.notes} notes, {piece.seconds:.1f} s"
+    )
+    for warning in piece.warnings:
+        hint = " (use --max-tokens)" if "larger token cap" in warning else ""
+        print(f"  warning: {warning}{hint}")
+    if print_tokens:
+        print(" ".join(piece.tokens))
+    if piece.audio is not None:
+        audio = piece.audio
+        print(f"  {audio.path}: {audio.seconds:.1f} s of audio ({audio.engine})")
+        if audio.warning:
+            print(f"  warning: {audio.warning}")
+    if piece.files.png is not None:
+        print(f"  {piece.files.png}: piano roll")

@@ -160,10 +160,20 @@ def run(args: argparse.Namespace) -> int:
     if args.builtin is not None:
         from lstm_music.corpus.builtin import builtin_folder
 
-        builtin_folder(args.builtin, args.builtin_limit, args.workers, progress=not args.quiet)
+        builtin_folder(
+            args.builtin,
+            args.builtin_limit,
+            args.workers,
+            progress=not args.quiet,
+            notify=None if args.quiet else _to_stderr,
+        )
     result = prepare(config, progress=not args.quiet)
     print(summary(result))
     return 0
+
+
+def _to_stderr(text: str) -> None:
+    print(text, file=sys.stderr)
 
 
 def _split_rows(info: dict) -> list[tuple]:

@@ -64,7 +64,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def run_render(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from lstm_music.render.audio import load_midi, render_png, render_wav
+    from lstm_music.render.audio import load_midi, render_wav
+    from lstm_music.render.pianoroll import render_png
 
     if not args.wav and not args.png:
         raise LstmMusicError("nothing to do: give --wav OUT.wav, --png OUT.png or both")

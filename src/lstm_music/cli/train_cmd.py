@@ -105,7 +105,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--threads", type=int, help="CPU threads (0 = all cores)")
     run.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
     run.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    parser.set_defaults(run=run_train)
+    setting_flags = {field: "--" + flag.replace("_", "-") for flag, field in FIELDS.items()}
+    setting_flags["hidden_sizes"] = "--hidden"
+    parser.set_defaults(run=run_train, setting_flags=setting_flags)
 
 
 def _flags(args: argparse.Namespace) -> dict:
@@ -122,8 +124,9 @@ def _flags(args: argparse.Namespace) -> dict:
 
 def run_train(args: argparse.Namespace) -> int:
     from lstm_music.settings import build_config, load_toml
+    from lstm_music.training.rundir import read_run_config
     from lstm_music.training.settings import TrainConfig, preset_layer
-    from lstm_music.training.trainer import read_run_config, train
+    from lstm_music.training.trainer import train
 
     flags = _flags(args)
     if args.resume:
@@ -146,6 +149,7 @@ def run_train(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         overwrite=args.overwrite,
         notify=_note,
+        on_epoch=print,
     )
     _summary(result)
     return 0

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lstm_music.corpus.builtin import (
+from lstm_music.corpus.builtin_registry import (
     FORMAT,
     INSTALL_HINT,
     PIECE_MEMORY_MB,
@@ -45,7 +45,7 @@ def music21_corpus() -> Path:
 
 
 @dataclass(frozen=True)
-class Piece:
+class SourceScore:
     """One score to convert: the MIDI file `name`, from `source` (tune `text` for ABC)."""
 
     name: str
@@ -53,12 +53,12 @@ class Piece:
     text: str | None = None
 
 
-def list_pieces(collection: Collection, corpus_dir: Path) -> list[Piece]:
+def list_pieces(collection: Collection, corpus_dir: Path) -> list[SourceScore]:
     """Every piece of the collection, in a stable order, with unique file names."""
     folder = corpus_dir / collection.folder
     if collection.kind == "chorales":
         found = [
-            Piece(_slug(path.stem, keep="."), f"{collection.folder}/{path.name}")
+            SourceScore(_slug(path.stem, keep="."), f"{collection.folder}/{path.name}")
             for path in sorted(folder.iterdir())
             if path.suffix in (".mxl", ".xml")  # the .krn files duplicate .mxl ones
         ]
@@ -69,11 +69,11 @@ def list_pieces(collection: Collection, corpus_dir: Path) -> list[Piece]:
     for piece in found:
         seen[piece.name] = seen.get(piece.name, 0) + 1
         suffix = f"-{seen[piece.name]}" if seen[piece.name] > 1 else ""
-        unique.append(Piece(piece.name + suffix, piece.source, piece.text))
+        unique.append(SourceScore(piece.name + suffix, piece.source, piece.text))
     return unique
 
 
-def _abc_pieces(folder: Path, collection: Collection) -> list[Piece]:
+def _abc_pieces(folder: Path, collection: Collection) -> list[SourceScore]:
     """Tunes of every .abc file: O'Neill's named by tune number (each number once)."""
     pieces, numbers = [], set()
     prefix = collection.name.split("-")[0]
@@ -92,7 +92,7 @@ def _abc_pieces(folder: Path, collection: Collection) -> list[Piece]:
             else:
                 stem = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "-", path.stem)
                 name = f"{prefix}-{_slug(stem)}" + (f"-{index + 1}" if len(tunes) > 1 else "")
-            pieces.append(Piece(name, f"{collection.folder}/{path.name}#{index + 1}", tune))
+            pieces.append(SourceScore(name, f"{collection.folder}/{path.name}#{index + 1}", tune))
     return pieces
 
 
@@ -104,12 +104,12 @@ def _slug(text: str, keep: str = "") -> str:
 
 
 class ConvertJob:
-    """Runs in a worker: one Piece -> `out/<name>.mid`, or a reason it is skipped."""
+    """Runs in a worker: one SourceScore -> `out/<name>.mid`, or a reason it is skipped."""
 
     def __init__(self, corpus_dir: str, out: str, kind: str) -> None:
         self.corpus_dir, self.out, self.kind = corpus_dir, out, kind
 
-    def __call__(self, piece: Piece) -> dict[str, Any]:
+    def __call__(self, piece: SourceScore) -> dict[str, Any]:
         import warnings
 
         with warnings.catch_warnings():
@@ -227,7 +227,7 @@ def _strip_repeats(score) -> None:
 def convert(
     collection: Collection,
     corpus_dir: Path,
-    pieces: list[Piece],
+    pieces: list[SourceScore],
     out: Path,
     workers: int | None,
     progress: bool,

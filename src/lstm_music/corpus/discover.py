@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from lstm_music.errors import LstmMusicError
+from lstm_music.errors import LstmMusicError, SettingError
 
 MIDI_SUFFIXES = (".mid", ".midi")
 SPLIT_FOLDERS = ("train", "valid", "test")
@@ -93,9 +93,10 @@ def assign_splits(
     is positive and there are files to spare.
     """
     if not 0 <= valid_fraction < 1 or not 0 <= test_fraction < 1:
-        raise LstmMusicError("--valid-fraction and --test-fraction must be in [0, 1)")
+        setting = "valid_fraction" if not 0 <= valid_fraction < 1 else "test_fraction"
+        raise SettingError("valid_fraction and test_fraction must be in [0, 1)", setting)
     if valid_fraction + test_fraction >= 1:
-        raise LstmMusicError("--valid-fraction plus --test-fraction must stay below 1")
+        raise SettingError("valid_fraction plus test_fraction must stay below 1", "valid_fraction")
     unique = sorted(set(sources))
     ranked = sorted(unique, key=lambda s: hashlib.sha256(f"{seed}\0{s}".encode()).hexdigest())
     count = len(ranked)

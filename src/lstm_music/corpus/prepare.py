@@ -27,15 +27,15 @@ from typing import Any
 
 from lstm_music import __version__
 from lstm_music.corpus.discover import FoundFile, assign_splits, find_midi_files
+from lstm_music.corpus.prepare_report import PrepareResult, nothing_usable, prepare_result
 from lstm_music.corpus.store import (
-    Corpus,
     PieceInfo,
     Reuse,
     TokenSink,
     compact_tokens,
     write_metadata,
 )
-from lstm_music.errors import LstmMusicError
+from lstm_music.errors import LstmMusicError, SettingError
 from lstm_music.fsutil import swap_in
 from lstm_music.settings import to_dict
 from lstm_music.tokens import (
@@ -56,7 +56,6 @@ from lstm_music.tokens.midi import (
 
 MAX_FILE_BYTES = 64 * 1024 * 1024  # the largest MIDI files in public collections are ~10 MB
 READER_VERSION = 2  # bump when reading MIDI changes tokens: cached tokens are then redone
-MIN_SPLIT_PIECES = 5  # a valid/test split smaller than this gets a warning
 
 
 @dataclass
@@ -66,7 +65,7 @@ class PrepareConfig:
     inputs: list[str]
     out: str
     tokenizer: str = DEFAULT_TOKENIZER
-    grid_step: float = 0.25  # quarter notes per step, for --tokenizer grid
+    grid_step: float = 0.25  # quarter notes per step, for the grid tokenizer
     tracks: str = "merge"
     programs: list[int] = field(default_factory=list)
     drums: bool = False
@@ -84,9 +83,9 @@ class PrepareConfig:
         self.track_options()  # validates the track settings now, not after the files are read
         for name in ("workers", "max_tokens", "max_memory_mb"):
             if getattr(self, name) < 0:
-                raise LstmMusicError(f"--{name.replace('_', '-')} must not be negative")
+                raise SettingError(f"{name} must not be negative", name)
         if self.file_timeout <= 0:
-            raise LstmMusicError("--file-timeout must be positive")
+            raise SettingError("file_timeout must be positive", "file_timeout")
 
     def track_options(self) -> TrackOptions:
         timed = tokenizer_class(self.tokenizer).timed
@@ -97,20 +96,6 @@ class PrepareConfig:
     def make_tokenizer(self) -> Tokenizer:
         params = {"step": self.grid_step} if self.tokenizer == "grid" else {}
         return get_tokenizer(self.tokenizer, **params)
-
-
-@dataclass
-class PrepareResult:
-    """What `prepare` did: the corpus and per-status file counts, for the summary."""
-
-    corpus: Corpus
-    counts: dict[str, int]
-    reused: int
-    seconds: float
-    problems: list[dict[str, Any]]
-    trimmed_files: int = 0  # files whose silence was cut (trailing, leading or long gaps)
-    trimmed_quarters: dict[str, float] = field(default_factory=dict)  # totals (and long_notes)
-    warnings: list[str] = field(default_factory=list)  # e.g. an empty valid split
 
 
 class TokenizeJob:
@@ -129,7 +114,7 @@ class TokenizeJob:
             for label, score in loaded:
                 tokens = self._tokenizer.encode(score)
                 if len(tokens) > self.max_tokens:
-                    raise SkipFile(f"{len(tokens)} tokens, over --max-tokens {self.max_tokens}")
+                    raise SkipFile(f"{len(tokens)} tokens, over the cap of {self.max_tokens}")
                 if tokens:
                     seconds, notes = duration_seconds(score), note_count(score)
                     piece = {"label": label, "seconds": seconds, "notes": notes}
@@ -258,7 +243,7 @@ def prepare(config: PrepareConfig, progress: bool = True) -> PrepareResult:
             records, hashes, reused = _tokenize(files, Reuse(out, key), job, config, sink, bar)
         manifest_files, infos, spans = _collect(files, records, hashes, config)
         if not infos:
-            raise LstmMusicError(_nothing_usable(manifest_files))
+            raise LstmMusicError(nothing_usable(manifest_files))
         meta = {
             "tokenizer": tokenizer.to_config(),
             "vocabulary": sink.finish(temporary, spans),
@@ -278,7 +263,9 @@ def prepare(config: PrepareConfig, progress: bool = True) -> PrepareResult:
         if isinstance(error, OSError):
             raise LstmMusicError(_write_failed(out, error)) from error
         raise
-    return _result(out, manifest_files, reused, time.perf_counter() - started, config, files)
+    fractions = (config.valid_fraction, config.test_fraction)
+    seconds = time.perf_counter() - started
+    return prepare_result(out, manifest_files, reused, seconds, fractions, files)
 
 
 def _temporary_folder(out: Path) -> Path:
@@ -294,20 +281,6 @@ def _write_failed(out: Path, error: OSError) -> str:
     hint = " (disk full?)" if error.errno == errno.ENOSPC else ""
     kept = "; the corpus there is unchanged" if (out / "corpus.json").exists() else ""
     return f"cannot write the corpus {out}: {error.strerror or error}{hint}{kept}"
-
-
-def _result(out, manifest_files, reused, seconds, config, files) -> PrepareResult:
-    statuses = [f["status"] for f in manifest_files]
-    counts = {status: statuses.count(status) for status in ("ok", "skipped", "failed")}
-    problems = [f for f in manifest_files if f["status"] != "ok"]
-    corpus = Corpus.load(out)
-    trimmed = [f["trimmed"] for f in manifest_files if f.get("trimmed")]
-    result = PrepareResult(corpus, counts, reused, seconds, problems)
-    names = ("trailing_quarters", "trailing_seconds", "capped_quarters", "long_notes")
-    result.trimmed_files = sum(1 for t in trimmed if any(t.get(name) for name in names))
-    result.trimmed_quarters = {name: sum(t.get(name, 0) for t in trimmed) for name in names}
-    result.warnings = _split_warnings(corpus, config, files)
-    return result
 
 
 def _collect(files, records, hashes, config) -> tuple[list[dict], list[PieceInfo], list]:
@@ -350,52 +323,12 @@ def _collect(files, records, hashes, config) -> tuple[list[dict], list[PieceInfo
     return manifest, infos, spans
 
 
-def _split_warnings(corpus: Corpus, config: PrepareConfig, files: list[FoundFile]) -> list[str]:
-    """Warnings for a requested valid or test split that is empty or too small to trust."""
-    warnings = []
-    meaning = {
-        "valid": "train cannot measure held-out loss, so best.safetensors is simply the last step",
-        "test": "`evaluate` has no test pieces to report held-out figures on",
-    }
-    noisy = {
-        "valid": "its loss is a noisy guide for choosing best.safetensors",
-        "test": "test figures on it will be noisy",
-    }
-    fractions = {"valid": config.valid_fraction, "test": config.test_fraction}
-    unfoldered = any(f.folder_split is None for f in files)
-    for name in ("valid", "test"):
-        asked = any(f.folder_split == name for f in files) or (fractions[name] > 0 and unfoldered)
-        count = len(corpus.split(name))
-        if not asked or count >= MIN_SPLIT_PIECES:
-            continue
-        if count == 0:
-            warnings.append(f"the {name} split is empty: {meaning[name]}; add more files")
-        else:
-            warnings.append(
-                f"the {name} split has only {count} piece(s) (under {MIN_SPLIT_PIECES}): "
-                f"{noisy[name]}; add more files"
-            )
-    return warnings
-
-
-def _nothing_usable(manifest_files: list[dict], shown: int = 3) -> str:
-    """The error for a run without a usable piece: a few files by name with their reasons."""
-    reasons: dict[str, int] = {}
-    for entry in manifest_files:
-        reasons[entry["reason"]] = reasons.get(entry["reason"], 0) + 1
-    top = "; ".join(f"{reason} ({n})" for reason, n in sorted(reasons.items(), key=lambda r: -r[1]))
-    named = ", ".join(f"{e['source']} ({e['reason']})" for e in manifest_files[:shown])
-    more = len(manifest_files) - shown
-    named += f" and {more} more" if more > 0 else ""
-    return f"no usable piece in {len(manifest_files)} MIDI file(s): {named}. Reasons: {top}"
-
-
 def _check_out(out: Path) -> None:
-    """Refuse to replace a folder that is not a corpus: `--out ~/Music` must not wipe music."""
+    """Refuse to replace a folder that is not a corpus: an output of ~/Music must not wipe music."""
     is_corpus = (out / "corpus.json").exists()
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not is_corpus)):
-        raise LstmMusicError(
-            f"{out} exists and is not an lstm-music corpus; choose a new or empty --out folder"
+        raise SettingError(
+            f"{out} exists and is not an lstm-music corpus; choose a new or empty folder", "out"
         )
 
 

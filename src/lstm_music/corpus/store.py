@@ -160,7 +160,7 @@ class PieceInfo:
 
 
 @dataclass
-class Piece:
+class CorpusPiece:
     """One piece of a loaded corpus; `ids` is a view into the memory-mapped token array."""
 
     info: PieceInfo
@@ -213,10 +213,10 @@ class Corpus:
         return cls(path, meta, infos, ids, _read_json(path, "manifest.json"))
 
     @cached_property
-    def pieces(self) -> list[Piece]:
-        return [Piece(info, self) for info in self.infos]
+    def pieces(self) -> list[CorpusPiece]:
+        return [CorpusPiece(info, self) for info in self.infos]
 
-    def split(self, name: str) -> list[Piece]:
+    def split(self, name: str) -> list[CorpusPiece]:
         if name not in SPLITS:
             raise CorpusError(f"unknown split {name!r}; choose one of {', '.join(SPLITS)}")
         return [piece for piece in self.pieces if piece.split == name]
@@ -234,9 +234,9 @@ class Corpus:
         return self.meta["tokenizer"]
 
     def tokenizer(self):  # -> Tokenizer (imported lazily: tokenizers pull in miditok)
-        from lstm_music.tokens import tokenizer_from_config
+        from lstm_music.tokens.stored import stored_tokenizer
 
-        return tokenizer_from_config(self.tokenizer_config)
+        return stored_tokenizer(self.tokenizer_config)
 
     def summary(self) -> dict[str, Any]:
         """Counts for `corpus info`: pieces and tokens per split, vocabulary, bad files."""

@@ -40,15 +40,15 @@ from typing import Any
 
 import numpy as np
 
-from lstm_music.errors import LstmMusicError
+from lstm_music.errors import LstmMusicError, SettingError
 from lstm_music.evaluation.statistics import Notes, StatComparison, compare_statistics, notes_of
+from lstm_music.evaluation.verdict import Verdict, judge, yardstick_warnings
 
 NGRAM = 8  # notes per n-gram
 DEFAULT_THRESHOLD = (
     0.5  # a piece with at least this share of its n-grams in the reference is copied
 )
 GRID = 12  # inter-onset intervals are rounded to 1/12 of a quarter note
-MIN_HELD_OUT = 10  # a yardstick on fewer held-out (valid) pieces than this is rough
 _BASE = np.uint64(0x9E3779B97F4A7C15)  # odd, hence invertible modulo 2**64
 _BASE_INV = np.uint64(pow(int(_BASE), -1, 2**64))
 _Pair = tuple[int, int]  # (generated, reference) start positions of a verified match
@@ -251,14 +251,14 @@ def _longest_streak(sorted_positions: np.ndarray) -> int:
 
 
 @dataclass(frozen=True)
-class Piece:
+class NoteSequence:
     """A named piece: a generated file, or a reference corpus piece."""
 
     name: str
     notes: Notes = field(repr=False)
 
 
-def load_generated(inputs: Sequence[str | Path], options=None) -> list[Piece]:
+def load_generated(inputs: Sequence[str | Path], options=None) -> list[NoteSequence]:
     """MIDI files and folders -> cleaned one-track pieces, as `prepare` reads its inputs.
 
     In natural order of their names (piece-2 before piece-10), as a person lists them.
@@ -278,7 +278,9 @@ def load_generated(inputs: Sequence[str | Path], options=None) -> list[Piece]:
         except LstmMusicError as error:
             raise LstmMusicError(f"{found.path}: {error}") from error
         for label, score in loaded:
-            pieces.append(Piece(found.source + (f" ({label})" if label else ""), notes_of(score)))
+            pieces.append(
+                NoteSequence(found.source + (f" ({label})" if label else ""), notes_of(score))
+            )
     return pieces
 
 
@@ -288,7 +290,7 @@ def natural_key(name: str) -> list[str | int]:
     return [int(part) if i % 2 else part.casefold() for i, part in enumerate(parts)]
 
 
-def load_reference(corpus, split: str, progress: bool = False) -> list[Piece]:
+def load_reference(corpus, split: str, progress: bool = False) -> list[NoteSequence]:
     """A corpus split's pieces decoded by the corpus's tokenizer; pieces without notes dropped."""
     from tqdm import tqdm
 
@@ -298,64 +300,8 @@ def load_reference(corpus, split: str, progress: bool = False) -> list[Piece]:
         notes = notes_of(tokenizer.decode(piece.tokens))
         if len(notes):
             name = piece.source + (f" ({piece.info.label})" if piece.info.label else "")
-            pieces.append(Piece(name, notes))
+            pieces.append(NoteSequence(name, notes))
     return pieces
-
-
-def yardstick_warnings(held_out: int, train: int, split: str) -> list[str]:
-    """What weakens the valid-vs-train yardstick, given the pieces with notes in each split."""
-    if not held_out or not train:
-        return ["no valid split in the corpus: yardstick skipped"]
-    warnings = []
-    if held_out < MIN_HELD_OUT:
-        warnings.append(
-            f"the yardstick rests on {held_out} held-out (valid) piece{'s' * (held_out != 1)}, "
-            f"fewer than {MIN_HELD_OUT}: its spread is rough, take the verdict on statistics "
-            "as a hint"
-        )
-    if split != "train":
-        warnings.append(
-            "the verdict judges statistics against the train split, as the yardstick does; "
-            f"the overlap column is against the {split} split"
-        )
-    return warnings
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """The one-line answer: which pieces were copied; which statistics lie outside the spread."""
-
-    pieces: int
-    copied: list[str]  # generated pieces flagged as copies
-    inside: list[str]  # statistics inside the held-out spread (names)
-    outside: list[str]  # statistics below it
-    text: str
-
-
-def _verdict(comparison: Comparison) -> Verdict:
-    """Copies by the threshold; statistics by `StatComparison.inside` (those it could judge)."""
-    pieces = len(comparison.generated)
-    copied = [p.name for p, m in zip(comparison.generated, comparison.copies) if m.copied]
-    if copied:
-        shown = ", ".join(copied[:3]) + (f" and {len(copied) - 3} more" if len(copied) > 3 else "")
-        copies = f"{len(copied)} of {pieces} piece{'s' * (pieces != 1)} copied ({shown})"
-    else:
-        copies = (
-            f"no copies (no piece has {comparison.threshold:.0%} or more of its "
-            f"{comparison.ngram}-note n-grams in the {comparison.split} split)"
-        )
-    judged = [s for s in comparison.statistics if s.inside is not None]
-    inside = [s.statistic.name for s in judged if s.inside]
-    outside = [s.statistic.name for s in judged if not s.inside]
-    if not judged:
-        stats = "statistics not judged (no held-out yardstick)"
-    elif not outside:
-        stats = f"all {len(judged)} statistics inside the held-out spread"
-    else:
-        titles = ", ".join(s.statistic.title for s in judged if not s.inside)
-        stats = f"{len(inside)} of {len(judged)} statistics inside the held-out spread, "
-        stats += f"below it: {titles}"
-    return Verdict(pieces, copied, inside, outside, f"{copies}; {stats}")
 
 
 @dataclass
@@ -367,8 +313,8 @@ class Comparison:
     threshold: float
     transpose_invariant: bool
     ngram: int
-    generated: list[Piece]
-    references: list[Piece]
+    generated: list[NoteSequence]
+    references: list[NoteSequence]
     copies: list[CopyMatch]
     statistics: list[StatComparison]
     warnings: list[str]  # what weakens the figures (a thin yardstick), for the user to see
@@ -376,7 +322,7 @@ class Comparison:
 
     @property
     def verdict(self) -> Verdict:
-        return _verdict(self)
+        return judge(self)
 
     def to_dict(self) -> dict[str, Any]:
         settings = ("reference", "split", "threshold", "transpose_invariant", "ngram")
@@ -413,7 +359,7 @@ def compare(
     from lstm_music.tokens.midi import options_like
 
     if not 0 < threshold <= 1:
-        raise LstmMusicError("--threshold must be in (0, 1]")
+        raise SettingError("the copy threshold must be in (0, 1]", "threshold")
     corpus = Corpus.load(reference)
     config, name = corpus.meta.get("config"), corpus.tokenizer_config["tokenizer"]
     options = options_like(config, tokenizer_class(name).timed) if config else None  # as it read

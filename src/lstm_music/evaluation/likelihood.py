@@ -14,7 +14,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lstm_music.corpus.store import BOS_ID, EOS_ID, PAD_ID
+from lstm_music.corpus.store import BOS_ID, EOS_ID, PAD_ID, Corpus
+from lstm_music.errors import LstmMusicError, SettingError
+from lstm_music.model.checkpoint import Checkpoint, check_corpus_fits
 from lstm_music.model.lstm import LSTMModel
 
 
@@ -184,8 +186,8 @@ def step_nll(tokens: list[str], nll: np.ndarray, step_token: str = "Step") -> np
 
 
 def evaluate_split(
-    checkpoint,
-    corpus,
+    checkpoint: Checkpoint,
+    corpus: Corpus,
     split: str = "valid",
     score_first_step: bool = False,
     window: int = 512,
@@ -196,23 +198,20 @@ def evaluate_split(
     `transpose_mixture` ("-5..6"; "off" by default) scores the mixture of the model over those
     transpositions of each piece instead of the model alone (see `_mixture_windows`).
     """
-    from lstm_music.errors import LstmMusicError
-    from lstm_music.tokens import tokenizer_from_config
-    from lstm_music.training.batches import transpose_tables
+    from lstm_music.tokens.transpose import transpose_tables
     from lstm_music.training.settings import parse_transpose
 
-    if corpus.tokenizer_config != checkpoint.tokenizer_config:
-        raise LstmMusicError(
-            f"the corpus uses {corpus.tokenizer_config.get('tokenizer')!r} tokens with other "
-            f"settings than the checkpoint ({checkpoint.tokenizer_config.get('tokenizer')!r})"
-        )
-    if corpus.vocabulary != checkpoint.vocabulary:
-        raise LstmMusicError("the corpus and the checkpoint number their tokens differently")
+    check_corpus_fits(checkpoint, corpus)
     pieces = corpus.split(split)
     if not pieces:
         raise LstmMusicError(f"{corpus.path} has no {split!r} pieces")
-    low, high = parse_transpose(transpose_mixture)
-    tokenizer = tokenizer_from_config(checkpoint.tokenizer_config)
+    try:
+        low, high = parse_transpose(transpose_mixture)
+    except LstmMusicError as error:
+        raise SettingError(f"the transposition mixture is off or a range like -5..6 that holds 0 "
+                           f"within -12..12, not {transpose_mixture!r}",
+                           "transpose_mixture") from error  # fmt: skip
+    tokenizer = checkpoint.tokenizer()
     tables = transpose_tables(corpus.vocabulary, tokenizer, low, high) if high > low else None
     per_token: list[np.ndarray] = []
     ids = [p.ids for p in pieces]

@@ -1,8 +1,9 @@
 """`lstm-music demo`: new music from the shipped model, as MIDI, audio and a picture, in seconds.
 
 The first thing a newcomer runs: no MIDI files, no training. Three short pieces are generated in
-one batch at the default sampling, then each is written as MIDI, rendered to WAV and drawn as a
-piano roll. Timings per stage are returned, so the command can show where the seconds went.
+one batch at the default sampling, then `write_pieces` writes each as MIDI, renders it to WAV and
+draws its piano roll. Timings per stage are returned, so the command can show where the seconds
+went.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from lstm_music.generation.sampling import SamplingOptions
 
 
 @dataclass
@@ -51,10 +54,9 @@ def run_demo(
         timings[stage] = timings.get(stage, 0.0) + now - clock
         clock = now
 
-    from lstm_music.generation.generate import GenerateOptions, generate
+    from lstm_music.generation.pipeline import PieceFiles, RenderSettings, write_pieces
     from lstm_music.model.checkpoint import load_checkpoint
     from lstm_music.model.shipped import resolve_checkpoint
-    from lstm_music.render.audio import render_png, render_wav
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -63,23 +65,23 @@ def run_demo(
     path = resolve_checkpoint(model)
     checkpoint = load_checkpoint(path)
     lap("load model")
-    options = GenerateOptions(seconds=seconds, num=num, seed=seed)
-    generated = generate(checkpoint, options)
-    lap("generate")
+
+    def where(index: int) -> PieceFiles:
+        midi = out / f"demo-{index + 1}.mid"
+        return PieceFiles(midi, midi.with_suffix(".wav"), midi.with_suffix(".png"))
+
+    options = SamplingOptions(seconds=seconds, num=num, seed=seed)
+    written = write_pieces(checkpoint, options, where, RenderSettings(soundfont=soundfont))
+    for stage, spent in written.timings.items():
+        timings[stage] = timings.get(stage, 0.0) + spent
     result = DemoResult(model=model or path.stem, seed=seed, pieces=[], timings=timings)
-    for number, piece in enumerate(generated, start=1):
-        midi = out / f"demo-{number}.mid"
+    for piece in written.pieces:
+        midi, audio = piece.files.midi, piece.audio
         result.warnings.extend(f"{midi.name}: {warning}" for warning in piece.warnings)
-        piece.score.dump_midi(str(midi))
-        audio = render_wav(piece.score, midi.with_suffix(".wav"), soundfont=soundfont)
         if audio.warning and audio.warning not in result.warnings:
             result.warnings.append(audio.warning)
-        lap("render audio")
-        picture = render_png(piece.score, midi.with_suffix(".png"), title=midi.name)
-        lap("draw piano roll")
-        notes = piece.score.note_num()
         result.pieces.append(
-            DemoPiece(midi, audio.path, Path(picture), notes, piece.seconds, audio.engine,
-                      piece.shortfall)
+            DemoPiece(midi, audio.path, piece.files.png, piece.notes, piece.seconds,
+                      audio.engine, piece.shortfall)
         )  # fmt: skip
     return result

@@ -22,80 +22,15 @@ import symusic
 import torch
 
 from lstm_music.corpus.store import BOS_ID, SPECIAL_TOKENS
-from lstm_music.errors import LstmMusicError
+from lstm_music.errors import LstmMusicError, SettingError
+from lstm_music.generation.sampling import GenerateOptions, SamplingOptions
 from lstm_music.generation.stepper import FastStepper, pick_tokens
 from lstm_music.model.checkpoint import Checkpoint, load_checkpoint
-from lstm_music.tokens.midi import cut_score, duration_seconds, note_count, seconds_at, ticks_at
+from lstm_music.tokens.midi import cut_score, duration_seconds, note_count
+from lstm_music.tokens.timing import seconds_at, ticks_at
 
 CHUNK = 256  # tokens generated before the first length check when the length is in seconds/bars
-DEFAULT_MAX_SECONDS = 600.0  # no piece is longer unless asked (ten minutes, primer included)
-# new-token caps for --seconds/--bars: the shipped models write 16-34 tokens a second
-TOKENS_PER_SECOND_CAP = 300
-TOKENS_PER_BAR_CAP = 600
-MIN_TOKEN_CAP = 4096
-
-
-@dataclass
-class GenerateOptions:
-    """How to sample; validated on creation so bad values fail before any work."""
-
-    tokens: int = 512
-    seconds: float | None = None
-    bars: float | None = None
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 0.95
-    greedy: bool = False
-    num: int = 1
-    seed: int | None = None
-    primer: list[str] = field(default_factory=list)  # tokens to continue
-    tempo: float | None = None  # quarter notes per minute, written into the MIDI
-    program: int | None = None  # General MIDI program of every track
-    include_primer: bool = True  # the score starts with the primer (the blog's output does)
-    max_seconds: float | None = None  # cap on every piece (None: 600 s, or --seconds if longer)
-    max_tokens: int | None = None  # new-token cap for --seconds/--bars (None: generous, see top)
-
-    def __post_init__(self) -> None:
-        if not self.temperature > 0:
-            raise LstmMusicError("--temperature must be greater than 0 (use --greedy for argmax)")
-        if not 0 < self.top_p <= 1:
-            raise LstmMusicError("--top-p must be in (0, 1]")
-        if self.top_k < 0 or self.tokens < 1 or self.num < 1:
-            raise LstmMusicError("--top-k must be >= 0, --tokens and --num >= 1")
-        if self.max_tokens is not None and self.max_tokens < 1:
-            raise LstmMusicError("--max-tokens must be >= 1")
-        for name in ("seconds", "bars", "tempo", "max_seconds"):
-            value = getattr(self, name)
-            if value is not None and not (value > 0 and math.isfinite(value)):
-                raise LstmMusicError(f"--{name.replace('_', '-')} must be a positive number")
-        if self.max_seconds is not None and (self.seconds or 0) > self.max_seconds:
-            raise LstmMusicError(f"{self.seconds:g} seconds asked, over the "
-                                 f"{self.max_seconds:g} s cap")  # fmt: skip
-        if self.program is not None and not 0 <= self.program <= 127:
-            raise LstmMusicError("--program takes a General MIDI program 0-127")
-
-    @property
-    def timed(self) -> bool:
-        return self.seconds is not None or self.bars is not None
-
-    @property
-    def cap_seconds(self) -> float:
-        """The longest a piece may be, primer included."""
-        if self.max_seconds is not None:
-            return self.max_seconds
-        return max(DEFAULT_MAX_SECONDS, self.seconds or 0.0)
-
-    def token_budget(self) -> int:
-        """New tokens at most: `tokens`, or for --seconds/--bars a cap far above the need."""
-        if not self.timed:
-            return self.tokens
-        if self.max_tokens is not None:
-            return self.max_tokens
-        if self.seconds is not None:
-            wanted = self.seconds * TOKENS_PER_SECOND_CAP
-        else:
-            wanted = min(self.bars * TOKENS_PER_BAR_CAP, self.cap_seconds * TOKENS_PER_SECOND_CAP)
-        return max(MIN_TOKEN_CAP, math.ceil(wanted))
+__all__ = ["GenerateOptions", "GeneratedPiece", "SamplingOptions", "generate"]
 
 
 @dataclass
@@ -104,7 +39,7 @@ class GeneratedPiece:
     score: symusic.Score
     primer_length: int = 0
     seconds: float = 0.0  # length of the score as written
-    shortfall: float = 0.0  # how much shorter than the asked --seconds or --bars (that unit)
+    shortfall: float = 0.0  # how much shorter than the asked seconds or bars (that unit)
     warnings: list[str] = field(default_factory=list)  # one line each, for the user
 
 
@@ -115,7 +50,7 @@ class _Plan:
     tokenizer: Any
     vocabulary: list[str]
     primer_ids: list[int]
-    options: GenerateOptions
+    options: SamplingOptions
     primer_end: int = 0  # tick where the primer's music ends (0: no primer in the output)
 
 
@@ -157,16 +92,14 @@ class _Session:
         logits, state = self.logits, self.state
         for t in range(steps):
             logits = np.where(self.banned, -np.inf, logits)
-            out[:, t] = pick_tokens(
-                logits, options.temperature, options.top_k, options.top_p, options.greedy, self.rng
-            )
+            out[:, t] = pick_tokens(logits, options, self.rng)
             logits, state = stepper.step(self._tokens(out[:, t]), state)
             logits = self._numpy(logits)
         self.logits, self.state = logits, state
         return out
 
 
-def _decode(tokenizer, tokens: list[str], options: GenerateOptions):
+def _decode(tokenizer, tokens: list[str], options: SamplingOptions):
     """Tokens -> (score, warnings); a sequence the tokenizer cannot read becomes an empty score."""
     warnings = []
     try:
@@ -188,8 +121,8 @@ def _bar_ticks(score: symusic.Score) -> int:
     return max(1, int(score.tpq * 4 * numerator / denominator))
 
 
-def _asked_tick(score: symusic.Score, options: GenerateOptions) -> int | None:
-    """The asked length (--seconds or --bars) in the score's ticks; None for --tokens."""
+def _asked_tick(score: symusic.Score, options: SamplingOptions) -> int | None:
+    """The asked length (seconds or bars) in the score's ticks; None for a length in tokens."""
     if options.seconds is not None:
         return ticks_at(score, options.seconds)
     if options.bars is not None:
@@ -197,7 +130,7 @@ def _asked_tick(score: symusic.Score, options: GenerateOptions) -> int | None:
     return None
 
 
-def _limit_tick(score: symusic.Score, options: GenerateOptions) -> int:
+def _limit_tick(score: symusic.Score, options: SamplingOptions) -> int:
     """Where the piece ends at the latest: the asked length, within the cap."""
     cap = ticks_at(score, options.cap_seconds)
     asked = _asked_tick(score, options)
@@ -210,7 +143,7 @@ def _last_onset(score: symusic.Score) -> int:
     return max(starts, default=-1)
 
 
-def _progress(score: symusic.Score, options: GenerateOptions) -> float:
+def _progress(score: symusic.Score, options: SamplingOptions) -> float:
     """How far the piece has come, 1 = done: a note starts at or past the limit."""
     return max(0, _last_onset(score)) / max(1, _limit_tick(score, options))
 
@@ -227,19 +160,20 @@ def _next_steps(done: int, progress: float, budget: int) -> int:
 
 
 def generate(
-    checkpoint: Checkpoint | str | Path, options: GenerateOptions | None = None, **settings
+    checkpoint: Checkpoint | str | Path, options: SamplingOptions | None = None, **settings
 ) -> list[GeneratedPiece]:
     """Write `options.num` new pieces; each has its tokens (primer first) and a symusic Score.
 
     `generate("runs/bach/best.safetensors", tokens=400, temperature=0.9, seed=1)`
     """
-    options = options or GenerateOptions(**settings)
+    options = options or SamplingOptions(**settings)
     if not isinstance(checkpoint, Checkpoint):
         checkpoint = load_checkpoint(checkpoint)
     tokenizer = checkpoint.tokenizer()
     if options.timed and not tokenizer.timed:
-        raise LstmMusicError(f"--seconds/--bars need a timed tokenizer; this model uses "
-                             f"{tokenizer.name!r}, which has no timing: use --tokens")  # fmt: skip
+        raise SettingError(f"a length in seconds or bars needs a timed tokenizer; this model "
+                           f"uses {tokenizer.name!r}, which has no timing: give it in tokens",
+                           "seconds" if options.seconds is not None else "bars")  # fmt: skip
     index = {token: i for i, token in enumerate(checkpoint.vocabulary)}
     primer_ids = [index[t] for t in options.primer if t in index]
     plan = _Plan(tokenizer, checkpoint.vocabulary, primer_ids, options)
@@ -291,7 +225,7 @@ def _piece(plan: _Plan, row: np.ndarray) -> GeneratedPiece:
     return GeneratedPiece(tokens, score, len(plan.primer_ids), warnings=warnings)
 
 
-def _finish(piece: GeneratedPiece, options: GenerateOptions, budget: int) -> GeneratedPiece:
+def _finish(piece: GeneratedPiece, options: SamplingOptions, budget: int) -> GeneratedPiece:
     """Cut at the asked length and the cap; the length, any shortfall and why, on the piece."""
     score, warnings = piece.score, piece.warnings
     asked, limit = _asked_tick(score, options), _limit_tick(score, options)

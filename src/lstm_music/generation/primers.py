@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from lstm_music.errors import LstmMusicError
-from lstm_music.model.checkpoint import Checkpoint
+from lstm_music.model.checkpoint import Checkpoint, check_corpus_fits
 
 
 def midi_primer(path: str | Path, checkpoint: Checkpoint, max_tokens: int) -> list[str]:
@@ -48,11 +48,7 @@ def corpus_primer(
     from lstm_music.corpus.store import Corpus
 
     corpus = Corpus.load(corpus_path)
-    if corpus.tokenizer_config != checkpoint.tokenizer_config:
-        raise LstmMusicError(
-            f"{corpus_path} uses {corpus.tokenizer_config.get('tokenizer')!r} tokens with other "
-            f"settings than this model ({checkpoint.tokenizer_config.get('tokenizer')!r})"
-        )
+    check_corpus_fits(checkpoint, corpus, same_ids=False)  # tokens are looked up by name
     pieces = corpus.split("train") or corpus.pieces
     rng = np.random.default_rng(seed)
     piece = pieces[int(rng.integers(len(pieces)))]

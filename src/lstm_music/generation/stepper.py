@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from lstm_music.model.lstm import LSTMModel, State
+from lstm_music.generation.sampling import SamplingOptions
+from lstm_music.model.lstm import HiddenState, LSTMModel
 
 Array = Any  # np.ndarray on the CPU, torch.Tensor elsewhere
 
@@ -50,7 +51,7 @@ class FastStepper:
         tensor = tensor.detach().float().contiguous()
         return np.ascontiguousarray(tensor.cpu().numpy()) if self.use_numpy else tensor
 
-    def convert_state(self, state: State) -> list[tuple[Array, Array]]:
+    def convert_state(self, state: HiddenState) -> list[tuple[Array, Array]]:
         """The model's torch state as this stepper's arrays."""
         return [(self._array(h), self._array(c)) for h, c in state]
 
@@ -75,19 +76,17 @@ class FastStepper:
 
 
 def pick_tokens(
-    logits: np.ndarray,
-    temperature: float = 1.0,
-    top_k: int = 0,
-    top_p: float = 1.0,
-    greedy: bool = False,
-    rng: np.random.Generator | None = None,
+    logits: np.ndarray, sampling: SamplingOptions, rng: np.random.Generator | None = None
 ) -> np.ndarray:
     """Next token per row of logits (B, V): argmax, or a sample after temperature/top-k/top-p.
 
-    Sampling is by inverse CDF (one uniform draw per row against cumulative weights); top-p
-    works on the tokens sorted by probability and maps the pick back to its id.
+    `sampling` is the caller's options whole (its temperature, top_k, top_p and greedy), so a
+    setting added there reaches the pick without another signature to change. Sampling is by
+    inverse CDF (one uniform draw per row against cumulative weights); top-p works on the
+    tokens sorted by probability and maps the pick back to its id.
     """
-    if greedy:
+    temperature, top_k, top_p = sampling.temperature, sampling.top_k, sampling.top_p
+    if sampling.greedy:
         return logits.argmax(axis=-1)
     rows = np.arange(len(logits))[:, None]  # (B, 1)
     logits = logits / temperature

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 # per layer: (h, c), each (batch, hidden_size)
-State = list[tuple[torch.Tensor, torch.Tensor]]
+HiddenState = list[tuple[torch.Tensor, torch.Tensor]]
 
 
 @dataclass
@@ -49,17 +49,19 @@ class LSTMModel(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(sizes[-1], config.vocab_size)
 
-    def init_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
+    def init_state(self, batch_size: int, device: torch.device | str | None = None) -> HiddenState:
         """Zero state for `batch_size` sequences: where every piece starts."""
         device = device or self.head.weight.device
         zeros = [torch.zeros(batch_size, size, device=device) for size in self.config.hidden_sizes]
         return [(h, torch.zeros_like(h)) for h in zeros]
 
-    def forward(self, ids: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+    def forward(
+        self, ids: torch.Tensor, state: HiddenState | None = None
+    ) -> tuple[torch.Tensor, HiddenState]:
         """ids (batch, time) -> logits (batch, time, vocab), and the state after the last step."""
         x = self.embedding(ids)  # (B, T, E)
         state = state or self.init_state(ids.shape[0], ids.device)
-        new_state: State = []
+        new_state: HiddenState = []
         for layer, (h, c) in zip(self.layers, state):
             x, (h, c) = layer(x, (h.unsqueeze(0), c.unsqueeze(0)))  # x: (B, T, H_layer)
             new_state.append((h.squeeze(0), c.squeeze(0)))
@@ -83,12 +85,12 @@ def expected_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def detach_state(state: State) -> State:
+def detach_state(state: HiddenState) -> HiddenState:
     """Cut the graph between windows: gradients stop here, the values carry on."""
     return [(h.detach(), c.detach()) for h, c in state]
 
 
-def reset_state(state: State, keep: torch.Tensor) -> State:
+def reset_state(state: HiddenState, keep: torch.Tensor) -> HiddenState:
     """Zero the state where a lane starts a new piece; keep (batch,): 1 carries, 0 resets."""
     keep = keep.to(state[0][0].dtype).unsqueeze(1)  # (B, 1)
     return [(h * keep, c * keep) for h, c in state]

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from lstm_music.errors import LstmMusicError
+from lstm_music.model.header import CheckpointError, read_checkpoint_header
 
 DEFAULT_MODEL = "bach-chorales"
 
@@ -29,8 +30,6 @@ class ShippedModel:
     def describe(self) -> dict[str, Any]:
         """Name, size, parameters, tokenizer and held-out figures per split, from the header
         (checked like any checkpoint's) and the card's table, without loading weights."""
-        from lstm_music.model.checkpoint import read_checkpoint_header
-
         header = read_checkpoint_header(self.path)
         meta = header.meta or {}
         figures = card_figures(self.card)
@@ -72,8 +71,8 @@ def shipped_model(name: str | None = None) -> ShippedModel:
         return models[name]
     if not models:
         raise LstmMusicError(
-            "this installation ships no model (lstm_music/models is empty): train one with "
-            "`lstm-music train` and pass its run folder"
+            "this installation ships no model (lstm_music/model/weights is empty): train one "
+            "and pass its run folder"
         )
     raise LstmMusicError(f"no shipped model {name!r}; shipped: {', '.join(models)}")
 
@@ -126,16 +125,15 @@ def resolve_checkpoint(spec: str | Path | None) -> Path:
         if (candidate / "corpus.json").is_file():
             raise LstmMusicError(
                 f"{candidate} is a corpus (written by prepare); pass the run folder written by "
-                "train (`lstm-music train CORPUS --out RUN_DIR`), or a shipped model's name"
+                "train from it, or a shipped model's name"
             )
         raise LstmMusicError(f"{candidate} holds no best.safetensors or last.safetensors")
     if candidate.exists():
         return candidate
-    if candidate.suffix != ".safetensors" and len(candidate.parts) == 1:
-        shipped = {model.name: model for model in shipped_models()}
-        if str(spec) in shipped:
-            return shipped[str(spec)].path
-    raise LstmMusicError(
-        f"no checkpoint at {candidate} (and no shipped model of that name: "
-        "`lstm-music models` lists them)"
-    )
+    if candidate.suffix == ".safetensors" or len(candidate.parts) > 1:  # a path, not a name
+        raise CheckpointError(f"no checkpoint at {candidate}", "no checkpoint there")
+    shipped = {model.name: model.path for model in shipped_models()}
+    if str(spec) in shipped:
+        return shipped[str(spec)]
+    also = "and no shipped model of that name (`lstm-music models` lists them)"
+    raise CheckpointError(f"no checkpoint at {candidate}, {also}", f"no checkpoint there, {also}")

@@ -1,7 +1,8 @@
 """The tokens stage: MIDI reading and tokenizers by name: `seed` (the blog's), `grid`
 (piano-roll steps) and MidiTok's.
 
-`midi` (reading MIDI into clean pieces), `base` (the interface), one module per tokenizer.
+`midi` (reading MIDI into clean pieces), `timing` (tempo map and tick/seconds arithmetic),
+`base` (the interface), one module per tokenizer, `transpose` (token ids moved by semitones).
 
 Modules are imported only when a tokenizer is asked for, so `import lstm_music` stays light.
 """

@@ -15,11 +15,15 @@ from typing import Any, ClassVar
 
 import symusic
 
-from lstm_music.errors import LstmMusicError
+from lstm_music.errors import LstmMusicError, SettingError
 
 
 class TokenizerError(LstmMusicError, ValueError):
     """Raised when a piece or a config cannot be handled; the message is shown to the user."""
+
+
+class TokenizerSettingError(TokenizerError, SettingError):
+    """A tokenizer setting given by the user is wrong (`setting` names it, e.g. `grid_step`)."""
 
 
 class Tokenizer(ABC):

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import symusic
 
-from lstm_music.tokens.base import Tokenizer, TokenizerError
+from lstm_music.tokens.base import Tokenizer, TokenizerError, TokenizerSettingError
 
 N_PITCHES = 128
 STEP_TOKEN = "Step"
@@ -46,7 +46,7 @@ MARK_PITCHES, MARK_VELOCITY = (0, 1), 1  # frame-marker notes: the piece's exten
 MARK_QUARTERS = 32.0  # the longest marker note (midi.py shortens notes over 64 quarters)
 MAX_STEPS = 1_000_000  # 128 MB as bools, 512 MB while counting: refuse rather than exhaust memory
 
-# names a user may give to `--grid-step`, in quarter notes
+# names a user may give as the grid step, in quarter notes
 _STEP_NAMES = {"sixteenth": 0.25, "eighth": 0.5, "quarter": 1.0, "half": 2.0, "whole": 4.0}
 
 __all__ = [
@@ -75,7 +75,7 @@ def check_step(step: Any) -> float:
 
 
 def parse_grid_step(text: str) -> float:
-    """Quarter notes from `--grid-step`: a name ("eighth"), a note value ("1/8") or "0.5"."""
+    """Quarter notes from a grid step as written: a name ("eighth"), a note value ("1/8"), "0.5"."""
     key = text.strip().lower()
     if key in _STEP_NAMES:
         return _STEP_NAMES[key]
@@ -87,9 +87,10 @@ def parse_grid_step(text: str) -> float:
             value = float(key)
     except (ValueError, ZeroDivisionError, OverflowError):
         names = ", ".join(_STEP_NAMES)
-        raise TokenizerError(
-            f"--grid-step {text!r} not understood: use {names}, a note value like 1/16, "
-            "or a number of quarter notes like 0.25"
+        raise TokenizerSettingError(
+            f"grid step {text!r} not understood: use {names}, a note value like 1/16, "
+            "or a number of quarter notes like 0.25",
+            "grid_step",
         ) from None
     return check_step(value)
 
@@ -238,7 +239,7 @@ class GridTokenizer(Tokenizer):
     has_pitch = True
 
     def __init__(self, step: float | str = 0.25) -> None:
-        # a string is what `--grid-step` gives: "eighth", "1/8" or "0.5"
+        # a string is what the user writes: "eighth", "1/8" or "0.5"
         self.step = parse_grid_step(step) if isinstance(step, str) else check_step(step)
 
     def encode(self, score: symusic.Score) -> list[str]:

@@ -7,7 +7,6 @@ in the corpus manifest.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,10 +14,16 @@ from pathlib import Path
 import numpy as np
 import symusic
 
-from lstm_music.errors import LstmMusicError
+from lstm_music.errors import LstmMusicError, SettingError
+from lstm_music.tokens.timing import (
+    clamp_tempos,
+    end_seconds,
+    seconds_at,
+    seconds_between,
+    ticks_at,
+)
 
 TRACK_MODES = ("merge", "separate", "seed", "programs")
-MIN_QPM, MAX_QPM = 10.0, 1000.0
 MIN_TPQ = 24  # ticks per quarter note; see `_division`
 MAX_NOTE_QUARTERS = 64.0  # 16 bars of 4/4: longer notes are shortened (see cap_note_lengths)
 SMPTE_FPS = (24, 25, 29, 30)  # 29 = 29.97 drop-frame
@@ -34,7 +39,7 @@ class SkipFile(MidiError):
 
 @dataclass(frozen=True)
 class TrackOptions:
-    """How a file becomes pieces (`--tracks`, `--programs`, `--drums`, caps)."""
+    """How a file becomes pieces (track mode, programs, drums, caps)."""
 
     mode: str = "merge"  # merge | separate | seed | programs
     programs: tuple[int, ...] = ()  # General MIDI programs (0-127) kept by mode "programs"
@@ -52,13 +57,15 @@ class TrackOptions:
     def __post_init__(self) -> None:
         if self.mode not in TRACK_MODES:
             choices = ", ".join(TRACK_MODES)
-            raise LstmMusicError(f"--tracks must be one of {choices}, not {self.mode!r}")
+            raise SettingError(f"tracks must be one of {choices}, not {self.mode!r}", "tracks")
         if self.mode == "programs" and not self.programs:
-            raise LstmMusicError("--tracks programs needs --programs, e.g. --programs 0,1,2")
+            raise SettingError("tracks programs needs the programs to keep, e.g. 0,1,2", "programs")
         if any(not 0 <= p <= 127 for p in self.programs):
-            raise LstmMusicError("--programs takes General MIDI program numbers 0-127")
-        if self.max_notes < 1 or self.max_silence < 0:
-            raise LstmMusicError("--max-notes must be >= 1 and --max-silence >= 0")
+            raise SettingError("programs are General MIDI program numbers 0-127", "programs")
+        if self.max_notes < 1:
+            raise SettingError("max_notes must be at least 1", "max_notes")
+        if self.max_silence < 0:
+            raise SettingError("max_silence must not be negative", "max_silence")
 
 
 def options_like(corpus_config: dict, timed: bool) -> TrackOptions:
@@ -153,13 +160,6 @@ def cap_note_lengths(score: symusic.Score, max_quarters: float) -> int:
     return shortened
 
 
-def clamp_tempos(score: symusic.Score) -> None:
-    """Absurd tempos (0 or a million BPM) would make durations in seconds meaningless."""
-    for tempo in score.tempos:
-        if not MIN_QPM <= tempo.qpm <= MAX_QPM:
-            tempo.qpm = float(np.clip(tempo.qpm, MIN_QPM, MAX_QPM))
-
-
 def sounding_intervals(score: symusic.Score) -> np.ndarray:
     """Merged (start, end) tick intervals during which at least one note sounds. Shape (K, 2)."""
     starts = [t.notes.numpy()["time"] for t in score.tracks]
@@ -218,45 +218,6 @@ def _shortened(kind, events, stop: int):
     return kind.from_numpy(**arrays, ttype="tick")
 
 
-def tempo_map(score: symusic.Score) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(tick, seconds at that tick, seconds per tick) at each tempo change; 120 bpm before."""
-    tempos = score.tempos.numpy()
-    keep = (tempos["time"] >= 0) & (tempos["mspq"] > 0)
-    order = np.argsort(tempos["time"][keep], kind="stable")  # at one tick, the last one counts
-    ticks = tempos["time"][keep][order].astype(np.float64)
-    mspq = tempos["mspq"][keep][order].astype(np.float64)
-    if not len(ticks) or ticks[0] > 0:
-        ticks, mspq = np.append(0.0, ticks), np.append(500_000.0, mspq)
-    per_tick = mspq / 1e6 / score.tpq
-    offsets = np.concatenate([[0.0], np.cumsum(np.diff(ticks) * per_tick[:-1])])
-    return ticks, offsets, per_tick
-
-
-def tick_seconds(tempos: tuple[np.ndarray, ...], ticks: np.ndarray) -> np.ndarray:
-    """Seconds from the start to each of `ticks`, under a `tempo_map`."""
-    changes, offsets, per_tick = tempos
-    i = np.clip(np.searchsorted(changes, ticks, side="right") - 1, 0, None)
-    return offsets[i] + (ticks - changes[i]) * per_tick[i]
-
-
-def seconds_at(score: symusic.Score, tick: float) -> float:
-    """Seconds from the start to `tick`, following the score's tempo map."""
-    return float(tick_seconds(tempo_map(score), np.array([tick], dtype=np.float64))[0])
-
-
-def ticks_at(score: symusic.Score, seconds: float) -> int:
-    """The last tick at or before `seconds` into the score, following its tempo map."""
-    changes, offsets, per_tick = tempo_map(score)
-    i = max(0, int(np.searchsorted(offsets, seconds, side="right")) - 1)
-    return int(changes[i] + math.floor((seconds - offsets[i]) / per_tick[i] + 1e-9))
-
-
-def seconds_between(score: symusic.Score, start: int, end: int) -> float:
-    """Seconds from tick `start` to tick `end` under the score's tempo map."""
-    begin, finish = tick_seconds(tempo_map(score), np.array([start, end], dtype=np.float64))
-    return float(finish - begin)
-
-
 def cap_silences(score: symusic.Score, max_quarters: float) -> symusic.Score:
     """Shorten leading silence to zero and every silence longer than `max_quarters` to it."""
     return _cap_silences(score, max_quarters)[0]
@@ -308,7 +269,7 @@ def _with_tracks(score: symusic.Score, tracks: Sequence[symusic.Track]) -> symus
 
 
 def merge_tracks(score: symusic.Score, tracks: Sequence[symusic.Track]) -> symusic.Score:
-    """One piano stream holding the notes of all `tracks` (the default `--tracks merge`)."""
+    """One piano stream holding the notes of all `tracks` (the default track mode, merge)."""
     merged = symusic.Track("piano", 0, False)
     for track in tracks:
         merged.notes.extend(track.notes)
@@ -324,10 +285,10 @@ def choose_tracks(score: symusic.Score, options: TrackOptions) -> list[tuple[str
     if not usable:
         drums_only = any(t.is_drum and len(t.notes) for t in score.tracks)
         if drums_only and not options.drums:
-            raise SkipFile("only drum tracks (use --drums to keep them)")
+            raise SkipFile("only drum tracks (drums are not kept)")
         if note_count(score) == 0:
             raise SkipFile("no notes")
-        raise SkipFile(f"no track matches --tracks {options.mode}")
+        raise SkipFile(f"no track matches the track mode {options.mode}")
     if options.mode == "separate":
         return [
             (f"track {i}: {t.name}".rstrip(": "), _with_tracks(score, [t]))
@@ -350,7 +311,7 @@ class Trimmed:
 
     trailing_quarters: float = 0.0  # after the file's last note (meta events, controls...)
     trailing_seconds: float = 0.0
-    capped_quarters: float = 0.0  # leading silence and gaps over --max-silence, all pieces
+    capped_quarters: float = 0.0  # leading silence and gaps over max_silence, all pieces
     long_notes: int = 0  # notes held over MAX_NOTE_QUARTERS, shortened to it
 
 
@@ -408,13 +369,13 @@ def duration_seconds(score: symusic.Score) -> float:
     return end_seconds(score) if note_count(score) else 0.0
 
 
-def end_seconds(score: symusic.Score) -> float:
-    """Seconds to the score's last event, notes or not: what audio of it would last."""
-    return seconds_at(score, score.end())
-
-
 def read_file(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except OSError as error:
         raise MidiError(f"unreadable: {error.strerror or error}") from error
+
+
+# the tempo-map helpers live in tokens/timing.py; generation/generate.py still imports these two
+# from here
+__all__ = ["seconds_at", "ticks_at"]

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from lstm_music.errors import LstmMusicError
+from lstm_music.errors import SettingError
 
 
 @dataclass
@@ -47,11 +47,11 @@ def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
         device = torch.device(name)
     except RuntimeError as error:
         hint = "use auto, cpu, cuda, cuda:1 or mps"
-        raise LstmMusicError(f"unknown --device {name!r}: {hint}") from error
+        raise SettingError(f"unknown device {name!r}: {hint}", "device") from error
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise LstmMusicError("--device cuda asked for, but PyTorch sees no CUDA GPU here")
+        raise SettingError("device cuda asked for, but PyTorch sees no CUDA GPU here", "device")
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise LstmMusicError("--device mps asked for, but Apple MPS is not available here")
+        raise SettingError("device mps asked for, but Apple MPS is not available here", "device")
     return device
 
 

@@ -2,6 +2,9 @@
 
 Epochs are counted one way everywhere (bar, per-epoch line, metrics, summary): completed epochs
 plus the done share of the current one, so 4.4 means four epochs and 40% of the fifth.
+
+The loop drives a `Trainer` (training/trainer.py) through its public methods only; it imports
+nothing from there, so the trainer can call `run_epochs(self)` without an import cycle.
 """
 
 from __future__ import annotations
@@ -9,8 +12,29 @@ from __future__ import annotations
 import io
 import math
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
 
-from lstm_music.errors import LstmMusicError
+from lstm_music.errors import SettingError
+
+
+@dataclass
+class TrainResult:
+    """What a finished (or stopped) run did, for the caller's summary."""
+
+    run_dir: Path
+    steps: int
+    epochs: float  # completed epochs plus the done share of the current one (4.4 = 4 and 40%)
+    best_valid_loss: float | None
+    seconds: float
+    stopped_by: str
+    notes: list[str] = field(default_factory=list)  # what the user should hear about this run
+    best_is_last: bool = False  # no validation data: "best" is simply the last checkpoint
+
+
+def loss_is_finite(value: float) -> bool:
+    """False for inf and NaN: the run has diverged and further steps only spread the damage."""
+    return math.isfinite(value)
 
 
 class _Throughput:
@@ -64,25 +88,26 @@ def _clock_text(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
 
 
-def run_epochs(trainer):  # -> TrainResult
-    from lstm_music.training.trainer import TrainResult
+def run_epochs(trainer) -> TrainResult:
+    """Epochs until a budget, early stopping or the epoch count ends the run; the run's result.
 
+    `trainer` is a `Trainer`; each finished epoch is told to its `on_epoch` callback."""
     config, progress = trainer.config, trainer.progress
     started = trainer.clock() - progress["seconds"]
     deadline = started + config.max_minutes * 60 if config.max_minutes else None
     stopped_by = ""
     while progress["epoch"] < config.epochs and not stopped_by:
-        plan = trainer._plan()
+        plan = trainer.plan_epoch()
         stopped_by = _run_epoch(trainer, plan, started, deadline)
         if progress["batch"] >= plan.batches:  # the epoch is complete
-            progress["epoch"], progress["batch"], trainer.hidden = progress["epoch"] + 1, 0, None
+            trainer.end_epoch()
             if trainer.evaluate_and_save(started, deadline=deadline):
                 stopped_by = stopped_by or "early stopping"
         elif stopped_by != "early stopping" and trainer.saved_step != progress["step"]:
             # a budget ran out inside the epoch: save the exact position for --resume
             trainer.evaluate_and_save(started, scheduled=False, deadline=deadline)
-        if trainer.show:
-            print(
+        if trainer.show and trainer.on_epoch:
+            trainer.on_epoch(
                 f"{format_epochs(trainer.epochs_done())} epochs: step {progress['step']}, "
                 f"validation loss {_fmt(trainer.valid_loss)}, best {_fmt(progress['best'])}"
             )
@@ -146,18 +171,13 @@ def _run_epoch(trainer, plan, started: float, deadline: float | None) -> str:
 
 
 def _timed_step(trainer, plan, index: int, meter: _Throughput) -> None:
-    """One step; its duration feeds the budget's and the ETA's estimate of the next."""
-    from lstm_music.training.trainer import loss_is_finite
-
-    began = trainer.clock()
-    loss, tokens = trainer.step(plan, index)
-    took = trainer.clock() - began
-    smoothed = trainer.step_seconds
-    trainer.step_seconds = 0.9 * smoothed + 0.1 * took if smoothed else took
+    """One step (timed by the trainer, for the budget's and the ETA's estimate of the next)."""
+    loss, tokens = trainer.timed_step(plan, index)
     if not loss_is_finite(loss):
-        raise LstmMusicError(
+        raise SettingError(
             f"training diverged at step {trainer.progress['step']} (loss "
-            f"{loss}); try a lower --lr or a --clip value"
+            f"{loss}); try a lower learning rate or gradient clipping",
+            "lr",
         )
     trainer.progress["batch"] = index + 1
     meter.add(loss, tokens * trainer.runtime.world_size)

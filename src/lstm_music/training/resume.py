@@ -1,4 +1,4 @@
-"""Training state for `--resume`: weights, optimizer, schedule, RNG, carried hidden state, position.
+"""Training state for a resumed run: weights, optimizer, schedule, RNG, hidden state, position.
 
 Everything a resumed run needs is in ONE file, `train_state.safetensors`, written atomically
 (temporary file, then rename): a kill at any moment leaves either the previous complete state or
@@ -38,7 +38,7 @@ from lstm_music.model.checkpoint import (
     read_safetensors_header,
     write_safetensors,
 )
-from lstm_music.model.lstm import State
+from lstm_music.model.lstm import HiddenState
 
 NO_VALIDATION = "the corpus has no validation pieces: best.safetensors is the last checkpoint"
 FORMAT = "lstm-music-train-state"
@@ -99,7 +99,7 @@ def _check_v1_steps(run_dir: Path, world_size: int) -> None:
             )
 
 
-def rank_state(hidden: State | None) -> dict[str, torch.Tensor]:
+def rank_state(hidden: HiddenState | None) -> dict[str, torch.Tensor]:
     """This process's own part of the state: its RNG streams and its lanes' hidden state."""
     tensors: dict[str, torch.Tensor] = {"rng.cpu": torch.get_rng_state()}
     if torch.cuda.is_available():
@@ -149,7 +149,7 @@ def load_train_state(
     rank: int,
     world_size: int,
     device: torch.device,
-) -> tuple[State | None, dict[str, Any]]:
+) -> tuple[HiddenState | None, dict[str, Any]]:
     """Restore weights, optimizer and RNG in place; return the hidden state and the progress.
 
     Raises `CheckpointError` for a file that is missing, damaged, or from a run with another
@@ -179,7 +179,7 @@ def load_train_state(
     return hidden, progress
 
 
-def _load_v1(run_dir: Path, model, optimizer, rank: int, device) -> tuple[State | None, dict]:
+def _load_v1(run_dir: Path, model, optimizer, rank: int, device) -> tuple[HiddenState | None, dict]:
     """Format 1: this process's own file, the weights from last.safetensors (same step)."""
     path = _v1_path(run_dir, rank)
     tensors, meta = read_safetensors(path, "training state")
@@ -213,7 +213,7 @@ def _optimizer_state(tensors, meta, device) -> dict[str, Any]:
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
-def _restore_rank(tensors, prefix: str, device: torch.device) -> State | None:
+def _restore_rank(tensors, prefix: str, device: torch.device) -> HiddenState | None:
     """Set this process's RNG streams (its tensors' names begin with `prefix`); return its
     hidden state."""
     torch.set_rng_state(tensors[f"{prefix}rng.cpu"])
@@ -278,7 +278,7 @@ def _looks_like_safetensors(path: Path) -> bool:
 
 
 def clear_run(run_dir: Path) -> None:
-    """Remove a previous run's own files (and nothing else), for --overwrite or a fresh start."""
+    """Remove a previous run's own files (and nothing else), for a replaced run or a fresh start."""
     for name in RUN_FILES:
         (run_dir / name).unlink(missing_ok=True)
     for old in run_dir.glob("train_state.rank*.safetensors"):  # format 1's per-process files
@@ -351,8 +351,7 @@ def write_error(error: OSError, run_dir: Path) -> str:
     where = error.filename or run_dir
     if error.errno in (errno.ENOSPC, errno.EDQUOT):
         return (
-            f"the disk is full (writing {where}): free some space, then continue with "
-            f"`lstm-music train --resume {run_dir}`"
+            f"the disk is full (writing {where}): free some space, then resume the run in {run_dir}"
         )
     return f"cannot write or read {where}: {error.strerror or error}"
 

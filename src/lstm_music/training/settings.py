@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from lstm_music.errors import LstmMusicError
+from lstm_music.errors import LstmMusicError, SettingError
 
 PRESETS: dict[str, dict[str, Any]] = {
     "seed": {
@@ -68,19 +68,24 @@ class TrainConfig:
         if self.preset not in PRESETS:
             raise LstmMusicError(f"unknown preset {self.preset!r}; choose {', '.join(PRESETS)}")
         if self.optimizer not in ("adam", "adamw"):
-            raise LstmMusicError("--optimizer must be adam or adamw")
+            raise SettingError("the optimizer must be adam or adamw", "optimizer")
         positive = ("window", "batch_size", "epochs")
         for name in positive:
             if getattr(self, name) < 1:
-                raise LstmMusicError(f"--{name.replace('_', '-')} must be at least 1")
+                raise SettingError(f"{name} must be at least 1", name)
         if self.lr_patience < 1:
-            raise LstmMusicError("--lr-patience must be at least 1")
-        if self.embedding_dim < 0 or self.threads < 0:
-            raise LstmMusicError("--embedding and --threads must not be negative")
-        if self.lr <= 0 or not 0 <= self.dropout < 1 or not 0 < self.lr_decay <= 1:
-            raise LstmMusicError("need lr > 0, dropout in [0, 1) and lr-decay in (0, 1]")
+            raise SettingError("lr_patience must be at least 1", "lr_patience")
+        for name in ("embedding_dim", "threads"):
+            if getattr(self, name) < 0:
+                raise SettingError(f"{name} must not be negative", name)
+        if self.lr <= 0:
+            raise SettingError("the learning rate must be above 0", "lr")
+        if not 0 <= self.dropout < 1:
+            raise SettingError("dropout must be in [0, 1)", "dropout")
+        if not 0 < self.lr_decay <= 1:
+            raise SettingError("lr_decay must be in (0, 1]", "lr_decay")
         if not self.hidden_sizes or min(self.hidden_sizes) < 1:
-            raise LstmMusicError("--hidden takes positive layer sizes, e.g. 512,256")
+            raise SettingError("hidden layer sizes must be positive, e.g. 512,256", "hidden_sizes")
         parse_transpose(self.transpose)
 
 
@@ -93,9 +98,13 @@ def parse_transpose(text: str) -> tuple[int, int]:
     try:
         bounds = (int(low), int(high)) if sep else (-abs(int(low)), abs(int(low)))
     except ValueError as error:
-        raise LstmMusicError(f"--transpose takes a range like -5..6, not {text!r}") from error
+        raise SettingError(
+            f"transpose takes a range like -5..6, not {text!r}", "transpose"
+        ) from error
     if not -12 <= bounds[0] <= 0 <= bounds[1] <= 12:
-        raise LstmMusicError("--transpose range must include 0 and stay within -12..12")
+        raise SettingError(
+            "the transpose range must include 0 and stay within -12..12", "transpose"
+        )
     return bounds
 
 

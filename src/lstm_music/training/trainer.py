@@ -2,76 +2,50 @@
 
 The run folder holds config.json (resolved settings), best.safetensors (lowest validation loss;
 the last checkpoint when the corpus has no validation pieces), last.safetensors,
-train_state.safetensors (everything `--resume` needs, in one file), metrics.csv and loss.png.
-Under torchrun every process trains its own lanes; rank 0 logs and saves.
+train_state.safetensors (everything a resumed run needs, in one file), metrics.csv and loss.png.
+Under torchrun every process trains its own lanes; rank 0 logs and saves. The epoch loop is in
+`loop`, the run folder's plain files and life cycle in `rundir`.
 """
 
 from __future__ import annotations
 
-import csv
-import json
-import math
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from lstm_music.corpus.store import Corpus
 from lstm_music.errors import LstmMusicError
 from lstm_music.evaluation.likelihood import Totals, score_pieces
-from lstm_music.model.checkpoint import Checkpoint
-from lstm_music.model.lstm import LSTMModel, ModelConfig, State, detach_state, reset_state
+from lstm_music.model.checkpoint import Checkpoint, CheckpointError
+from lstm_music.model.lstm import HiddenState, LSTMModel, ModelConfig, detach_state, reset_state
 from lstm_music.settings import to_dict
+from lstm_music.tokens.transpose import allowed_shifts, transpose_tables
 from lstm_music.training import distributed
-from lstm_music.training import loop as trainloop
-from lstm_music.training.batches import IGNORE, Batcher, EpochPlan, allowed_shifts, transpose_tables
+from lstm_music.training.batches import IGNORE, Batcher, EpochPlan
+from lstm_music.training.loop import TrainResult, run_epochs, time_is_up
 from lstm_music.training.resume import (
     NO_VALIDATION,
-    clear_run,
     load_train_state,
-    prepare_run_dir,
     rank_state,
-    remove_leftovers,
     resumable,
     save_train_state,
-    set_aside,
     state_path,
-    truncate_metrics,
     write_error,
+)
+from lstm_music.training.rundir import (
+    append_metrics,
+    drop_metrics_after,
+    open_run_dir,
+    set_aside_clause,
 )
 from lstm_music.training.settings import TrainConfig, parse_transpose
 
-METRICS = (
-    "step",
-    "epoch",
-    "seconds",
-    "lr",
-    "train_loss",
-    "tokens_per_second",
-    "valid_loss",
-    "valid_accuracy",
-)
-
-
 VALID_GROUP = 16  # validation pieces scored at a time (evaluate's batch), between clock checks
-
-
-@dataclass
-class TrainResult:
-    run_dir: Path
-    steps: int
-    epochs: float  # completed epochs plus the done share of the current one (4.4 = 4 and 40%)
-    best_valid_loss: float | None
-    seconds: float
-    stopped_by: str
-    notes: list[str] = field(default_factory=list)  # what the user should hear about this run
-    best_is_last: bool = False  # no validation data: "best" is simply the last checkpoint
 
 
 def _fresh_progress() -> dict[str, Any]:
@@ -103,7 +77,9 @@ class Trainer:
         self.finish_seconds: float | None = None  # the last validation-and-save's duration
         self.valid_loss: float | None = None
         self.saved_step = -1  # the step of the last saved training state
-        self.notify: Callable[[str], None] | None = None
+        self.last_lr = config.lr  # the learning rate of the last step, for metrics.csv
+        self.notify: Callable[[str], None] | None = None  # hears each note as it arises
+        self.on_epoch: Callable[[str], None] | None = None  # hears each epoch's summary line
         torch.manual_seed(config.seed * 1000 + runtime.rank)
         self.train_ids = [piece.ids for piece in corpus.split("train")]
         self.valid_ids = [piece.ids for piece in corpus.split("valid")]
@@ -130,7 +106,7 @@ class Trainer:
             self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay
         )
         self.progress = _fresh_progress()
-        self.hidden: State | None = None
+        self.hidden: HiddenState | None = None
         use_amp = config.amp and runtime.device.type == "cuda"
         self.autocast = (lambda: torch.autocast("cuda", torch.bfloat16)) if use_amp else nullcontext
 
@@ -171,13 +147,27 @@ class Trainer:
         size = self.config.batch_size
         return range(self.runtime.rank * size, (self.runtime.rank + 1) * size)
 
-    def _plan(self) -> EpochPlan:
+    def plan_epoch(self) -> EpochPlan:
+        """The current epoch's plan (the same on every process and after a resume)."""
         lengths = [len(ids) for ids in self.train_ids]
         lanes = self.config.batch_size * self.runtime.world_size
         seed, epoch = self.config.seed, self.progress["epoch"]
         plan = EpochPlan(lengths, lanes, self.config.window, seed, epoch, self.shifts)
         self.batches = plan.batches
         return plan
+
+    def end_epoch(self) -> None:
+        """The epoch is complete: the next starts at its first batch with no carried state."""
+        self.progress["epoch"] += 1
+        self.progress["batch"], self.hidden = 0, None
+
+    def timed_step(self, plan: EpochPlan, index: int) -> tuple[float, int]:
+        """`step`, its duration feeding the budget's and the ETA's estimate of the next."""
+        began = self.clock()
+        loss, tokens = self.step(plan, index)
+        took = self.clock() - began
+        self.step_seconds = 0.9 * self.step_seconds + 0.1 * took if self.step_seconds else took
+        return loss, tokens
 
     def _set_lr(self) -> float:
         config, step = self.config, self.progress["step"]
@@ -215,7 +205,7 @@ class Trainer:
     def validate(self, deadline: float | None = None) -> tuple[Totals | None, bool]:
         """Held-out NLL summed over all processes' shares, and whether every piece was scored.
 
-        With a `deadline` (the end of --max-minutes) pieces are scored a group at a time and
+        With a `deadline` (the end of the time budget) pieces are scored a group at a time and
         scoring stops before a group that would end past it. Groups are cut from the
         length-sorted share, so they are the very batches one `score_pieces` call would make:
         the same figures either way.
@@ -238,7 +228,7 @@ class Trainer:
         if not complete:
             self.note(
                 f"the validation at step {self.progress['step']} scored {int(summed[4])} of "
-                f"{len(self.valid_ids)} pieces before --max-minutes ran out: not recorded"
+                f"{len(self.valid_ids)} pieces before the time budget ran out: not recorded"
             )
         return totals, complete
 
@@ -305,19 +295,13 @@ class Trainer:
             save_train_state(path, self.model, self.optimizer, ranks, self.progress)
 
     def log(self, row: dict[str, Any]) -> None:
-        path = self.run_dir / "metrics.csv"
-        new = not path.exists()
-        with path.open("a", newline="") as file:
-            writer = csv.DictWriter(file, fieldnames=METRICS, extrasaction="ignore")
-            if new:
-                writer.writeheader()
-            writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+        append_metrics(self.run_dir, row)
 
     def out_of_budget(self, started: float) -> str:
         config, progress = self.config, self.progress
         if config.max_steps and progress["step"] >= config.max_steps:
             return "max-steps"
-        late = trainloop.time_is_up(
+        late = time_is_up(
             self.clock() - started, config.max_minutes * 60, self.step_seconds, self.finish_guess()
         )
         return "max-minutes" if distributed.any_process(late, self.runtime) else ""
@@ -333,7 +317,7 @@ class Trainer:
         return 0.2 * tokens * per_token
 
     def run(self) -> TrainResult:
-        return trainloop.run_epochs(self)
+        return run_epochs(self)
 
 
 def train(
@@ -344,11 +328,13 @@ def train(
     progress: bool = True,
     overwrite: bool = False,
     notify: Callable[[str], None] | None = None,
+    on_epoch: Callable[[str], None] | None = None,
 ) -> TrainResult:
     """Train a model on a prepared corpus; `resume` continues the run in `run_dir` (or starts
     it over, saying why, when nothing usable was saved), `overwrite` replaces a finished run.
 
-    `notify` hears each note (also in the result's `notes`) as it arises.
+    `notify` hears each note (also in the result's `notes`) as it arises; with `progress`,
+    a progress bar runs and `on_epoch` hears a one-line summary after each epoch.
     """
     runtime = distributed.start(config.device)
     run_dir = Path(run_dir)
@@ -358,7 +344,7 @@ def train(
         restart = resume and not resumable(run_dir, runtime.world_size, notes)
         resume = resume and not restart  # asked to resume, nothing usable: start over
         if restart:
-            notes[-1] += _set_aside(run_dir, runtime)
+            notes[-1] += set_aside_clause(run_dir, runtime)
         overwrite = overwrite or restart
         trainer = _start(corpus, corpus_path, run_dir, config, runtime, progress, overwrite, resume)
         if resume:
@@ -367,6 +353,7 @@ def train(
         if not trainer.valid_ids:
             notes.append(NO_VALIDATION)
         trainer.notes, trainer.notify = [], notify if runtime.is_main else None
+        trainer.on_epoch = on_epoch
         for note in notes:
             trainer.note(note)
         return trainer.run()
@@ -377,60 +364,27 @@ def train(
 
 
 def _start(corpus, corpus_path, run_dir, config, runtime, progress, overwrite, resume) -> Trainer:
-    """A fresh trainer on a prepared run folder (cleared first for --overwrite)."""
-    removed = 0
-    if runtime.is_main:
-        if overwrite and not resume:
-            clear_run(run_dir)
-        elif run_dir.is_dir():
-            removed = remove_leftovers(run_dir)
-    if runtime.distributed:
-        torch.distributed.barrier()
+    """A fresh trainer on a prepared run folder (cleared first when `overwrite` replaces it)."""
     valid = len(corpus.split("valid"))
-    prepare_run_dir(run_dir, corpus_path, to_dict(config), resume, runtime, valid)
+    settings = to_dict(config)
+    notes = open_run_dir(run_dir, corpus_path, settings, runtime, overwrite, resume, valid)
     trainer = Trainer(corpus, run_dir, config, runtime, progress)
-    if removed:
-        trainer.notes.append(f"removed {removed} temporary files an interrupted run left")
+    trainer.notes += notes
     return trainer
 
 
 def _resume(trainer: Trainer, corpus, corpus_path, config, runtime, progress) -> Trainer:
     """The trainer restored from its state; or, when the state cannot be read, a fresh one on
     a cleared run folder, with a note saying why."""
-    from lstm_music.model.checkpoint import CheckpointError
-
     try:
         trainer.resume()
     except CheckpointError as error:
-        aside = _set_aside(trainer.run_dir, runtime)
+        aside = set_aside_clause(trainer.run_dir, runtime)
         fresh = _start(corpus, corpus_path, trainer.run_dir, config, runtime, progress, True, False)
         fresh.notes.append(f"cannot resume: {error}; starting the run over{aside}")
         return fresh
-    step = trainer.progress["step"]
-    if runtime.is_main:
-        dropped = truncate_metrics(trainer.run_dir / "metrics.csv", step, METRICS)
-        if dropped:
-            trainer.notes.append(f"metrics.csv: dropped {dropped} rows logged after step {step}")
+    trainer.notes += drop_metrics_after(trainer.run_dir, trainer.progress["step"], runtime)
     return trainer
 
 
-def _set_aside(run_dir: Path, runtime) -> str:
-    """Before a run starts over, rank 0 renames its old best/last (once every process has read
-    the state), so no trained model is lost; the clause that says where they went."""
-    if runtime.distributed:
-        torch.distributed.barrier()
-    kept = set_aside(run_dir) if runtime.is_main else []
-    return f" (its checkpoints kept as {' and '.join(kept)})" if kept else ""
-
-
-def read_run_config(run_dir: str | Path) -> dict[str, Any]:
-    """The resolved settings a run saved (for `--resume`)."""
-    path = Path(run_dir) / "config.json"
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise LstmMusicError(f"cannot read {path}: is {run_dir} a training run?") from error
-
-
-def loss_is_finite(value: float) -> bool:
-    return math.isfinite(value) and not np.isnan(value)
+__all__ = ["TrainResult", "Trainer", "train"]

@@ -14,7 +14,6 @@ import shutil
 import tempfile
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from functools import partial
 from importlib import resources
 from pathlib import Path
@@ -29,7 +28,10 @@ from starlette.datastructures import MutableHeaders
 from lstm_music import __version__
 from lstm_music.errors import LstmMusicError
 from lstm_music.web.catalog import Catalog
-from lstm_music.web.jobs import Generator, JobQueue, Piece, Primer, QueueFull, Store
+from lstm_music.web.jobs import Generator, JobQueue, QueueFull, Store, StoredPiece
+from lstm_music.web.routes import router
+from lstm_music.web.schemas import MAX_NUM
+from lstm_music.web.state import WebState
 
 MULTIPART_OVERHEAD = 64 * 1024  # form boundaries and headers around an uploaded file
 PAGE_POLICY = (
@@ -44,19 +46,6 @@ models; `POST /api/generate` writes pieces (MIDI, WAV audio, piano-roll PNG) fet
 `/api/pieces/{id}/midi|wav|png`. A MIDI primer is uploaded first (`POST /api/primers`) and
 named by its id. When all generation slots are taken the answer is 429 with a Retry-After header.
 """
-
-
-@dataclass
-class WebState:
-    """What one running server owns; `app.state.web` while the app is up."""
-
-    root: Path  # the temporary folder: pieces/, primers/, plots/
-    catalog: Catalog
-    queue: JobQueue
-    pieces: Store[Piece]
-    primers: Store[Primer]
-    generator: Generator
-    max_upload_bytes: int
 
 
 def static_folder() -> Path:
@@ -167,7 +156,7 @@ def _lifespan(runs: Path | None, workdir: Path | None, settings: dict[str, int])
         root = Path(tempfile.mkdtemp(prefix="lstm-music-serve-", dir=workdir))
         remove = partial(shutil.rmtree, root, ignore_errors=True)
         atexit.register(remove)  # in case the server is killed before its shutdown
-        pieces: Store[Piece] = Store(settings["history"])
+        pieces: Store[StoredPiece] = Store(settings["history"])
         queue = JobQueue(settings["workers"], settings["max_queue"])
         app.state.web = WebState(
             root=root,
@@ -207,9 +196,6 @@ def create_app(
     kept (older ones are deleted); cache: checkpoints kept loaded; allowed_hosts: Host headers
     accepted (guards a local server against DNS rebinding), None for any.
     """
-    from lstm_music.web.routes import router
-    from lstm_music.web.schemas import MAX_NUM
-
     if workers < 1 or max_queue < workers or cache < 1 or max_upload_bytes < 1:
         raise LstmMusicError("need workers >= 1, queue >= workers, cache and upload > 0")
     if history < MAX_NUM:  # else a request's own pieces could be dropped before it answers

@@ -19,15 +19,17 @@ import uuid
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from lstm_music.errors import LstmMusicError
+from lstm_music.generation.sampling import PRIMER_TOKENS, SamplingOptions
 
 if TYPE_CHECKING:
-    from lstm_music.generation.generate import GeneratedPiece
+    from lstm_music.generation.pipeline import PieceFiles, WrittenPiece
 
 ID_PATTERN = r"^[0-9a-f]{32}$"
 FILES = {"midi": ("piece.mid", "audio/midi"), "wav": ("piece.wav", "audio/wav"),
@@ -123,7 +125,7 @@ class Store(Generic[T]):
             evicted = []
             while len(self._items) > self.limit:
                 evicted.append(self._items.popitem(last=False)[1])
-        for old in evicted:  # Piece and Primer keep their files in a folder of their own
+        for old in evicted:  # StoredPiece and Primer keep their files in a folder of their own
             folder = getattr(old, "folder", None)
             if folder is not None:
                 shutil.rmtree(folder, ignore_errors=True)
@@ -187,19 +189,23 @@ class JobSpec:
 
     model: str
     model_path: Path
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 0.95
-    seconds: float | None = None
-    tokens: int = 512
-    seed: int | None = None
-    num: int = 1
+    sampling: SamplingOptions  # seed None: the generator draws one and reports it
     primer: Primer | None = None
-    primer_tokens: int = 100
+    primer_tokens: int = PRIMER_TOKENS
+
+
+def shown_settings(sampling: SamplingOptions) -> dict[str, Any]:
+    """The settings a piece lists: the sampling, and its length in seconds or in tokens."""
+    settings = {"temperature": sampling.temperature, "top_k": sampling.top_k,
+                "top_p": sampling.top_p}  # fmt: skip
+    length = {"seconds": sampling.seconds} if sampling.seconds else {"tokens": sampling.tokens}
+    return settings | length
 
 
 @dataclass(frozen=True)
-class Piece:
+class StoredPiece:
+    """A piece in the server's history: what the API shows of it, and the folder of its files."""
+
     id: str
     number: int
     model: str
@@ -228,7 +234,7 @@ class Piece:
 
 
 class Generator:
-    """Writes pieces: sample, then MIDI, WAV and piano roll for each, into `root`/<id>/.
+    """Writes pieces with `write_pieces` into `root`/<id>/ (MIDI, WAV and piano roll of each).
 
     Every piece and its audio are cut at `max_seconds` (the API's longest request), whatever
     the primer or the model writes: a hostile upload cannot fill the server's disk."""
@@ -236,7 +242,7 @@ class Generator:
     def __init__(
         self,
         root: Path,
-        pieces: Store[Piece],
+        pieces: Store[StoredPiece],
         cache_size: int = 2,
         max_seconds: float | None = None,
     ) -> None:
@@ -248,68 +254,65 @@ class Generator:
         self.draw_lock = threading.Lock()  # matplotlib's style settings are process-wide
         self.max_seconds = MAX_SECONDS if max_seconds is None else max_seconds
 
-    def run(self, spec: JobSpec) -> tuple[int, list[Piece]]:
+    def run(self, spec: JobSpec) -> tuple[int, list[StoredPiece]]:
         """The seed used and the new pieces (already in the store). Runs in a worker thread."""
-        from lstm_music.generation.generate import GenerateOptions, generate
-        from lstm_music.generation.primers import midi_primer
+        from lstm_music.generation.pipeline import RenderSettings, write_pieces
 
         checkpoint = self.cache.get(spec.model_path)
-        seed = spec.seed if spec.seed is not None else random.SystemRandom().randrange(1, 100_000)
-        primer = []
-        if spec.primer is not None:
-            try:
-                primer = midi_primer(spec.primer.path, checkpoint, spec.primer_tokens)
-            except LstmMusicError as error:  # name the upload, not the server's temp path
-                text = str(error).replace(str(spec.primer.path), spec.primer.filename)
-                raise LstmMusicError(text.split(" (use --")[0]) from error
-        options = GenerateOptions(
-            tokens=spec.tokens,
-            seconds=spec.seconds,
-            temperature=spec.temperature,
-            top_k=spec.top_k,
-            top_p=spec.top_p,
-            num=spec.num,
-            seed=seed,
-            primer=primer,
-            max_seconds=self.max_seconds,
-        )
-        settings = {"temperature": spec.temperature, "top_k": spec.top_k, "top_p": spec.top_p}
-        settings.update({"seconds": spec.seconds} if spec.seconds else {"tokens": spec.tokens})
+        seed = spec.sampling.seed
+        seed = seed if seed is not None else random.SystemRandom().randrange(1, 100_000)
+        primer = self._primer(spec, checkpoint)
+        options = replace(spec.sampling, seed=seed, primer=primer, max_seconds=self.max_seconds)
+        slots: list[tuple[str, int]] = []  # (id, number) of each piece, taken as it is written
+        render = RenderSettings(max_audio_seconds=self.max_seconds, draw_lock=self.draw_lock)
+        written = write_pieces(checkpoint, options, partial(self._files, spec, slots), render)
         made = []
-        for generated in generate(checkpoint, options):
-            made.append(self._write(spec, generated, seed, settings))
+        for (piece_id, number), piece in zip(slots, written.pieces):
+            made.append(self._store(spec, piece_id, number, seed, piece))
         return seed, made
 
-    def _write(
-        self, spec: JobSpec, generated: GeneratedPiece, seed: int, settings: dict[str, Any]
-    ) -> Piece:
-        """One GeneratedPiece as files; its warnings (shortfall, cuts) and the audio's, joined."""
-        from lstm_music.render.audio import render_png, render_wav
-        from lstm_music.tokens.midi import duration_seconds, note_count
+    def _primer(self, spec: JobSpec, checkpoint) -> list[str]:
+        """The uploaded primer's tokens; its errors name the upload, not the server's temp path."""
+        from lstm_music.generation.primers import midi_primer
 
-        score = generated.score
+        if spec.primer is None:
+            return []
+        try:
+            return midi_primer(spec.primer.path, checkpoint, spec.primer_tokens)
+        except LstmMusicError as error:
+            text = str(error).replace(str(spec.primer.path), spec.primer.filename)
+            raise LstmMusicError(text) from error
+
+    def _files(self, spec: JobSpec, slots: list[tuple[str, int]], index: int) -> PieceFiles:
+        """A new folder, id and number for the next piece written."""
+        from lstm_music.generation.pipeline import PieceFiles
+
         piece_id, number = new_id(), self.pieces.next_number()
+        slots.append((piece_id, number))
         folder = self.root / piece_id
         folder.mkdir(parents=True)
-        score.dump_midi(str(folder / FILES["midi"][0]))
-        audio = render_wav(score, folder / FILES["wav"][0], max_seconds=self.max_seconds)
-        lines = [text.split(" (use --")[0] for text in generated.warnings]  # no CLI hints
-        warning = "; ".join(lines + ([audio.warning] if audio.warning else [])) or None
-        with self.draw_lock:
-            render_png(score, folder / FILES["png"][0], title=f"Piece {number} ({spec.model})")
-        piece = Piece(
+        return PieceFiles(*(folder / FILES[kind][0] for kind in ("midi", "wav", "png")),
+                          title=f"Piece {number} ({spec.model})")  # fmt: skip
+
+    def _store(
+        self, spec: JobSpec, piece_id: str, number: int, seed: int, written: WrittenPiece
+    ) -> StoredPiece:
+        """A written piece into the history, its warnings and the audio's joined in one line."""
+        audio = written.audio
+        lines = written.warnings + ([audio.warning] if audio.warning else [])
+        piece = StoredPiece(
             id=piece_id,
             number=number,
             model=spec.model,
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             seed=seed,
-            settings=settings,
+            settings=shown_settings(spec.sampling),
             primer=spec.primer.filename if spec.primer else None,
-            notes=note_count(score),
-            seconds=round(duration_seconds(score), 2),
+            notes=written.notes,
+            seconds=round(written.seconds, 2),
             engine=audio.engine,
-            warning=warning,
-            folder=folder,
+            warning="; ".join(lines) or None,
+            folder=written.files.midi.parent,
         )
         self.pieces.add(piece_id, piece)
         return piece

@@ -14,10 +14,11 @@ from fastapi import Path as PathParameter
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
+from lstm_music.generation.sampling import SamplingOptions
 from lstm_music.web import schemas
-from lstm_music.web.app import WebState
 from lstm_music.web.catalog import ModelEntry, loss_curve_source
-from lstm_music.web.jobs import FILES, ID_PATTERN, JobSpec, Piece, Primer, new_id
+from lstm_music.web.jobs import FILES, ID_PATTERN, JobSpec, Primer, StoredPiece, new_id
+from lstm_music.web.state import WebState
 
 router = APIRouter(prefix="/api")
 PieceId = Annotated[str, PathParameter(pattern=ID_PATTERN, description="32 hex digits")]
@@ -28,7 +29,7 @@ def get_state(request: Request) -> WebState:
     return request.app.state.web
 
 
-State = Annotated[WebState, Depends(get_state)]
+ServerState = Annotated[WebState, Depends(get_state)]  # a route's argument
 
 
 def _model(state: WebState, model_id: str) -> ModelEntry:
@@ -40,7 +41,7 @@ def _model(state: WebState, model_id: str) -> ModelEntry:
     return entry
 
 
-def _piece(state: WebState, piece_id: str) -> Piece:
+def _piece(state: WebState, piece_id: str) -> StoredPiece:
     piece = state.pieces.get(piece_id)
     if piece is None:
         raise HTTPException(404, "no such piece (pieces last as long as the server, up to its "
@@ -49,7 +50,7 @@ def _piece(state: WebState, piece_id: str) -> Piece:
 
 
 @router.get("/status", summary="Limits and load", response_model=schemas.ServerStatus)
-def status(state: State) -> dict:
+def status(state: ServerState) -> dict:
     limits = {"num": schemas.MAX_NUM, "seconds": schemas.MAX_SECONDS,
               "tokens": schemas.MAX_TOKENS, "primer_tokens": schemas.MAX_PRIMER_TOKENS}  # fmt: skip
     return {
@@ -63,7 +64,7 @@ def status(state: State) -> dict:
 
 
 @router.get("/models", summary="List the models", response_model=list[schemas.ModelSummary])
-def list_models(state: State) -> list[dict]:
+def list_models(state: ServerState) -> list[dict]:
     """Every checkpoint found under --runs, then the shipped models (the default first)."""
     catalog = state.catalog
     return [catalog.summary(entry) for entry in catalog.refresh()]
@@ -75,7 +76,7 @@ def list_models(state: State) -> list[dict]:
     response_model=schemas.ModelDetails,
     responses=ERRORS,
 )
-def model_details(state: State, model_id: str) -> dict:
+def model_details(state: ServerState, model_id: str) -> dict:
     return state.catalog.details(_model(state, model_id))
 
 
@@ -85,7 +86,7 @@ def model_details(state: State, model_id: str) -> dict:
     response_class=FileResponse,
     responses={**ERRORS, 200: {"content": {"image/png": {}}}},
 )
-def loss_curve(state: State, model_id: str) -> FileResponse:
+def loss_curve(state: ServerState, model_id: str) -> FileResponse:
     """The run's loss.png, or one drawn from its metrics.csv."""
     entry = _model(state, model_id)
     source = loss_curve_source(entry)
@@ -150,7 +151,7 @@ def _check_primer(state: WebState, data: bytes, filename: str) -> Primer:
     response_model=schemas.PrimerInfo,
     responses={code: {"model": schemas.ErrorMessage} for code in (400, 413)},
 )
-async def upload_primer(state: State, file: Annotated[UploadFile, File()]) -> dict:
+async def upload_primer(state: ServerState, file: Annotated[UploadFile, File()]) -> dict:
     """A MIDI file for generation to continue; pass the returned id as `primer_id`. It must
     parse and hold notes; the size limit is in GET /api/status."""
     filename = Path(file.filename or "primer.mid").name[:100] or "primer.mid"
@@ -173,19 +174,16 @@ def _job(state: WebState, request: schemas.GenerateRequest) -> JobSpec:
     seconds, tokens = request.seconds, request.tokens
     if seconds is None and tokens is None and summary["timed"]:
         seconds = schemas.DEFAULT_SECONDS
-    return JobSpec(
-        model=entry.id,
-        model_path=entry.path,
+    sampling = SamplingOptions(
+        tokens=tokens or SamplingOptions.tokens,
+        seconds=seconds,
         temperature=request.temperature,
         top_k=request.top_k,
         top_p=request.top_p,
-        seconds=seconds,
-        tokens=tokens or schemas.DEFAULT_TOKENS,
-        seed=request.seed,
         num=request.num,
-        primer=primer,
-        primer_tokens=request.primer_tokens,
+        seed=request.seed,
     )
+    return JobSpec(entry.id, entry.path, sampling, primer, request.primer_tokens)
 
 
 @router.post(
@@ -194,7 +192,7 @@ def _job(state: WebState, request: schemas.GenerateRequest) -> JobSpec:
     response_model=schemas.GenerateResponse,
     responses={**ERRORS, 429: {"model": schemas.ErrorMessage, "description": "busy: retry"}},
 )
-async def generate(state: State, request: schemas.GenerateRequest) -> dict:
+async def generate(state: ServerState, request: schemas.GenerateRequest) -> dict:
     """Sample `num` pieces and render each to MIDI, WAV and a piano roll. Waits for a worker
     when all are busy; when the queue is full too, answers 429 with a Retry-After header."""
     started = time.perf_counter()
@@ -209,13 +207,13 @@ async def generate(state: State, request: schemas.GenerateRequest) -> dict:
 
 @router.get("/pieces", summary="This server's pieces, newest first",
             response_model=list[schemas.PieceInfo])  # fmt: skip
-def list_pieces(state: State) -> list[dict]:
+def list_pieces(state: ServerState) -> list[dict]:
     return [piece.describe() for piece in state.pieces.newest_first()]
 
 
 @router.get("/pieces/{piece_id}", summary="One piece", response_model=schemas.PieceInfo,
             responses=ERRORS)  # fmt: skip
-def piece_info(state: State, piece_id: PieceId) -> dict:
+def piece_info(state: ServerState, piece_id: PieceId) -> dict:
     return _piece(state, piece_id).describe()
 
 
@@ -225,7 +223,7 @@ def piece_info(state: State, piece_id: PieceId) -> dict:
     response_class=FileResponse,
     responses={**ERRORS, 200: {"content": {FILES[k][1]: {} for k in FILES}}},
 )
-def piece_file(state: State, piece_id: PieceId, kind: Literal["midi", "wav", "png"]):
+def piece_file(state: ServerState, piece_id: PieceId, kind: Literal["midi", "wav", "png"]):
     piece = _piece(state, piece_id)
     if not piece.file(kind).is_file():  # deleted past the history limit just now
         raise HTTPException(404, "this piece was deleted (the history limit was reached)")

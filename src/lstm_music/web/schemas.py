@@ -10,13 +10,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from lstm_music.generation.sampling import PRIMER_TOKENS, SamplingOptions
+
 MAX_NUM = 8
 MAX_SECONDS = 120.0
 MAX_TOKENS = 4096
 MAX_PRIMER_TOKENS = 1000
 MAX_SEED = 2**32 - 1
 DEFAULT_SECONDS = 20.0  # when neither seconds nor tokens is given, for a timed tokenizer
-DEFAULT_TOKENS = 512  # the same for a tokenizer without timing
+DEFAULT_TOKENS = SamplingOptions.tokens  # the same for a tokenizer without timing
 
 
 class ErrorMessage(BaseModel):
@@ -63,22 +65,29 @@ class PrimerInfo(BaseModel):
 
 class GenerateRequest(BaseModel):
     """What to generate. Give `seconds` (timed tokenizers) or `tokens`, not both; neither means
-    20 seconds, or 512 tokens for a tokenizer without timing. Unknown fields are refused."""
+    20 seconds, or 512 tokens for a tokenizer without timing. Unknown fields are refused.
+
+    The defaults are `SamplingOptions`'s and the lower bounds the ones it checks; the upper
+    bounds are the server's own (one request must stay small)."""
 
     model_config = ConfigDict(extra="forbid")
 
     model: str = Field(max_length=200, description="a model id from GET /api/models")
-    temperature: float = Field(1.0, gt=0, le=5, description="above 1: wilder; below: safer")
-    top_k: int = Field(0, ge=0, le=1000, description="sample from the k likeliest; 0 = off")
-    top_p: float = Field(0.95, gt=0, le=1, description="nucleus sampling; 1 = off")
+    temperature: float = Field(
+        SamplingOptions.temperature, gt=0, le=5, description="above 1: wilder; below: safer"
+    )
+    top_k: int = Field(
+        SamplingOptions.top_k, ge=0, le=1000, description="sample from the k likeliest; 0 = off"
+    )
+    top_p: float = Field(SamplingOptions.top_p, gt=0, le=1, description="nucleus sampling; 1 = off")
     seconds: float | None = Field(None, gt=0, le=MAX_SECONDS)
     tokens: int | None = Field(None, ge=1, le=MAX_TOKENS)
     seed: int | None = Field(None, ge=0, le=MAX_SEED, description="none: a new one, reported")
-    num: int = Field(1, ge=1, le=MAX_NUM, description="pieces to write")
+    num: int = Field(SamplingOptions.num, ge=1, le=MAX_NUM, description="pieces to write")
     primer_id: str | None = Field(
         None, pattern=r"^[0-9a-f]{32}$", description="an id from POST /api/primers"
     )
-    primer_tokens: int = Field(100, ge=1, le=MAX_PRIMER_TOKENS)
+    primer_tokens: int = Field(PRIMER_TOKENS, ge=1, le=MAX_PRIMER_TOKENS)
 
     @model_validator(mode="after")
     def _one_length(self) -> GenerateRequest:

@@ -1,0 +1,92 @@
+"""`SamplingOptions`: how to pick tokens and how long a piece is, with every default in one place.
+
+The command line reads its flag defaults from these fields and the web API its request defaults,
+so a default is written here only. The options are checked when made, so a bad value fails
+before a model is loaded; a bad value raises `SettingError` naming the field, in the library's
+own terms (the CLI adds the flag that sets it). Nothing here imports torch: the web schema
+imports this module at start-up.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from lstm_music.errors import SettingError
+
+DEFAULT_MAX_SECONDS = 600.0  # no piece is longer unless asked (ten minutes, primer included)
+# new-token caps for a length in seconds or bars: the shipped models write 16-34 tokens a second
+TOKENS_PER_SECOND_CAP = 300
+TOKENS_PER_BAR_CAP = 600
+MIN_TOKEN_CAP = 4096
+PRIMER_TOKENS = 100  # a primer's length in tokens when none is asked (CLI and web)
+
+
+@dataclass
+class SamplingOptions:
+    """How to sample and how long; validated on creation so bad values fail before any work."""
+
+    tokens: int = 512
+    seconds: float | None = None
+    bars: float | None = None
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 0.95
+    greedy: bool = False
+    num: int = 1
+    seed: int | None = None
+    primer: list[str] = field(default_factory=list)  # tokens to continue
+    tempo: float | None = None  # quarter notes per minute, written into the MIDI
+    program: int | None = None  # General MIDI program of every track
+    include_primer: bool = True  # the score starts with the primer (the blog's output does)
+    max_seconds: float | None = None  # cap on every piece (None: 600 s, or `seconds` if longer)
+    max_tokens: int | None = None  # new-token cap for seconds/bars (None: generous, see top)
+
+    def __post_init__(self) -> None:
+        if not self.temperature > 0:
+            raise SettingError(
+                "the temperature must be greater than 0; greedy decoding takes the likeliest token",
+                "temperature",
+            )
+        if not 0 < self.top_p <= 1:
+            raise SettingError("top_p must be in (0, 1]", "top_p")
+        for name in ("top_k", "tokens", "num", "max_tokens"):
+            value, least = getattr(self, name), 0 if name == "top_k" else 1
+            if value is not None and value < least:
+                raise SettingError(f"{name} must be >= {least}", name)
+        for name in ("seconds", "bars", "tempo", "max_seconds"):
+            value = getattr(self, name)
+            if value is not None and not (value > 0 and math.isfinite(value)):
+                raise SettingError(f"{name} must be a positive number", name)
+        if self.max_seconds is not None and (self.seconds or 0) > self.max_seconds:
+            raise SettingError(f"{self.seconds:g} seconds asked, over the "
+                               f"{self.max_seconds:g} s cap", "max_seconds")  # fmt: skip
+        if self.program is not None and not 0 <= self.program <= 127:
+            raise SettingError("the program must be a General MIDI program 0-127", "program")
+
+    @property
+    def timed(self) -> bool:
+        """The length is in seconds or bars, not tokens."""
+        return self.seconds is not None or self.bars is not None
+
+    @property
+    def cap_seconds(self) -> float:
+        """The longest a piece may be, primer included."""
+        if self.max_seconds is not None:
+            return self.max_seconds
+        return max(DEFAULT_MAX_SECONDS, self.seconds or 0.0)
+
+    def token_budget(self) -> int:
+        """New tokens at most: `tokens`, or for seconds/bars a cap far above the need."""
+        if not self.timed:
+            return self.tokens
+        if self.max_tokens is not None:
+            return self.max_tokens
+        if self.seconds is not None:
+            wanted = self.seconds * TOKENS_PER_SECOND_CAP
+        else:
+            wanted = min(self.bars * TOKENS_PER_BAR_CAP, self.cap_seconds * TOKENS_PER_SECOND_CAP)
+        return max(MIN_TOKEN_CAP, math.ceil(wanted))
+
+
+GenerateOptions = SamplingOptions  # the name before SamplingOptions (public API)

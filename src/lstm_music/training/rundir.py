@@ -1,0 +1,96 @@
+"""The run folder around a training run: config.json, metrics.csv, and starting a run over.
+
+The trainer writes checkpoints and the training state (see `resume`); this module owns the
+plain files beside them and the folder's life cycle: cleared for a replaced run, left-over
+temporary files removed, old checkpoints set aside when a run starts over.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lstm_music.errors import LstmMusicError
+from lstm_music.training.resume import (
+    clear_run,
+    prepare_run_dir,
+    remove_leftovers,
+    set_aside,
+    truncate_metrics,
+)
+
+METRICS = (
+    "step",
+    "epoch",
+    "seconds",
+    "lr",
+    "train_loss",
+    "tokens_per_second",
+    "valid_loss",
+    "valid_accuracy",
+)
+
+
+def append_metrics(run_dir: Path, row: dict[str, Any]) -> None:
+    """One row of metrics.csv (the header first, for a new file); missing figures stay empty."""
+    path = run_dir / "metrics.csv"
+    new = not path.exists()
+    with path.open("a", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=METRICS, extrasaction="ignore")
+        if new:
+            writer.writeheader()
+        writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+
+
+def open_run_dir(
+    run_dir: Path,
+    corpus_path,
+    settings: dict[str, Any],
+    runtime,
+    fresh: bool,
+    resume: bool,
+    valid_pieces: int,
+) -> list[str]:
+    """Ready `run_dir` for a run (cleared first when `fresh` replaces a run); the notes to tell.
+
+    Rank 0 touches the folder; every process waits for it before going on."""
+    removed = 0
+    if runtime.is_main:
+        if fresh and not resume:
+            clear_run(run_dir)
+        elif run_dir.is_dir():
+            removed = remove_leftovers(run_dir)
+    if runtime.distributed:
+        torch.distributed.barrier()
+    prepare_run_dir(run_dir, corpus_path, settings, resume, runtime, valid_pieces)
+    return [f"removed {removed} temporary files an interrupted run left"] if removed else []
+
+
+def drop_metrics_after(run_dir: Path, step: int, runtime) -> list[str]:
+    """metrics.csv cut back to the resumed step (rank 0); the note saying so, if rows went."""
+    if not runtime.is_main:
+        return []
+    dropped = truncate_metrics(run_dir / "metrics.csv", step, METRICS)
+    return [f"metrics.csv: dropped {dropped} rows logged after step {step}"] if dropped else []
+
+
+def set_aside_clause(run_dir: Path, runtime) -> str:
+    """Before a run starts over, rank 0 renames its old best/last (once every process has read
+    the state), so no trained model is lost; the clause that says where they went."""
+    if runtime.distributed:
+        torch.distributed.barrier()
+    kept = set_aside(run_dir) if runtime.is_main else []
+    return f" (its checkpoints kept as {' and '.join(kept)})" if kept else ""
+
+
+def read_run_config(run_dir: str | Path) -> dict[str, Any]:
+    """The resolved settings a run saved, to resume it with."""
+    path = Path(run_dir) / "config.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise LstmMusicError(f"cannot read {path}: is {run_dir} a training run?") from error

@@ -1,0 +1,26 @@
+"""`WebState`: what one running server owns, in a module of its own.
+
+The app makes it when it starts and the routes read it from the request (`app.state.web`);
+both import it from here, so neither imports the other's module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from lstm_music.web.catalog import Catalog
+from lstm_music.web.jobs import Generator, JobQueue, Primer, Store, StoredPiece
+
+
+@dataclass
+class WebState:
+    """What one running server owns; `app.state.web` while the app is up."""
+
+    root: Path  # the temporary folder: pieces/, primers/, plots/
+    catalog: Catalog
+    queue: JobQueue
+    pieces: Store[StoredPiece]
+    primers: Store[Primer]
+    generator: Generator
+    max_upload_bytes: int

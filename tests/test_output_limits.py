@@ -157,7 +157,7 @@ def test_a_tiny_token_cap_reports_the_shortfall(bach, tmp_path, capsys) -> None:
                  "--max-tokens", "50", "--seed", "1"])  # fmt: skip
     printed = capsys.readouterr().out
     assert code == 0 and "short of the asked 30" in printed and "larger token cap" in printed
-    assert "(use --max-tokens)" in printed  # the CLI adds its flag to the library's words
+    assert "(--max-tokens raises the cap of new tokens)" in printed  # the CLI names its flag
 
 
 def test_demo_shows_the_shortfall(tmp_path, capsys, monkeypatch) -> None:

@@ -569,3 +569,29 @@ def test_listing_does_not_build_tokenizers(runs, monkeypatch) -> None:
     catalog = Catalog(runs)
     entries = catalog.refresh()
     assert entries and all(catalog.summary(entry)["timed"] for entry in entries)
+
+
+def test_a_job_failing_part_way_keeps_its_finished_pieces_and_no_orphans(
+    runs, tmp_path, monkeypatch
+) -> None:
+    from lstm_music.generation import pipeline
+
+    written = []
+    real_write = pipeline._write
+
+    def fail_second(piece, files, render, timings):
+        if written:
+            raise LstmMusicError("the synthesizer broke")
+        written.append(files)
+        return real_write(piece, files, render, timings)
+
+    monkeypatch.setattr(pipeline, "_write", fail_second)
+    work = tmp_path / "work"
+    work.mkdir()
+    with TestClient(create_app(runs, work, workers=1, max_queue=3)) as test_client:
+        answer = generate(test_client, num=3, seed=1)
+        assert answer.status_code != 500 and "synthesizer broke" in answer.text
+        history = test_client.get("/api/pieces").json()
+        midi_files = list(work.rglob("*.mid"))
+    assert len(history) == 1  # the first piece was finished and joined the history
+    assert len(midi_files) == 1, midi_files  # the failed piece's folder was removed

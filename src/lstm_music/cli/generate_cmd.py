@@ -204,9 +204,13 @@ def run_generate(args: argparse.Namespace) -> int:
             args.primer_corpus, checkpoint, args.primer_tokens, args.seed
         )
     render = RenderSettings(soundfont=args.soundfont)
-    written = write_pieces(checkpoint, options, piece_files(args), render)
-    for piece in written.pieces:
-        print_piece(piece, args.print_tokens)
+    written = write_pieces(
+        checkpoint,
+        options,
+        piece_files(args),
+        render,
+        on_written=lambda piece: print_piece(piece, args.print_tokens),
+    )
     new_tokens = sum(piece.new_tokens for piece in written.pieces)
     seconds = written.generate_seconds
     print(
@@ -223,8 +227,9 @@ def print_piece(piece: WrittenPiece, print_tokens: bool) -> None:
         f"{piece.notes} notes, {piece.seconds:.1f} s"
     )
     for warning in piece.warnings:
-        hint = " (use --max-tokens)" if "larger token cap" in warning else ""
-        print(f"  warning: {warning}{hint}")
+        print(f"  warning: {warning}")
+    if piece.token_cap_reached:
+        print("  (--max-tokens raises the cap of new tokens)")
     if print_tokens:
         print(" ".join(piece.tokens))
     if piece.audio is not None:

@@ -40,6 +40,7 @@ class GeneratedPiece:
     primer_length: int = 0
     seconds: float = 0.0  # length of the score as written
     shortfall: float = 0.0  # how much shorter than the asked seconds or bars (that unit)
+    token_cap_reached: bool = False  # the shortfall is the new-token cap's (max_tokens) doing
     warnings: list[str] = field(default_factory=list)  # one line each, for the user
 
 
@@ -244,6 +245,7 @@ def _finish(piece: GeneratedPiece, options: SamplingOptions, budget: int) -> Gen
         piece.shortfall = max(0.0, options.bars - got)
         asked_text, unit = options.bars, "bars"
     if piece.shortfall > 1e-6 and not reached:
+        piece.token_cap_reached = True
         warnings.append(
             f"{got:.1f} {unit}, {piece.shortfall:.1f} {unit} short of the asked {asked_text:g}: "
             f"the cap of {budget:,} new tokens ran out first (a larger token cap reaches it)"

@@ -58,6 +58,7 @@ class WrittenPiece:
     notes: int
     seconds: float  # length of the music
     shortfall: float  # how much shorter than the asked seconds or bars
+    token_cap_reached: bool  # the shortfall is the new-token cap's doing
     warnings: list[str]  # generation's: cuts, shortfalls, no notes
     audio: RenderResult | None = None  # the WAV's path, length, synthesizer and warning
 
@@ -89,21 +90,26 @@ def write_pieces(
     options: SamplingOptions,
     where: Callable[[int], PieceFiles],
     render: RenderSettings | None = None,
+    on_written: Callable[[WrittenPiece], None] | None = None,
 ) -> WrittenPieces:
     """Generate `options.num` pieces and write piece i to `where(i)`.
 
     `where` is called once per piece, after generation, in order: a caller numbering its pieces
     (the web server's history) takes a number only for a piece that is really written.
     Timings are per stage: "generate", "render audio" (the MIDI file and its WAV), "draw piano
-    roll".
+    roll". `on_written` sees each piece as soon as its files exist (the CLI prints it, the web
+    server stores it), so a failure later in the batch loses none that were finished.
     """
     render = render or RenderSettings()
     timings: dict[str, float] = {}
     started = time.perf_counter()
     generated = generate(checkpoint, options)
     timings["generate"] = time.perf_counter() - started
-    written = [_write(piece, where(index), render, timings)
-               for index, piece in enumerate(generated)]  # fmt: skip
+    written = []
+    for index, piece in enumerate(generated):
+        written.append(_write(piece, where(index), render, timings))
+        if on_written is not None:
+            on_written(written[-1])
     return WrittenPieces(written, timings)
 
 
@@ -142,6 +148,7 @@ def _write(
         notes=score.note_num(),
         seconds=piece.seconds,
         shortfall=piece.shortfall,
+        token_cap_reached=piece.token_cap_reached,
         warnings=list(piece.warnings),
         audio=audio,
     )

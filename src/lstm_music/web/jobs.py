@@ -265,10 +265,17 @@ class Generator:
         options = replace(spec.sampling, seed=seed, primer=primer, max_seconds=self.max_seconds)
         slots: list[tuple[str, int]] = []  # (id, number) of each piece, taken as it is written
         render = RenderSettings(max_audio_seconds=self.max_seconds, draw_lock=self.draw_lock)
-        written = write_pieces(checkpoint, options, partial(self._files, spec, slots), render)
-        made = []
-        for (piece_id, number), piece in zip(slots, written.pieces):
+        made: list[StoredPiece] = []
+
+        def store(piece: WrittenPiece) -> None:  # each piece joins the history once written
+            piece_id, number = slots[len(made)]
             made.append(self._store(spec, piece_id, number, seed, piece))
+
+        try:
+            write_pieces(checkpoint, options, partial(self._files, spec, slots), render, store)
+        finally:  # a folder taken for a piece that failed holds no finished piece
+            for piece_id, _ in slots[len(made) :]:
+                shutil.rmtree(self.root / piece_id, ignore_errors=True)
         return seed, made
 
     def _primer(self, spec: JobSpec, checkpoint) -> list[str]:

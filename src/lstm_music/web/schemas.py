@@ -18,7 +18,6 @@ MAX_TOKENS = 4096
 MAX_PRIMER_TOKENS = 1000
 MAX_SEED = 2**32 - 1
 DEFAULT_SECONDS = 20.0  # when neither seconds nor tokens is given, for a timed tokenizer
-DEFAULT_TOKENS = SamplingOptions.tokens  # the same for a tokenizer without timing
 
 
 class ErrorMessage(BaseModel):

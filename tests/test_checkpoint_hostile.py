@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from lstm_music.model.checkpoint import CheckpointError, load_checkpoint, read_checkpoint_header
+from lstm_music.model.checkpoint import load_checkpoint
+from lstm_music.model.header import CheckpointError, read_checkpoint_header
 from lstm_music.model.lstm import LSTMModel, ModelConfig, expected_shapes
 
 SIZES = {"F32": 4, "F16": 2, "BF16": 2, "I64": 8, "U8": 1}

@@ -209,7 +209,7 @@ def test_safetensors_header_that_starts_like_a_pickle_loads(tmp_path: Path) -> N
     """A header 0x280 bytes long begins with the bytes 80 02, pickle protocol 2's magic."""
     import json
 
-    from lstm_music.model.checkpoint import read_safetensors
+    from lstm_music.model.header import read_safetensors
 
     header = json.dumps({"__metadata__": {"lstm_music": json.dumps({"format": "x"})}})
     raw = header.encode().ljust(0x280)

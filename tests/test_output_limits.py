@@ -176,15 +176,20 @@ def test_a_primer_without_readable_notes_says_why(silent_run, tmp_path, capsys) 
     assert "no notes this model's tokenizer can read" in capsys.readouterr().err
 
 
-def test_a_primer_ending_in_silence_says_why(silent_run, tmp_path) -> None:
-    """The last --primer-tokens tokens all silence (bars after the last note, as a file with
-    meta events long after its notes gives): refused with the reason, not "0 notes, 0.0 s"."""
+def _silent_tail_primer(silent_run: Path, tmp_path: Path):
+    """A checkpoint whose tokenizer ends every piece with 50 empty bars, and a primer file."""
     checkpoint = load_checkpoint(silent_run / "best.safetensors")
     tokenizer = checkpoint.tokenizer()
     encode = tokenizer.encode
     tokenizer.encode = lambda score: encode(score) + ["Bar_None"] * 50
     checkpoint.tokenizer = lambda: tokenizer
-    primer = write_midi(tmp_path / "tail.mid", random_melody(3, length=8))
+    return checkpoint, write_midi(tmp_path / "tail.mid", random_melody(3, length=8))
+
+
+def test_a_primer_ending_in_silence_says_why(silent_run, tmp_path) -> None:
+    """The last --primer-tokens tokens all silence (bars after the last note, as a file with
+    meta events long after its notes gives): refused with the reason, not "0 notes, 0.0 s"."""
+    checkpoint, primer = _silent_tail_primer(silent_run, tmp_path)
     with pytest.raises(LstmMusicError, match="last 20 tokens hold no notes, only the silence"):
         midi_primer(primer, checkpoint, 20)
     assert len(midi_primer(primer, checkpoint, 100)) == 100  # enough tokens to reach the notes
@@ -320,12 +325,7 @@ def test_compare_reads_generated_files_as_the_reference_did(silent_run, monkeypa
 
 def test_library_messages_name_no_cli_flag(silent_run, tmp_path) -> None:
     """The web page shows these: "--primer-tokens" or "--max-seconds" mean nothing there."""
-    checkpoint = load_checkpoint(silent_run / "best.safetensors")
-    tokenizer = checkpoint.tokenizer()
-    encode = tokenizer.encode
-    tokenizer.encode = lambda score: encode(score) + ["Bar_None"] * 50
-    checkpoint.tokenizer = lambda: tokenizer
-    primer = write_midi(tmp_path / "tail.mid", random_melody(3, length=8))
+    checkpoint, primer = _silent_tail_primer(silent_run, tmp_path)
     with pytest.raises(LstmMusicError) as caught:
         midi_primer(primer, checkpoint, 20)
     assert "--" not in str(caught.value) and "more primer tokens" in str(caught.value)

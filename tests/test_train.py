@@ -14,7 +14,8 @@ from conftest import random_melody, write_midi
 
 from lstm_music.corpus.prepare import PrepareConfig, prepare
 from lstm_music.errors import LstmMusicError
-from lstm_music.model.checkpoint import load_checkpoint, read_safetensors
+from lstm_music.model.checkpoint import load_checkpoint
+from lstm_music.model.header import read_safetensors
 from lstm_music.training.batches import Batcher, EpochPlan
 from lstm_music.training.settings import TrainConfig
 from lstm_music.training.trainer import train

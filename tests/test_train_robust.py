@@ -263,7 +263,7 @@ def _files(run: Path) -> dict[str, bytes]:
 
 def _rewrite_state(run: Path, change) -> None:
     """Rewrite train_state.safetensors after `change(tensors, meta)` edits it in place."""
-    from lstm_music.model.checkpoint import read_safetensors
+    from lstm_music.model.header import read_safetensors
 
     path = run / "train_state.safetensors"
     tensors, meta = read_safetensors(path, "training state")
@@ -274,7 +274,7 @@ def _rewrite_state(run: Path, change) -> None:
 def _as_version_1(run: Path, world_size: int = 1) -> None:
     """Turn a run's state into the previous release's layout: no version, no weights, one file
     per process (train_state.rankN.safetensors), the weights only in last.safetensors."""
-    from lstm_music.model.checkpoint import read_safetensors
+    from lstm_music.model.header import read_safetensors
 
     tensors, meta = read_safetensors(run / "train_state.safetensors", "training state")
     old = {k: v for k, v in tensors.items() if k.startswith("optimizer.")}

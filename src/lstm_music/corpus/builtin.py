@@ -20,12 +20,6 @@ from typing import Any
 from lstm_music.corpus.builtin_registry import (
     COLLECTIONS,
     FORMAT,
-    INSTALL_HINT,
-    PIECE_MEMORY_MB,
-    PIECE_TIMEOUT,
-    REPEAT_SECONDS,
-    VOICES,
-    Collection,
     get_collection,
 )
 from lstm_music.errors import LstmMusicError
@@ -121,12 +115,6 @@ def _publish(temporary: Path, final: Path) -> None:
 __all__ = [
     "COLLECTIONS",
     "FORMAT",
-    "INSTALL_HINT",
-    "PIECE_MEMORY_MB",
-    "PIECE_TIMEOUT",
-    "REPEAT_SECONDS",
-    "VOICES",
-    "Collection",
     "builtin_folder",
     "cache_folder",
     "cache_root",

@@ -21,11 +21,7 @@ from lstm_music.model.header import (
     FORMAT_VERSION,
     META_KEY,
     CheckpointError,
-    SafetensorsHeader,
-    TensorEntry,
     read_checkpoint_header,
-    read_safetensors,
-    read_safetensors_header,
     read_tensors,
 )
 from lstm_music.model.lstm import LSTMModel, ModelConfig
@@ -39,13 +35,9 @@ if TYPE_CHECKING:
 __all__ = [
     "Checkpoint",
     "CheckpointError",
-    "SafetensorsHeader",
-    "TensorEntry",
     "check_corpus_fits",
     "load_checkpoint",
     "read_checkpoint_header",
-    "read_safetensors",
-    "read_safetensors_header",
     "read_tensors",
     "write_safetensors",
 ]

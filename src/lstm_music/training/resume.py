@@ -30,13 +30,12 @@ import torch
 from lstm_music import __version__
 from lstm_music.errors import LstmMusicError
 from lstm_music.fsutil import write_bytes_atomically
-from lstm_music.model.checkpoint import (
+from lstm_music.model.checkpoint import load_checkpoint, write_safetensors
+from lstm_music.model.header import (
     CheckpointError,
-    load_checkpoint,
     read_checkpoint_header,
     read_safetensors,
     read_safetensors_header,
-    write_safetensors,
 )
 from lstm_music.model.lstm import HiddenState
 

@@ -77,7 +77,7 @@ def _run_label(root: Path, checkpoint: Path) -> str:
 def read_header(path: Path) -> dict[str, Any] | None:
     """Our JSON metadata and the parameter count, or None for a file that is not a checkpoint
     (damaged, crafted, foreign: `read_checkpoint_header` checks it as loading would)."""
-    from lstm_music.model.checkpoint import CheckpointError, read_checkpoint_header
+    from lstm_music.model.header import CheckpointError, read_checkpoint_header
 
     try:
         header = read_checkpoint_header(path)

@@ -156,3 +156,17 @@ def test_load_checkpoint_takes_what_generate_takes(tmp_path: Path) -> None:
         load_checkpoint(corpus)
     with pytest.raises(LstmMusicError, match="no checkpoint at"):
         load_checkpoint(tmp_path / "absent.safetensors")
+
+
+def test_written_midi_reads_back_through_our_own_checks(tmp_path: Path) -> None:
+    """MidiTok decodes REMI at 16 ticks per quarter, under what `read_score` accepts from a
+    file; the pipeline writes such pieces at 480, so `compare`, primers and uploads read them."""
+    from lstm_music.generation.pipeline import PieceFiles, write_pieces
+    from lstm_music.tokens.midi import read_score
+
+    checkpoint = load_checkpoint(resolve_checkpoint("bach-chorales"))
+    assert generate(checkpoint, GenerateOptions(tokens=60, seed=2))[0].score.tpq < 24
+    path = tmp_path / "x.mid"
+    write_pieces(checkpoint, GenerateOptions(tokens=60, seed=2), lambda i: PieceFiles(path))
+    score = read_score(path.read_bytes())
+    assert score.tpq == 480 and score.note_num() > 5

@@ -16,6 +16,7 @@ from lstm_music.corpus.prepare import PrepareConfig, prepare
 from lstm_music.errors import LstmMusicError
 from lstm_music.model.checkpoint import load_checkpoint
 from lstm_music.model.header import read_safetensors
+from lstm_music.model.lstm import LSTMModel, ModelConfig
 from lstm_music.training.batches import Batcher, EpochPlan
 from lstm_music.training.settings import TrainConfig
 from lstm_music.training.trainer import train
@@ -93,23 +94,79 @@ def test_existing_run_is_not_overwritten(corpus: Path, tmp_path: Path) -> None:
     assert (tmp_path / "run" / "notes.txt").read_text() == "mine"  # only run files replaced
 
 
-def test_windows_stay_inside_pieces_and_cover_every_token() -> None:
-    pieces = [np.arange(10, 10 + n) for n in (5, 70, 33, 1)]
-    plan = EpochPlan([len(p) for p in pieces], lanes=2, window=16, seed=0, epoch=0)
-    batcher = Batcher(pieces, 16)
-    seen: list[list[int]] = [[] for _ in pieces]
-    for index in range(plan.batches):
-        batch = batcher.batch(plan, index, range(2))
-        for lane in range(2):
-            window = plan.lane_windows(lane, index)
-            if window is None:
-                assert (batch.targets[lane] == -100).all()
-                continue
-            targets = batch.targets[lane][batch.targets[lane] != -100].tolist()
-            assert batch.keep[lane] == (window.start > 0)
-            seen[window.piece] += targets
+def _stream_targets(plan: EpochPlan, batcher: Batcher, lanes: int) -> list[list[int]]:
+    """Each piece's targets in the order the lanes play them, cut at every reset."""
+    seen: list[list[int]] = [[] for _ in batcher.pieces]
+    batches = [batcher.batch(plan, index, range(lanes)) for index in range(plan.batches)]
+    for lane in range(lanes):  # the stream's order: lane by lane, window by window
+        for index, batch in enumerate(batches):
+            begin, end = plan.span(lane, index)
+            for stream_index, low, high, column in plan.pieces_in(begin, end):
+                piece = int(plan.order[stream_index])
+                targets = batch.targets[lane, column : column + high - low].tolist()
+                assert batch.resets[lane, column] == (low == 0 or (index == 0 and column == 0))
+                assert not batch.resets[lane, column + 1 : column + high - low].any()
+                seen[piece] += targets
+    return seen
+
+
+@pytest.mark.parametrize("lengths", [(5, 70, 33, 1), (3000,), (20,), (900, 40, 2500)])
+def test_every_token_is_a_target_once_and_resets_mark_each_piece(lengths) -> None:
+    pieces = [np.arange(10, 10 + n) for n in lengths]
+    plan = EpochPlan([len(p) for p in pieces], lanes=3, window=16, seed=0, epoch=0)
+    seen = _stream_targets(plan, Batcher(pieces, 16), 3)
     for piece, targets in zip(pieces, seen):
         assert targets == [*piece.tolist(), 2]  # every token once, then <eos>
+
+
+@pytest.mark.parametrize(
+    "lengths",
+    [
+        [2000],  # one piece
+        [30_000, 12_000, 900],  # a few long pieces
+        [int(n) for n in np.random.default_rng(1).integers(40, 400, size=600)],  # many short
+        [int(n) for n in np.random.default_rng(2).lognormal(7, 1.2, size=27)],  # uneven folder
+    ],
+)
+def test_batches_are_full(lengths: list[int]) -> None:
+    plan = EpochPlan(lengths, lanes=32, window=128, seed=0, epoch=3)
+    assert plan.utilisation >= 0.95
+    assert plan.window <= 128
+    real = sum(
+        Batcher([np.ones(n, dtype=np.int64) for n in lengths], 128)
+        .batch(plan, index, range(32))
+        .tokens
+        for index in range(plan.batches)
+    )
+    assert real == sum(lengths) + len(lengths)  # the utilisation is what the batches hold
+    assert real / (32 * plan.window * plan.batches) == pytest.approx(plan.utilisation)
+
+
+def test_the_old_plan_would_have_been_mostly_padding() -> None:
+    """The case issue 12 measured (27 uneven pieces): whole pieces dealt to 32 lanes waste most
+    of each epoch; the stream plan does not."""
+    lengths = [int(n) for n in np.random.default_rng(2).lognormal(7, 1.2, size=27)]
+    windows_per_piece = [-(-(n + 1) // 128) for n in lengths]
+    old_capacity = max(windows_per_piece) * 32 * 128  # at best one piece per lane
+    assert (sum(lengths) + 27) / old_capacity < 0.5
+    assert EpochPlan(lengths, 32, 128, 0, 0).utilisation > 0.95
+
+
+def test_a_window_holding_two_pieces_equals_two_separate_runs() -> None:
+    """A reset inside a window gives the second piece exactly a fresh start."""
+    torch.manual_seed(0)
+    model = LSTMModel(ModelConfig(20, 8, [12, 6], dropout=0.0)).eval()
+    first, second = torch.randint(3, 20, (1, 5)), torch.randint(3, 20, (1, 7))
+    resets = torch.zeros(1, 12, dtype=torch.bool)
+    resets[0, 0] = resets[0, 5] = True
+    with torch.no_grad():
+        joined, _ = model(torch.cat([first, second], 1), model.init_state(1), resets)
+        alone_first, carried = model(first)
+        alone_second, _ = model(second)
+        naive, _ = model(second, carried)
+    assert torch.allclose(joined[:, :5], alone_first, atol=1e-6)
+    assert torch.allclose(joined[:, 5:], alone_second, atol=1e-6)
+    assert not torch.allclose(joined[:, 5:], naive, atol=1e-4)  # the reset did something
 
 
 def test_torchrun_two_processes(corpus: Path, tmp_path: Path) -> None:

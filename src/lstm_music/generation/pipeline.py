@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from lstm_music.generation.generate import GeneratedPiece, generate
 from lstm_music.generation.sampling import SamplingOptions
+from lstm_music.tokens.midi import MIN_TPQ
 
 if TYPE_CHECKING:
     from lstm_music.model.checkpoint import Checkpoint
@@ -113,6 +114,9 @@ def write_pieces(
     return WrittenPieces(written, timings)
 
 
+WRITTEN_TPQ = 480  # ticks per quarter of the MIDI files written when the tokens' own are too few
+
+
 def _lap(timings: dict[str, float], stage: str, started: float) -> float:
     """Add the time since `started` to `stage`; the time now, for the next stage."""
     now = time.perf_counter()
@@ -129,6 +133,8 @@ def _write(
 
     clock = time.perf_counter()
     score = piece.score
+    if score.tpq < MIN_TPQ:  # MidiTok decodes REMI at 16 ticks per quarter, which every reader
+        score = score.resample(WRITTEN_TPQ, min_dur=0)  # (ours too) takes for a damaged header
     files.midi.parent.mkdir(parents=True, exist_ok=True)
     score.dump_midi(str(files.midi))
     audio = None

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from lstm_music.errors import LstmMusicError
-from lstm_music.fsutil import write_bytes_atomically
+from lstm_music.fsutil import file_sha256, write_bytes_atomically
 from lstm_music.model.header import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -25,7 +25,7 @@ from lstm_music.model.header import (
     read_tensors,
 )
 from lstm_music.model.lstm import LSTMModel, ModelConfig
-from lstm_music.model.shipped import resolve_checkpoint
+from lstm_music.model.shipped import BASE_MODEL, resolve_checkpoint
 from lstm_music.tokens import TokenizerError
 
 if TYPE_CHECKING:
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Checkpoint",
     "CheckpointError",
+    "base_of",
     "check_corpus_fits",
     "load_checkpoint",
     "read_checkpoint_header",
@@ -72,6 +73,14 @@ class Checkpoint:
     @property
     def model_config(self) -> ModelConfig:
         return self.model.config
+
+    @property
+    def fine_tuned_from(self) -> dict[str, str] | None:
+        """{"name", "sha256"} of the model this one was fine-tuned from; None if from scratch."""
+        name = self.train_config.get("init") or ""
+        if not isinstance(name, str) or not name:
+            return None
+        return {"name": name, "sha256": str(self.train_config.get("init_sha256") or "")}
 
     def tokenizer(self) -> Tokenizer:
         """The tokenizer this model's tokens come from, rebuilt as a corpus rebuilds its own."""
@@ -125,6 +134,24 @@ def load_checkpoint(spec: str | Path | None, device: str | torch.device = "cpu")
         metrics=meta.get("metrics", {}),
         path=header.path,
     )
+
+
+def base_of(checkpoint: Checkpoint) -> Checkpoint | None:
+    """The model to hold this one against: the one it was fine-tuned from (found by its
+    recorded name, and only if its sha256 still matches), else, for a model trained from
+    scratch, the shipped base model when it reads the same tokens; None when there is none."""
+    origin = checkpoint.fine_tuned_from
+    try:
+        path = resolve_checkpoint(origin["name"] if origin else BASE_MODEL)
+    except LstmMusicError:
+        return None
+    if origin and origin["sha256"] and file_sha256(path) != origin["sha256"]:
+        return None
+    if checkpoint.path is not None and Path(checkpoint.path).resolve() == path.resolve():
+        return None  # the base model itself
+    base = load_checkpoint(path, checkpoint.model.head.weight.device)
+    same = base.tokenizer_config == checkpoint.tokenizer_config
+    return base if same and base.vocabulary == checkpoint.vocabulary else None
 
 
 def check_corpus_fits(checkpoint: Checkpoint, corpus: Corpus, same_ids: bool = True) -> None:

@@ -56,17 +56,48 @@ class LSTMModel(nn.Module):
         return [(h, torch.zeros_like(h)) for h in zeros]
 
     def forward(
-        self, ids: torch.Tensor, state: HiddenState | None = None
+        self,
+        ids: torch.Tensor,
+        state: HiddenState | None = None,
+        resets: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, HiddenState]:
-        """ids (batch, time) -> logits (batch, time, vocab), and the state after the last step."""
+        """ids (batch, time) -> logits (batch, time, vocab), and the state after the last step.
+
+        `resets` (batch, time) bool, in training: zero a row's state before the positions where a
+        new piece starts inside the window. Each layer then runs segment by segment between the
+        columns where any row resets (a few per window: pieces are much longer than windows).
+        """
         x = self.embedding(ids)  # (B, T, E)
         state = state or self.init_state(ids.shape[0], ids.device)
+        cuts, keeps = _segments(resets, x.dtype, ids.shape[1])
         new_state: HiddenState = []
         for layer, (h, c) in zip(self.layers, state):
-            x, (h, c) = layer(x, (h.unsqueeze(0), c.unsqueeze(0)))  # x: (B, T, H_layer)
+            h, c = h.unsqueeze(0), c.unsqueeze(0)  # (1, B, H_layer)
+            outputs = []
+            for begin, end, keep in zip(cuts, cuts[1:], keeps):
+                if keep is not None:
+                    h, c = h * keep, c * keep
+                out, (h, c) = layer(x[:, begin:end], (h, c))  # out: (B, end - begin, H_layer)
+                outputs.append(out)
+            x = self.dropout(outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=1))
             new_state.append((h.squeeze(0), c.squeeze(0)))
-            x = self.dropout(x)
         return self.head(x), new_state
+
+
+def _segments(
+    resets: torch.Tensor | None, dtype: torch.dtype, length: int
+) -> tuple[list[int], list[torch.Tensor | None]]:
+    """Column bounds of the segments between resets, and per segment the (1, B, 1) factor that
+    keeps (1) or zeroes (0) each row's state at its start; None where nothing resets."""
+    if resets is None:
+        return [0, length], [None]
+    columns = torch.nonzero(resets.any(dim=0)).flatten().tolist()
+    cuts = sorted({0, *columns}) + [length]
+    keeps: list[torch.Tensor | None] = []
+    for begin in cuts[:-1]:
+        column = resets[:, begin]
+        keeps.append((~column).to(dtype).view(1, -1, 1) if bool(column.any()) else None)
+    return cuts, keeps
 
 
 def expected_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
@@ -88,12 +119,6 @@ def expected_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
 def detach_state(state: HiddenState) -> HiddenState:
     """Cut the graph between windows: gradients stop here, the values carry on."""
     return [(h.detach(), c.detach()) for h, c in state]
-
-
-def reset_state(state: HiddenState, keep: torch.Tensor) -> HiddenState:
-    """Zero the state where a lane starts a new piece; keep (batch,): 1 carries, 0 resets."""
-    keep = keep.to(state[0][0].dtype).unsqueeze(1)  # (B, 1)
-    return [(h * keep, c * keep) for h, c in state]
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -17,6 +17,7 @@ from lstm_music.errors import LstmMusicError
 from lstm_music.model.header import CheckpointError, read_checkpoint_header
 
 DEFAULT_MODEL = "bach-chorales"
+BASE_MODEL = "base"  # the general model to fine-tune from (`train --init base`)
 
 
 @dataclass(frozen=True)

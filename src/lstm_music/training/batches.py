@@ -1,17 +1,26 @@
-"""Training batches for truncated BPTT: every position a target, windows inside one piece.
+"""Training batches for truncated BPTT: every batch full, no state carried across two pieces.
 
-The batch has `lanes` rows. Each lane plays its pieces one after another, each piece framed
-as <bos> tokens <eos> and cut into windows of `window` tokens; batch k holds window k of every
-lane. The model's state is carried from one window to the next in a lane, and reset (`keep` = 0)
-where a lane starts a new piece, so no window and no state ever crosses two pieces:
+An epoch's pieces, in shuffled order, each framed as <bos> tokens <eos>, make one stream of
+target positions. The stream is cut into `lanes` equal stretches, one per row of the batch, and
+each stretch into `batches` windows, so every lane ends with the epoch and only the last lane's
+tail can be padding:
 
-    lane 0: | A[0:T]   | A[T:2T]  | A[2T:]+pad | B[0:T]   | ...
-    lane 1: | C[0:T]   | C[T:]+pad| D[0:T]    | D[T:2T]  | ...
-              batch 0    batch 1    batch 2     batch 3
-              keep 0,0   keep 1,1   keep 1,0    keep 0,1
+    stream:  | A A A A A A A | B B B | C C C C C C C C C | D D D D D |
+    lane 0:  | A A A A | A A A B |            (window = 4; `|` = a reset of the state)
+    lane 1:  | B B C C | C C C C |
+    lane 2:  | C C C D | D D D D |
+               batch 0   batch 1
 
-Pieces are dealt in shuffled order, each to the lane with the fewest windows so far, so lanes
-end nearly together.
+A long piece spans several lanes: a lane that starts inside a piece starts from a zero state,
+as truncated BPTT over one long stream does. A window may hold the end of one piece and the
+start of the next; `resets` marks where the next begins, and the model zeroes its state there,
+so no state (and so no context) ever crosses two pieces. Every position of the stream is a
+target exactly once per epoch.
+
+Augmentation: each piece may be transposed (one shift per piece per epoch) and its velocity
+tokens moved by a level per piece and a jitter per token (tokens/velocity.py).
+The window is the configured one, or shorter for a small corpus (the stretch of each lane is
+split into windows of equal length), so that even a corpus of one short piece fills its batch.
 The plan of an epoch depends only on (seed, epoch): a resumed run, or every rank of a
 distributed run, rebuilds the same plan and takes its own lanes from it.
 """
@@ -23,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lstm_music.corpus.store import BOS_ID, EOS_ID, PAD_ID
+from lstm_music.tokens.velocity import VelocityAugment
 
 IGNORE = -100  # target value that the loss skips (padding)
 
@@ -31,22 +41,15 @@ IGNORE = -100  # target value that the loss skips (padding)
 class Batch:
     inputs: np.ndarray  # (lanes, window) int64 token ids
     targets: np.ndarray  # (lanes, window) int64, IGNORE where padded
-    keep: np.ndarray  # (lanes,) float32: 1 = carry the state from the previous window, 0 = reset
+    resets: np.ndarray  # (lanes, window) bool: True = the state is zeroed before this position
 
     @property
     def tokens(self) -> int:
         return int((self.targets != IGNORE).sum())
 
 
-@dataclass
-class _Window:
-    piece: int  # index into the piece list
-    start: int  # offset in the framed piece (<bos> at 0)
-    shift: int  # transposition in semitones
-
-
 class EpochPlan:
-    """Which window of which piece each lane plays in each batch of one epoch."""
+    """Where in the epoch's stream of pieces each lane's window of each batch lies."""
 
     def __init__(
         self,
@@ -56,22 +59,50 @@ class EpochPlan:
         seed: int,
         epoch: int,
         shifts: list[tuple[int, int]] | None = None,
+        velocity_shift: int = 0,
     ) -> None:
+        self.seed, self.epoch = seed, epoch
         rng = np.random.default_rng([seed, epoch])
-        order = rng.permutation(len(lengths))
+        self.order = rng.permutation(len(lengths))  # pieces in stream order
         chosen = [rng.integers(low, high + 1) if high >= low else 0 for low, high in shifts or []]
-        plans: list[list[_Window]] = [[] for _ in range(lanes)]
-        for piece in order:  # shuffled, each onto the lane with the fewest windows so far
-            lane = min(range(lanes), key=lambda i: len(plans[i]))
-            framed = lengths[piece] + 1  # inputs are <bos> + tokens; targets are tokens + <eos>
-            shift = int(chosen[piece]) if chosen else 0
-            plans[lane] += [_Window(piece, s, shift) for s in range(0, framed, window)]
-        self.plans, self.window = plans, window
-        self.batches = max((len(plan) for plan in plans), default=0)
+        self.shifts = [int(chosen[piece]) if chosen else 0 for piece in self.order]
+        levels = np.random.default_rng([seed, epoch, 1]).integers(  # its own stream: the order
+            -velocity_shift,
+            velocity_shift + 1,
+            size=len(lengths),  # and shifts stay as they were
+        )
+        self.velocity_levels = [int(level) for level in levels]  # per stream index
+        framed = np.array([lengths[piece] + 1 for piece in self.order], dtype=np.int64)
+        self.starts = np.concatenate(([0], np.cumsum(framed)))  # stream offset of each piece
+        self.total = int(self.starts[-1])  # target positions in the epoch
+        self.lanes = lanes
+        self.stretch = -(-self.total // lanes) if lanes else 0  # stream positions per lane
+        self.batches = -(-self.stretch // window) if self.stretch else 0
+        self.window = -(-self.stretch // self.batches) if self.batches else window
 
-    def lane_windows(self, lane: int, batch: int) -> _Window | None:
-        plan = self.plans[lane]
-        return plan[batch] if batch < len(plan) else None
+    @property
+    def utilisation(self) -> float:
+        """Share of the epoch's batch capacity (lanes x window x batches) holding real targets."""
+        capacity = self.lanes * self.window * self.batches
+        return self.total / capacity if capacity else 0.0
+
+    def span(self, lane: int, batch: int) -> tuple[int, int]:
+        """Stream positions [start, end) of one lane's window in batch `batch`."""
+        begin = lane * self.stretch + batch * self.window
+        end = min(begin + self.window, (lane + 1) * self.stretch, self.total)
+        return begin, max(begin, end)
+
+    def pieces_in(self, begin: int, end: int) -> list[tuple[int, int, int, int]]:
+        """(stream index, piece offset from, to, column) for the pieces inside [begin, end)."""
+        found: list[tuple[int, int, int, int]] = []
+        index = int(np.searchsorted(self.starts, begin, side="right")) - 1
+        position = begin
+        while position < end:
+            start, stop = int(self.starts[index]), int(self.starts[index + 1])
+            upto = min(end, stop)
+            found.append((index, position - start, upto - start, position - begin))
+            position, index = upto, index + 1
+        return found
 
 
 class Batcher:
@@ -82,33 +113,44 @@ class Batcher:
         pieces: list[np.ndarray],
         window: int,
         transpose_tables: dict[int, np.ndarray] | None = None,
+        velocity: VelocityAugment | None = None,
     ) -> None:
         self.pieces, self.window = pieces, window
         self.tables = transpose_tables or {}
+        self.velocity = velocity if velocity is not None and velocity.active else None
 
-    def framed(self, piece: int, shift: int) -> np.ndarray:
-        """<bos> tokens <eos>, transposed by `shift` semitones; shape (length + 2,)."""
-        ids = np.asarray(self.pieces[piece], dtype=np.int64)
+    def framed(self, piece: int, shift: int, low: int = 0, high: int | None = None) -> np.ndarray:
+        """[low:high] of <bos> tokens <eos>, transposed by `shift` semitones (only that slice is
+        built: a long piece is visited a window at a time)."""
+        ids = self.pieces[piece]
+        length = len(ids)
+        high = length + 2 if high is None else high
+        inner = np.asarray(ids[max(low - 1, 0) : min(high - 1, length)], dtype=np.int64)
         if shift:
-            ids = self.tables[shift][ids]
-        return np.concatenate(([BOS_ID], ids, [EOS_ID]))
+            inner = self.tables[shift][inner]
+        head = [BOS_ID] if low == 0 else []
+        tail = [EOS_ID] if high == length + 2 else []
+        return np.concatenate((np.array(head, np.int64), inner, np.array(tail, np.int64)))
 
     def batch(self, plan: EpochPlan, index: int, lanes: range) -> Batch:
-        inputs = np.full((len(lanes), self.window), PAD_ID, dtype=np.int64)
-        targets = np.full((len(lanes), self.window), IGNORE, dtype=np.int64)
-        keep = np.zeros(len(lanes), dtype=np.float32)
+        inputs = np.full((len(lanes), plan.window), PAD_ID, dtype=np.int64)
+        targets = np.full((len(lanes), plan.window), IGNORE, dtype=np.int64)
+        resets = np.zeros((len(lanes), plan.window), dtype=bool)
         for row, lane in enumerate(lanes):
-            window = plan.lane_windows(lane, index)
-            if window is None:
-                continue
-            framed = self.framed(window.piece, window.shift)
-            chunk = framed[window.start : window.start + self.window + 1]
-            inputs[row, : len(chunk) - 1] = chunk[:-1]
-            targets[row, : len(chunk) - 1] = chunk[1:]
-            keep[row] = float(window.start > 0)
-        return Batch(inputs, targets, keep)
+            begin, end = plan.span(lane, index)
+            resets[row, 0] = index == 0  # a lane starts the epoch from a zero state
+            for stream_index, low, high, column in plan.pieces_in(begin, end):
+                piece = int(plan.order[stream_index])
+                framed = self.framed(piece, plan.shifts[stream_index], low, high + 1)
+                if self.velocity is not None:  # the same jitter for this window after a resume
+                    rng = np.random.default_rng([plan.seed, plan.epoch, stream_index, low])
+                    level = plan.velocity_levels[stream_index]
+                    framed = self.velocity.apply(framed, level, rng)
+                width = high - low
+                inputs[row, column : column + width] = framed[:-1]
+                targets[row, column : column + width] = framed[1:]
+                resets[row, column] |= low == 0  # <bos>: a piece starts here
+        return Batch(inputs, targets, resets)
 
 
-# the transposition of tokens lives in tokens/transpose.py; kept importable here for
-# evaluation/likelihood.py until it imports from there
 __all__ = ["IGNORE", "Batch", "Batcher", "EpochPlan"]

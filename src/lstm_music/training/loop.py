@@ -30,6 +30,7 @@ class TrainResult:
     stopped_by: str
     notes: list[str] = field(default_factory=list)  # what the user should hear about this run
     best_is_last: bool = False  # no validation data: "best" is simply the last checkpoint
+    batch_utilisation: float = 0.0  # share of the batch capacity holding real targets
 
 
 def loss_is_finite(value: float) -> bool:
@@ -124,6 +125,7 @@ def run_epochs(trainer) -> TrainResult:
         progress["stopped_by"],
         trainer.notes,
         not trainer.valid_ids,
+        trainer.utilisation,
     )
 
 
@@ -160,6 +162,7 @@ def _run_epoch(trainer, plan, started: float, deadline: float | None) -> str:
                         "lr": trainer.last_lr,
                         "train_loss": meter.loss,
                         "tokens_per_second": meter.tokens_per_second,
+                        "batch_utilisation": round(trainer.utilisation, 4),
                     }
                 )
             due = config.eval_every and progress["step"] % config.eval_every == 0

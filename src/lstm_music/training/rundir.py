@@ -32,6 +32,7 @@ METRICS = (
     "tokens_per_second",
     "valid_loss",
     "valid_accuracy",
+    "batch_utilisation",
 )
 
 
@@ -39,8 +40,12 @@ def append_metrics(run_dir: Path, row: dict[str, Any]) -> None:
     """One row of metrics.csv (the header first, for a new file); missing figures stay empty."""
     path = run_dir / "metrics.csv"
     new = not path.exists()
+    columns = METRICS
+    if not new:  # a run resumed from an older version keeps its file's columns
+        with path.open(newline="") as file:
+            columns = tuple(next(csv.reader(file), METRICS)) or METRICS
     with path.open("a", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=METRICS, extrasaction="ignore")
+        writer = csv.DictWriter(file, fieldnames=columns, extrasaction="ignore")
         if new:
             writer.writeheader()
         writer.writerow({k: ("" if v is None else v) for k, v in row.items()})

@@ -3,6 +3,7 @@
 `seed` is the blog's recipe (LSTM 512 -> 256, dropout 0.3, 100-token context, Adam 1e-3), trained
 the efficient way: every position of a window is a target and the state is carried.
 `default` is what held-out measurements on a small corpus on a CPU favour (benchmarks/RESULTS.md).
+`finetune` is the default for a run that starts from a trained model (`init`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,16 @@ PRESETS: dict[str, dict[str, Any]] = {
         "transpose": "0",
     },
     "default": {},  # the dataclass defaults below
+    # with --init: the model already knows music, so small steps that keep what it knows, a
+    # short warm-up for the fresh optimizer, and a stop as soon as the valid split stops improving
+    "finetune": {
+        "lr": 1e-3,
+        "warmup_steps": 10,
+        "lr_patience": 1,
+        "patience": 2,
+    },
 }
+FINE_TUNE_PRESET = "finetune"  # the preset a run with `init` starts from unless told otherwise
 
 
 @dataclass
@@ -44,6 +54,8 @@ class TrainConfig:
     window: int = 128  # tokens per truncated-BPTT window
     batch_size: int = 32  # lanes per process
     transpose: str = "-5..6"  # semitone range for pitch augmentation; "0" = off
+    velocity_shift: int = 0  # per piece, velocity tokens moved up to this many bins; 0 = off
+    velocity_jitter: int = 0  # per token, up to this many bins more; 0 = off
     # optimisation
     optimizer: str = "adamw"
     lr: float = 3e-3
@@ -58,6 +70,10 @@ class TrainConfig:
     max_steps: int = 0
     max_minutes: float = 0.0
     eval_every: int = 0  # steps between validations inside an epoch; 0 = once per epoch
+    # fine-tuning: the model to start from (a shipped name, a checkpoint or a run folder); its
+    # sizes replace the ones above, and `init_sha256` (set by `train`) records the file's digest
+    init: str = ""
+    init_sha256: str = ""
     # run
     seed: int = 0
     device: str = "auto"
@@ -75,7 +91,7 @@ class TrainConfig:
                 raise SettingError(f"{name} must be at least 1", name)
         if self.lr_patience < 1:
             raise SettingError("lr_patience must be at least 1", "lr_patience")
-        for name in ("embedding_dim", "threads"):
+        for name in ("embedding_dim", "threads", "velocity_shift", "velocity_jitter"):
             if getattr(self, name) < 0:
                 raise SettingError(f"{name} must not be negative", name)
         if self.lr <= 0:

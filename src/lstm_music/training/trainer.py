@@ -22,11 +22,13 @@ from lstm_music.corpus.store import Corpus
 from lstm_music.errors import LstmMusicError
 from lstm_music.evaluation.likelihood import Totals, score_pieces
 from lstm_music.model.checkpoint import Checkpoint, CheckpointError
-from lstm_music.model.lstm import HiddenState, LSTMModel, ModelConfig, detach_state, reset_state
+from lstm_music.model.lstm import HiddenState, LSTMModel, ModelConfig, detach_state
 from lstm_music.settings import to_dict
 from lstm_music.tokens.transpose import allowed_shifts, transpose_tables
+from lstm_music.tokens.velocity import VelocityAugment
 from lstm_music.training import distributed
 from lstm_music.training.batches import IGNORE, Batcher, EpochPlan
+from lstm_music.training.finetune import load_initial_model
 from lstm_music.training.loop import TrainResult, run_epochs, time_is_up
 from lstm_music.training.resume import (
     NO_VALIDATION,
@@ -73,6 +75,7 @@ class Trainer:
         self.show = progress_bar and runtime.is_main
         self.notes: list[str] = []
         self.batches = 0  # batches in the current epoch's plan
+        self.utilisation = 0.0  # share of the current epoch's batch capacity holding targets
         self.step_seconds = 0.0  # smoothed duration of one step
         self.finish_seconds: float | None = None  # the last validation-and-save's duration
         self.valid_loss: float | None = None
@@ -111,13 +114,17 @@ class Trainer:
         self.autocast = (lambda: torch.autocast("cuda", torch.bfloat16)) if use_amp else nullcontext
 
     def _augmentation(self) -> tuple[Batcher, list[tuple[int, int]] | None]:
-        low, high = parse_transpose(self.config.transpose)
+        config, vocabulary = self.config, self.corpus.vocabulary
+        velocity = VelocityAugment(vocabulary, config.velocity_shift, config.velocity_jitter)
+        if (config.velocity_shift or config.velocity_jitter) and not velocity.active:
+            self.note("this corpus's tokens have no velocities: velocity augmentation is off")
+        low, high = parse_transpose(config.transpose)
         tokenizer = self.corpus.tokenizer()
         if (low, high) == (0, 0) or not tokenizer.has_pitch:
-            return Batcher(self.train_ids, self.config.window), None
-        tables = transpose_tables(self.corpus.vocabulary, tokenizer, low, high)
+            return Batcher(self.train_ids, config.window, velocity=velocity), None
+        tables = transpose_tables(vocabulary, tokenizer, low, high)
         shifts = allowed_shifts(self.train_ids, tables, low, high)
-        return Batcher(self.train_ids, self.config.window, tables), shifts
+        return Batcher(self.train_ids, config.window, tables, velocity), shifts
 
     def resume(self) -> None:
         """Continue where the training state left off (a `CheckpointError` if it cannot)."""
@@ -152,8 +159,9 @@ class Trainer:
         lengths = [len(ids) for ids in self.train_ids]
         lanes = self.config.batch_size * self.runtime.world_size
         seed, epoch = self.config.seed, self.progress["epoch"]
-        plan = EpochPlan(lengths, lanes, self.config.window, seed, epoch, self.shifts)
-        self.batches = plan.batches
+        velocity = self.config.velocity_shift
+        plan = EpochPlan(lengths, lanes, self.config.window, seed, epoch, self.shifts, velocity)
+        self.batches, self.utilisation = plan.batches, plan.utilisation
         return plan
 
     def end_epoch(self) -> None:
@@ -183,10 +191,9 @@ class Trainer:
         device = self.runtime.device
         inputs = torch.from_numpy(batch.inputs).to(device)  # (B, T)
         targets = torch.from_numpy(batch.targets).to(device)  # (B, T)
-        keep = torch.from_numpy(batch.keep).to(device)  # (B,)
-        hidden = reset_state(self.hidden, keep) if self.hidden is not None else None
+        resets = torch.from_numpy(batch.resets).to(device)  # (B, T)
         with self.autocast():
-            logits, hidden = self.ddp(inputs, hidden)  # (B, T, V)
+            logits, hidden = self.ddp(inputs, self.hidden, resets)  # (B, T, V)
         loss_sum = F.cross_entropy(
             logits.float().transpose(1, 2), targets, ignore_index=IGNORE, reduction="sum"
         )
@@ -364,11 +371,17 @@ def train(
 
 
 def _start(corpus, corpus_path, run_dir, config, runtime, progress, overwrite, resume) -> Trainer:
-    """A fresh trainer on a prepared run folder (cleared first when `overwrite` replaces it)."""
+    """A fresh trainer on a prepared run folder (cleared first when `overwrite` replaces it),
+    starting from the weights of `config.init` when it names a model."""
+    base = None
+    if config.init and not resume:  # checked before the run folder is touched
+        config, base = load_initial_model(config, corpus)
     valid = len(corpus.split("valid"))
     settings = to_dict(config)
     notes = open_run_dir(run_dir, corpus_path, settings, runtime, overwrite, resume, valid)
     trainer = Trainer(corpus, run_dir, config, runtime, progress)
+    if base is not None:
+        trainer.model.load_state_dict(base.model.state_dict())
     trainer.notes += notes
     return trainer
 

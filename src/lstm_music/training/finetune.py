@@ -1,0 +1,74 @@
+"""Fine-tuning: a run that starts from a trained model's weights instead of from nothing.
+
+A small folder cannot teach rhythm, harmony and voicing from scratch in minutes; a model trained
+on much more music already knows them and only has to learn the folder's style. That works only
+when the corpus's tokens mean what the model's tokens meant, so the corpus must come from the
+model's tokenizer settings and number its tokens the same way (`check_corpus_fits`).
+
+The model's sizes come from the checkpoint; the run records what it started from (`init`, as
+given, and `init_sha256`, the file's digest) in its resolved settings, so config.json and every
+checkpoint of the run say what it was fine-tuned from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from lstm_music.errors import LstmMusicError
+from lstm_music.fsutil import file_sha256
+
+if TYPE_CHECKING:
+    from lstm_music.corpus.store import Corpus
+    from lstm_music.model.checkpoint import Checkpoint
+    from lstm_music.training.settings import TrainConfig
+
+
+class TokenizerMismatch(LstmMusicError):
+    """The corpus's tokens are not the model's; `prepare_settings` are the `prepare` settings
+    (PrepareConfig fields) that make a corpus the model can be fine-tuned on."""
+
+    def __init__(self, message: str, prepare_settings: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.prepare_settings = prepare_settings
+
+
+def matching_prepare_settings(checkpoint: Checkpoint) -> dict[str, Any]:
+    """The `prepare` settings that reproduce this checkpoint's tokenizer and track handling."""
+    corpus = checkpoint.corpus_config or {}
+    settings: dict[str, Any] = {"tokenizer": checkpoint.tokenizer_config.get("tokenizer")}
+    for key in ("grid_step", "tracks", "programs", "drums"):
+        if key in corpus and (key != "grid_step" or settings["tokenizer"] == "grid"):
+            settings[key] = corpus[key]
+    return settings
+
+
+def load_initial_model(config: TrainConfig, corpus: Corpus) -> tuple[TrainConfig, Checkpoint]:
+    """The checkpoint `config.init` names, checked against `corpus`, and the config resolved
+    with its sizes and digest. A corpus of other tokens is refused with a `TokenizerMismatch`."""
+    from lstm_music.model.checkpoint import check_corpus_fits, load_checkpoint
+
+    base = load_checkpoint(config.init)
+    try:
+        check_corpus_fits(base, corpus, same_ids=True)
+    except LstmMusicError as error:
+        raise TokenizerMismatch(
+            f"cannot fine-tune {config.init} on this corpus: {error}; prepare the folder again "
+            "with the model's tokenizer settings",
+            matching_prepare_settings(base),
+        ) from error
+    sizes = base.model_config
+    resolved = replace(
+        config,
+        embedding_dim=sizes.embedding_dim,
+        hidden_sizes=list(sizes.hidden_sizes),
+        init_sha256=file_sha256(base.path) if base.path else "",
+    )
+    return resolved, base
+
+
+__all__ = [
+    "TokenizerMismatch",
+    "load_initial_model",
+    "matching_prepare_settings",
+]

@@ -28,7 +28,7 @@ from lstm_music.corpus.builtin_convert import ConvertJob, SourceScore, list_piec
 from lstm_music.corpus.store import Corpus  # noqa: E402
 from lstm_music.errors import LstmMusicError  # noqa: E402
 
-NAMES = ["bach-chorales", "oneills-1850", "ryans-mammoth"]
+NAMES = ["bach-chorales", "oneills-1850", "ryans-mammoth", "airds-airs", "northumbrian-minstrelsy"]
 BACH3 = ["bwv1.6.mid", "bwv10.7.mid", "bwv101.7.mid"]
 
 
@@ -177,7 +177,7 @@ def test_unknown_name_lists_the_collections(cache: Path, capsys, tmp_path: Path)
         builtin_folder("essen")
     assert main(["prepare", "--builtin", "essen", "--out", str(tmp_path / "c")]) == 1
     error = capsys.readouterr().err
-    assert error.count("\n") == 1 and "bach-chorales, oneills-1850, ryans-mammoth" in error
+    assert error.count("\n") == 1 and ", ".join(NAMES) in error
     assert not (tmp_path / "c").exists() and not cache.exists()
 
 

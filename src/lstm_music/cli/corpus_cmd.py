@@ -31,10 +31,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         description="The public-domain collections bundled with music21 that `lstm-music "
         "prepare --builtin NAME --out DIR` converts to MIDI (once, cached under "
         "$LSTM_MUSIC_CACHE, else $XDG_CACHE_HOME/lstm-music, else ~/.cache/lstm-music) and "
-        "prepares: name, pieces (the count converted once cached, else about how many), "
-        "composer and date, licence, and where the cache is. Converting needs music21: "
-        'pip install "lstm-music[corpora]". Collections restricted to non-commercial use '
-        "(music21's Essen folksongs) are not offered.",
+        "prepares (several as one corpus: --builtin NAME,NAME or --builtin all): name, "
+        "pieces (the count converted once cached, else about how many), composer and date, "
+        'licence, and where the cache is. Converting needs music21: pip install "lstm-music'
+        "[corpora]\". Collections whose encodings are restricted (music21's Essen folksongs: "
+        "non-commercial only; Palestrina: rights reserved; Josquin: GPL) or taken from "
+        "copyrighted modern editions (Monteverdi, trecento) are not offered.",
     )
     builtin.add_argument("--json", action="store_true", help="machine-readable output")
     builtin.set_defaults(run=run_builtin)
@@ -99,5 +101,8 @@ def run_builtin(args: argparse.Namespace) -> int:
         for row in rows
     ]
     print(format_table(("name", "pieces", "composer/date", "licence", "cached"), table))
-    print("\nlstm-music prepare --builtin NAME --out DIR   (first use converts: needs music21)")
+    print(
+        "\nlstm-music prepare --builtin NAME[,NAME...|all] --out DIR"
+        "   (first use converts: needs music21)"
+    )
     return 0

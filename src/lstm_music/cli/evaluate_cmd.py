@@ -19,6 +19,13 @@ music literature reports; the first step of each piece is not scored unless --sc
 piece moved by each of those shifts (a proper probability: moving is one-to-one), weighted token
 by token by how well each key has predicted the piece so far. It costs one pass per shift and
 helps models trained with transposition augmentation. Say so when you report its figures.
+
+Then the held-out report (on the valid split, or the test split with --split test): the
+model's bits per note beside a uniform guess, a unigram model of the training split and a base
+model (the one it was fine-tuned from, else the shipped base model when it reads the same
+tokens); its loss on training pieces against the held-out loss (overfitting is warned of); with
+--copy-check N, N short sampled pieces checked for runs copied from the training split; and one
+line of verdict.
 """
 
 
@@ -49,27 +56,45 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         metavar="LOW..HIGH",
         help="score the model averaged over these transpositions (write =-5..6); off",
     )
+    parser.add_argument(
+        "--copy-check",
+        type=int,
+        default=0,
+        metavar="N",
+        help="sample N short pieces and look for copies of training pieces; 0 (off)",
+    )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
-    parser.set_defaults(run=run_evaluate)
+    parser.set_defaults(run=run_evaluate, setting_flags={"copy_pieces": "--copy-check"})
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from lstm_music.cli.report_view import report_lines
     from lstm_music.corpus.store import Corpus
     from lstm_music.evaluation.likelihood import evaluate_split
-    from lstm_music.model.checkpoint import load_checkpoint
+    from lstm_music.evaluation.report import held_out_report
+    from lstm_music.model.checkpoint import base_of, load_checkpoint
     from lstm_music.training.distributed import pick_device
 
     checkpoint = load_checkpoint(args.checkpoint, pick_device(args.device))
+    corpus = Corpus.load(args.corpus)
     report = evaluate_split(
         checkpoint,
-        Corpus.load(args.corpus),
+        corpus,
         args.split,
         args.score_first_step,
         transpose_mixture=args.transpose_mixture,
     )
+    held_out = held_out_report(
+        checkpoint,
+        corpus,
+        "test" if args.split == "test" else "valid",
+        base=base_of(checkpoint),
+        copy_pieces=args.copy_check,
+        scored=report,
+    )
     if args.json:
-        print(json.dumps(report, indent=1))
+        print(json.dumps({**report, "report": held_out.to_dict()}, indent=1))
         return 0
     rows = [
         ("pieces", report["pieces"]),
@@ -92,6 +117,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         model = f"mixture of the model over transpositions {report['transpose_mixture']}"
     print(f"{args.split} split of {args.corpus}; {model}")
     print(format_table(("measure", "value"), [(name, _fmt(value)) for name, value in rows]))
+    print()
+    print("\n".join(report_lines(held_out)))
     return 0
 
 

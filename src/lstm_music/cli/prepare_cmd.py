@@ -16,14 +16,16 @@ goes on. Re-running into the same --out folder re-tokenizes only files whose con
 If an input folder has sub-folders train/, valid/ (and test/), they give the split; otherwise
 files are split by --valid-fraction/--test-fraction and --seed.
 
-Built-in public-domain corpora: --builtin NAME (bach-chorales, oneills-1850, ryans-mammoth; see
-`lstm-music corpus builtin`) converts scores bundled with music21 to MIDI once, into
-~/.cache/lstm-music/corpora/NAME ($LSTM_MUSIC_CACHE or $XDG_CACHE_HOME to move it), then
-prepares that folder, together with any INPUT given. The first conversion needs music21:
-pip install "lstm-music[corpora]". --builtin-limit N converts only the first N pieces (into a
-folder of its own) for a quick try.
+Built-in public-domain corpora: --builtin NAME (see `lstm-music corpus builtin`) converts
+scores bundled with music21 to MIDI once, into ~/.cache/lstm-music/corpora/NAME
+($LSTM_MUSIC_CACHE or $XDG_CACHE_HOME to move it), then prepares that folder, together with any
+INPUT given. Several names separated by commas, or `all`, make one corpus of those collections
+(each piece's source then starts with its collection's name). The first conversion needs
+music21: pip install "lstm-music[corpora]". --builtin-limit N converts only the first N pieces
+of each (into a folder of its own) for a quick try.
 
   lstm-music prepare --builtin bach-chorales --out runs/bach --tokenizer grid
+  lstm-music prepare --builtin all --out runs/everything
 """
 
 
@@ -86,18 +88,21 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_builtin_arguments(parser: argparse.ArgumentParser) -> None:
+    from lstm_music.corpus.builtin_registry import ALL, COLLECTIONS
+
     group = parser.add_argument_group("built-in corpora (public domain, via music21)")
+    names = ", ".join(collection.name for collection in COLLECTIONS)
     group.add_argument(
         "--builtin",
-        metavar="NAME",
-        help="a built-in collection: bach-chorales, oneills-1850, ryans-mammoth "
-        "(converted to MIDI once and cached; `lstm-music corpus builtin` lists them)",
+        metavar="NAME[,NAME...]",
+        help=f"built-in collections, merged into one corpus: {names}, or {ALL} (converted to "
+        "MIDI once and cached; `lstm-music corpus builtin` lists them)",
     )
     group.add_argument(
         "--builtin-limit",
         type=int,
         metavar="N",
-        help="convert only the first N pieces of --builtin (a quick try; cached separately)",
+        help="convert only the first N pieces of each --builtin (a quick try; cached separately)",
     )
 
 
@@ -127,7 +132,8 @@ def config_from_args(args: argparse.Namespace):  # -> PrepareConfig
     flags["inputs"] = args.inputs or None
     toml = load_toml(args.config, "prepare") if args.config else {}
     if args.builtin is not None:
-        flags["inputs"] = [str(_builtin_path(args)), *(args.inputs or toml.get("inputs") or [])]
+        folders = [str(folder) for folder in _builtin_paths(args)]
+        flags["inputs"] = [*folders, *(args.inputs or toml.get("inputs") or [])]
     elif args.builtin_limit is not None:
         raise LstmMusicError("--builtin-limit goes with --builtin NAME")
     if args.grid_step is not None:
@@ -146,11 +152,11 @@ def config_from_args(args: argparse.Namespace):  # -> PrepareConfig
     return build_config(PrepareConfig, toml, flags)
 
 
-def _builtin_path(args: argparse.Namespace):  # -> Path
-    """Where the --builtin collection is cached (checked now, converted in `run`)."""
-    from lstm_music.corpus.builtin import cache_folder
+def _builtin_paths(args: argparse.Namespace):  # -> list[Path]
+    """Where the --builtin collections are cached (checked now, converted in `run`)."""
+    from lstm_music.corpus.builtin import cache_folder, resolve_names
 
-    return cache_folder(args.builtin, args.builtin_limit)
+    return [cache_folder(name, args.builtin_limit) for name in resolve_names(args.builtin)]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -158,10 +164,10 @@ def run(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)  # every setting checked before a long conversion
     if args.builtin is not None:
-        from lstm_music.corpus.builtin import builtin_folder
+        from lstm_music.corpus.builtin import builtin_folders, resolve_names
 
-        builtin_folder(
-            args.builtin,
+        builtin_folders(
+            resolve_names(args.builtin),
             args.builtin_limit,
             args.workers,
             progress=not args.quiet,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from lstm_music.errors import LstmMusicError
@@ -131,6 +132,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--threads", type=int, help="CPU threads (0 = all cores)")
     run.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
     run.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    run.add_argument(
+        "--no-report",
+        action="store_true",
+        help="skip the closing report (held-out bits per note against a uniform guess, a "
+        "unigram model and the base model; the train/held-out gap; a copy check), kept in "
+        "RUN_DIR/report.json",
+    )
     setting_flags = {field: "--" + flag.replace("_", "-") for flag, field in FIELDS.items()}
     setting_flags["hidden_sizes"] = "--hidden"
     parser.set_defaults(run=run_train, setting_flags=setting_flags)
@@ -191,7 +199,19 @@ def run_train(args: argparse.Namespace) -> int:
             f"{error}: lstm-music prepare FOLDER --out CORPUS_DIR {prepare_flags}".rstrip()
         ) from error
     _summary(result)
+    if not args.no_report and os.environ.get("RANK", "0") == "0":  # one report under torchrun
+        _report(result.run_dir, corpus)
     return 0
+
+
+def _report(run_dir, corpus_path) -> None:
+    """The closing report on the held-out pieces, as `evaluate` prints it."""
+    from lstm_music.cli.report_view import report_lines
+    from lstm_music.corpus.store import Corpus
+    from lstm_music.evaluation.report import run_report
+
+    report = run_report(run_dir, Corpus.load(corpus_path))
+    print("\n".join(report_lines(report)))
 
 
 def _prepare_flag(key: str, value) -> str:

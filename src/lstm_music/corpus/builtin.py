@@ -4,7 +4,14 @@ music21 (the optional extra `lstm-music[corpora]`) bundles MusicXML and ABC enco
 public-domain music. A collection is converted once, in parallel worker processes, into the
 user's cache folder; from then on it is a plain MIDI folder that `prepare` reads like any other,
 and music21 is not needed again. music21 is imported only inside the conversion, never on the
-main path. Essen (non-commercial only) and other restricted collections are not offered.
+main path. Several collections can be converted and prepared together as one corpus.
+
+Licences were checked folder by folder, from the licence text embedded in the files and folders
+(ABC headers, kern !!! records, MusicXML <rights>) and music21/corpus/license.txt: a collection
+is offered only when its music is public domain and nothing restricts the encoding. Not offered:
+Essen (non-commercial only), Palestrina ("Rights to all derivative electronic formats
+reserved"), Josquin (GPL), Monteverdi and trecento (encoded from copyrighted modern editions),
+and folders of a few pieces or of unknown encoders.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from lstm_music.corpus.builtin_registry import (
     COLLECTIONS,
     FORMAT,
     get_collection,
+    resolve_names,
 )
 from lstm_music.errors import LstmMusicError
 
@@ -90,6 +98,21 @@ def builtin_folder(
     return final
 
 
+def builtin_folders(
+    names: list[str],
+    limit: int | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+    notify: Callable[[str], None] | None = None,
+) -> list[Path]:
+    """The MIDI folders of several collections, each converted (one after another) if needed.
+
+    Each collection keeps its own cache folder, so a corpus of several collections names each
+    piece by its folder: `prepare` gives sources like `airds-airs/airds-0001-....mid`.
+    """
+    return [builtin_folder(name, limit, workers, progress, notify) for name in names]
+
+
 def _summary(source: dict[str, Any], folder: Path) -> str:
     return (
         f"{source['collection']}: {source['count']} pieces converted, "
@@ -116,8 +139,10 @@ __all__ = [
     "COLLECTIONS",
     "FORMAT",
     "builtin_folder",
+    "builtin_folders",
     "cache_folder",
     "cache_root",
     "get_collection",
     "read_source",
+    "resolve_names",
 ]

@@ -74,16 +74,17 @@ def list_pieces(collection: Collection, corpus_dir: Path) -> list[SourceScore]:
 
 
 def _abc_pieces(folder: Path, collection: Collection) -> list[SourceScore]:
-    """Tunes of every .abc file: O'Neill's named by tune number (each number once)."""
+    """Tunes of the collection's .abc files, named by tune number or by file (see `naming`)."""
     pieces, numbers = [], set()
     prefix = collection.name.split("-")[0]
-    for path in sorted(folder.glob("*.abc")):
+    paths = [folder / name for name in collection.files] or sorted(folder.glob("*.abc"))
+    for path in paths:
         text = path.read_text(encoding="utf-8", errors="replace")
         tunes = re.split(r"(?m)^(?=X:)", text)[1:]  # any file header before X: is blank
         for index, tune in enumerate(tunes):
             number = re.match(r"X:\s*(\d+)", tune)
             title = re.search(r"(?m)^T:\s*(.*)$", tune)
-            if collection.name == "oneills-1850" and number:
+            if collection.naming == "number" and number:
                 if int(number.group(1)) in numbers:
                     continue  # a second transcription of the same tune
                 numbers.add(int(number.group(1)))
@@ -146,9 +147,15 @@ def _chorale_score(path: Path):  # -> (music21 Score, skip reason)
 
 
 def _abc_score(text: str):  # -> music21 Score
+    """The tune's score without note-less parts: music21 reads a `V:2 merge` voice (two of
+    Aird's tunes) into the notes of V:1 and leaves empty parts, which MIDI export rejects."""
     from music21 import converter
 
-    return converter.parseData(text, format="abc", forceSource=True)
+    score = converter.parseData(text, format="abc", forceSource=True)
+    for part in list(score.parts):
+        if not part.recurse().notes and len(score.parts) > 1:
+            score.remove(part)
+    return score
 
 
 def _write_midi(score, path: Path) -> int:

@@ -32,6 +32,10 @@ class Collection:
     licence: str  # short, for tables
     provenance: str  # the full story, copied into source.json
     approx_pieces: int
+    files: tuple[str, ...] = ()  # only these files of the folder (ABC); empty: every one
+    # ABC tune names: "file" (file stem and index) or "number" (X: number and title; a number
+    # seen before is a second transcription of the same tune and is left out)
+    naming: str = "file"
 
 
 COLLECTIONS: tuple[Collection, ...] = (
@@ -68,6 +72,7 @@ COLLECTIONS: tuple[Collection, ...] = (
         "Distributed with music21 with the permission of the encoders "
         "(music21/corpus/license.txt).",
         approx_pieces=1838,
+        naming="number",
     ),
     Collection(
         name="ryans-mammoth",
@@ -85,7 +90,47 @@ COLLECTIONS: tuple[Collection, ...] = (
         "(music21/corpus/license.txt).",
         approx_pieces=1059,
     ),
+    Collection(
+        name="airds-airs",
+        title="Aird's Airs (Scotch, English, Irish and foreign airs)",
+        description="James Aird's six volumes of airs, marches, reels and dances for fife, "
+        "violin or flute (ABC), one melody track per tune, numbered as in the collection.",
+        folder="airdsAirs",
+        kind="abc",
+        composer="James Aird (ed.), Glasgow, from 1778",
+        licence="public domain (ABC by permission)",
+        provenance="A Selection of Scotch, English, Irish and Foreign Airs adapted to the Fife, "
+        "Violin, or German-Flute, printed and sold by James Aird, Glasgow, six volumes (the "
+        "first dated 1778, often cited as 1782), public domain. Transcribed to ABC by Jack "
+        "Campin (each tune's Z: field: 'Jack Campin * www.campin.me.uk * 2009'); the files "
+        "carry no licence or restriction. Distributed with music21 with the permission of the "
+        "encoders (music21/corpus/license.txt).",
+        approx_pieces=1180,
+        naming="number",
+    ),
+    Collection(
+        name="northumbrian-minstrelsy",
+        title="Northumbrian Minstrelsy (Bruce and Stokoe, 1882)",
+        description="Song and dance tunes of Northumberland (ABC), one melody track per tune, "
+        "numbered as in the file.",
+        folder="miscFolk",
+        kind="abc",
+        composer="J.C. Bruce and J. Stokoe (eds.), Newcastle 1882",
+        licence="public domain (ABC by permission)",
+        provenance="Northumbrian Minstrelsy, edited by John Collingwood Bruce and John Stokoe "
+        "(Newcastle upon Tyne: Society of Antiquaries, 1882), public domain. Transcribed to "
+        "ABC by Jack Campin (v 1.0, May 2007; each tune's Z: field names him); the file "
+        "carries no licence or restriction. Distributed with music21 with the permission of "
+        "the encoders (music21/corpus/license.txt). The folder's other file (American fife "
+        "tunes) is not used: its original encoder is unknown.",
+        approx_pieces=129,
+        files=("northumbrianminstrelsyopus.abc",),
+        naming="number",
+    ),
 )
+
+
+ALL = "all"  # every collection, for resolve_names
 
 
 def get_collection(name: str) -> Collection:
@@ -95,3 +140,13 @@ def get_collection(name: str) -> Collection:
             return collection
     names = ", ".join(c.name for c in COLLECTIONS)
     raise LstmMusicError(f"no built-in collection {name!r}; choose one of: {names}")
+
+
+def resolve_names(spec: str) -> list[str]:
+    """Collection names from "a,b,c" (each once, in that order) or "all" (every one)."""
+    parts = [part.strip() for part in spec.split(",") if part.strip()]
+    if not parts:
+        raise LstmMusicError("name a built-in collection (or all)")
+    if ALL in parts:
+        return [collection.name for collection in COLLECTIONS]
+    return list(dict.fromkeys(get_collection(part).name for part in parts))

@@ -239,6 +239,7 @@ RUN_FILES = (
     "train_state.safetensors",
     "metrics.csv",
     "loss.png",
+    "report.json",  # the closing report of `train` (evaluation/report.run_report)
     "config.json",
 )
 # what an interrupted write leaves: our `.{name}.XXXXXXXX` (mkstemp), and `.tmpXXXXXX` from

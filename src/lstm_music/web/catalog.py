@@ -8,6 +8,7 @@ so rescanning on every listing stays cheap and picks up runs trained while the s
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
 import re
@@ -21,6 +22,7 @@ from lstm_music.web.markdown import markdown_to_html
 
 MAX_DEPTH = 8  # folders below --runs that are searched
 MAX_CHECKPOINTS = 500
+MAX_RUN_CONFIG = 1_000_000  # bytes: a run's config.json is a few kilobytes
 MAX_FOLDERS = 5000  # a --runs pointed at a home folder must not stall every listing
 TRAIN_KEYS = ("preset", "dropout", "window", "batch_size", "optimizer", "lr", "transpose")
 
@@ -228,6 +230,8 @@ class Catalog:
             result["card_html"] = markdown_to_html(entry.card.read_text(encoding="utf-8"))
         if loss_curve_source(entry) is not None:
             result["loss_curve_url"] = f"/api/models/{entry.id}/loss.png"
+        if run_corpus(entry.run_dir) is not None:
+            result["report_url"] = f"/api/models/{entry.id}/report"
         return {**result, "settings": settings, "metrics": metrics}
 
 
@@ -281,6 +285,20 @@ def run_metrics(path: Path) -> dict[str, Any]:
     if train:
         found["last train loss"] = round(train[-1], 4)
     return found
+
+
+def run_corpus(run_dir: Path | None) -> Path | None:
+    """The corpus folder a run's config.json names, or None (no run, no record)."""
+    if run_dir is None:
+        return None
+    file = run_dir / "config.json"
+    try:
+        if file.stat().st_size > MAX_RUN_CONFIG:  # not one `train` wrote
+            return None
+        recorded = json.loads(file.read_text(encoding="utf-8")).get("corpus")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return Path(recorded) if isinstance(recorded, str) and recorded else None
 
 
 def loss_curve_source(entry: ModelEntry) -> Path | None:

@@ -108,6 +108,23 @@ def loss_curve(state: ServerState, model_id: str) -> FileResponse:
     return FileResponse(source, media_type="image/png", headers={"Cache-Control": "no-cache"})
 
 
+@router.get(
+    "/models/{model_id}/report",
+    summary="A run's held-out report",
+    response_model=schemas.RunReport,
+    responses={**ERRORS, 429: {"model": schemas.ErrorMessage, "description": "busy: retry"}},
+)
+async def run_report(state: ServerState, model_id: str) -> dict:
+    """Bits per note on the held-out pieces of the corpus the run was trained on, beside a
+    uniform guess, a unigram model and the base model; the training/held-out loss gap; a copy
+    check of a few sampled pieces; warnings and a verdict. Computed once (seconds), then kept;
+    it takes a generation slot while it is computed."""
+    entry = _model(state, model_id)
+    if entry.run_dir is None:
+        raise HTTPException(404, f"model {model_id!r} is shipped: its card has its figures")
+    return await state.queue.run(state.reports.get, entry, state.generator.cache)
+
+
 def _check_primer(state: WebState, data: bytes, filename: str) -> Primer:
     from lstm_music.tokens.midi import (
         MidiError,

@@ -50,6 +50,30 @@ class ModelDetails(ModelSummary):
     settings: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)
     loss_curve_url: str | None = None
+    report_url: str | None = Field(
+        None, description="a run's held-out report (runs whose folder names their corpus)"
+    )
+
+
+class RunReport(BaseModel):
+    """How good a run's model is on its corpus's held-out pieces (`evaluation.report`)."""
+
+    split: str | None = Field(description="the held-out split scored; null: the corpus has none")
+    pieces: int
+    tokens: int
+    notes: int
+    vocabulary: int
+    predictors: list[dict[str, Any]] = Field(
+        description="name, label, nll_per_token (nats), bits_per_note: the model first, then "
+        "the base model (if any), a unigram model of the train split, a uniform guess"
+    )
+    gap: dict[str, Any] | None = Field(description="loss on training pieces against held-out")
+    copies: dict[str, Any] | None = Field(description="sampled pieces checked for copies")
+    warnings: list[str]
+    remarks: list[str]
+    verdict: str = Field(description="one line for people")
+    saving_vs_unigram: float | None = None
+    saving_vs_base: float | None = None
 
 
 class PrimerInfo(BaseModel):

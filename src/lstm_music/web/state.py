@@ -6,11 +6,12 @@ both import it from here, so neither imports the other's module.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lstm_music.web.catalog import Catalog
 from lstm_music.web.jobs import Generator, JobQueue, Primer, Store, StoredPiece
+from lstm_music.web.reports import ReportCache
 
 
 @dataclass
@@ -24,3 +25,4 @@ class WebState:
     primers: Store[Primer]
     generator: Generator
     max_upload_bytes: int
+    reports: ReportCache = field(default_factory=ReportCache)  # runs' held-out reports

@@ -1,0 +1,136 @@
+"""The page's run view: a run's held-out report, computed by the library, through the API and on
+the page (in headless Chromium, when it is installed)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("httpx")
+from fastapi.testclient import TestClient  # noqa: E402
+from test_web import make_tiny_runs  # noqa: E402
+
+from lstm_music.web.app import create_app  # noqa: E402
+from lstm_music.web.catalog import run_corpus  # noqa: E402
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> Path:
+    root = make_tiny_runs(tmp_path_factory.getbasetemp() / "web-runs")
+    moved = tmp_path_factory.mktemp("report-runs")  # the tiny run, and one whose corpus is gone
+    shutil.copytree(root / "tiny", moved / "tiny")
+    shutil.copytree(root / "tiny", moved / "lost")
+    config = json.loads((moved / "lost" / "config.json").read_text())
+    config["corpus"] = str(moved / "no-such-corpus")
+    (moved / "lost" / "config.json").write_text(json.dumps(config))
+    shutil.copytree(root / "exports", moved / "exports")
+    return moved
+
+
+@pytest.fixture(scope="module")
+def client(runs, tmp_path_factory):
+    app = create_app(runs, tmp_path_factory.mktemp("report-work"), workers=1, max_queue=3)
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def test_a_run_names_its_report_and_the_report_has_the_figures(client, runs) -> None:
+    details = client.get("/api/models/tiny").json()
+    assert details["report_url"] == "/api/models/tiny/report"
+    answer = client.get(details["report_url"])
+    assert answer.status_code == 200, answer.text
+    report = answer.json()
+    assert report["split"] == "valid" and report["pieces"] >= 1
+    names = [p["name"] for p in report["predictors"]]  # "base" too, once one reads remi tokens
+    assert names[0] == "model" and names[-2:] == ["unigram", "uniform"]
+    assert report["copies"]["pieces"] == 4 and report["copies"]["seconds"] >= 0
+    assert report["verdict"] and any("fewer than 5" in w for w in report["warnings"])
+    assert str(runs) not in answer.text and str(run_corpus(runs / "tiny")) not in answer.text
+
+
+def test_the_report_is_computed_once_per_checkpoint(client, monkeypatch) -> None:
+    first = client.get("/api/models/tiny/report").json()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the kept report should have been served")
+
+    monkeypatch.setattr("lstm_music.evaluation.report.held_out_report", refuse)
+    assert client.get("/api/models/tiny/report").json() == first
+
+
+def test_models_without_a_recorded_corpus_have_no_report(client, runs) -> None:
+    assert client.get("/api/models/bach-chorales/report").status_code == 404
+    solo = client.get("/api/models/exports-solo").json()
+    assert solo["report_url"] is None
+    answer = client.get("/api/models/exports-solo/report")
+    assert answer.status_code == 422 and "does not record the corpus" in answer.json()["detail"]
+    lost = client.get("/api/models/lost/report")
+    assert lost.status_code == 422 and "no report" in lost.json()["detail"]
+    assert str(runs) not in lost.text  # the server's folders stay on the server
+    assert client.get("/api/models/nothing-here/report").status_code == 404
+
+
+def test_the_page_shows_the_report_of_a_run(runs, tmp_path) -> None:
+    """Click "How good is it?" on the tiny run: the verdict and the figures appear."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package")
+    uvicorn = pytest.importorskip("uvicorn")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("no chromium (apt install chromium)")
+    server = uvicorn.Server(uvicorn.Config(create_app(runs, tmp_path), port=0, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not (server.started and server.servers):
+            assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
+            time.sleep(0.05)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=chromium, headless=True, args=["--no-sandbox", "--disable-gpu"]
+            )
+            _check_page(browser, f"http://127.0.0.1:{port}/")
+            browser.close()
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def _wait(page, script: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout  # polled from outside: the page's CSP forbids eval
+    while not page.evaluate(script):
+        assert time.monotonic() < deadline, f"timed out waiting for: {script}"
+        time.sleep(0.1)
+
+
+def _check_page(browser, url: str) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.goto(url)
+    _wait(page, "document.body.dataset.ready === 'true'")
+    page.select_option("#model", "tiny")
+    _wait(page, "document.querySelector('#model-info h3')?.textContent === 'tiny'")
+    page.click("text=How good is it?")
+    _wait(page, "document.querySelector('.report .verdict') !== null")
+    assert page.locator(".report .verdict").text_content().startswith("Verdict: ")
+    table = page.locator(".report .figures").text_content()
+    assert "this model" in table and "unigram (train split)" in table
+    assert "Copy check: 4 sampled pieces" in page.locator(".report").text_content()
+    assert page.locator(".report .warning").count() >= 1  # one held-out piece
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "web-report.png"), full_page=True)
+    page.select_option("#model", "bach-chorales")  # a shipped model: no report section
+    _wait(page, "document.querySelector('#model-info h3')?.textContent === 'bach-chorales'")
+    assert page.locator(".report").count() == 0
+    assert problems == []

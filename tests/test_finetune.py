@@ -121,3 +121,11 @@ def test_a_changed_origin_is_not_taken_for_the_base(base_run, tmp_path: Path) ->
     train(corpus, tmp_path / "tuned", TrainConfig(**TINY, init=str(copy), max_steps=1))
     load_checkpoint(tmp_path / "tuned" / "last.safetensors").save(copy)  # other weights now
     assert base_of(load_checkpoint(tmp_path / "tuned" / "last.safetensors")) is None
+
+
+def test_preset_config_applies_the_preset() -> None:
+    from lstm_music import preset_config
+
+    config = preset_config("finetune", init="base", max_minutes=3)
+    assert config.lr == pytest.approx(1e-3) and config.patience == 2 and config.init == "base"
+    assert TrainConfig(preset="finetune").lr != config.lr  # the dataclass alone only names it

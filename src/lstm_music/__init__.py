@@ -19,6 +19,8 @@ _EXPORTS = {
     "tokenizer_from_config": "lstm_music.tokens",
     "LstmMusicError": "lstm_music.errors",
     "TrainConfig": "lstm_music.training.settings",
+    "train": "lstm_music.training.trainer",
+    "preset_config": "lstm_music.training.settings",
     "load_checkpoint": "lstm_music.model.checkpoint",
     "Checkpoint": "lstm_music.model.checkpoint",
     "GenerateOptions": "lstm_music.generation.sampling",
@@ -26,6 +28,8 @@ _EXPORTS = {
     "write_pieces": "lstm_music.generation.pipeline",
     "generate": "lstm_music.generation.generate",
     "score_pieces": "lstm_music.evaluation.likelihood",
+    "held_out_report": "lstm_music.evaluation.report",
+    "base_of": "lstm_music.model.checkpoint",
 }
 
 __all__ = ["__version__", *_EXPORTS]

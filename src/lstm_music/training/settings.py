@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lstm_music.errors import LstmMusicError, SettingError
+from lstm_music.settings import build_config
 
 PRESETS: dict[str, dict[str, Any]] = {
     "seed": {
@@ -129,3 +130,9 @@ def preset_layer(name: str) -> dict[str, Any]:
     if name not in PRESETS:
         raise LstmMusicError(f"unknown preset {name!r}; choose {', '.join(PRESETS)}")
     return {"preset": name, **PRESETS[name]}
+
+
+def preset_config(name: str, **settings: Any) -> TrainConfig:
+    """The preset's settings with `settings` on top: the library's way to what `train --preset
+    NAME` builds (`TrainConfig(preset=...)` alone only names the preset)."""
+    return build_config(TrainConfig, preset_layer(name), settings)

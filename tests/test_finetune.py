@@ -12,6 +12,7 @@ from conftest import random_melody, write_midi
 
 from lstm_music.cli import main
 from lstm_music.corpus.prepare import PrepareConfig, prepare
+from lstm_music.errors import SettingError
 from lstm_music.fsutil import file_sha256
 from lstm_music.model.checkpoint import base_of, load_checkpoint
 from lstm_music.training.finetune import TokenizerMismatch
@@ -56,9 +57,10 @@ def test_weights_and_sizes_come_from_the_model(base_run, tmp_path: Path) -> None
     for name, weight in base.model.state_dict().items():  # one step at lr 1e-12: unchanged
         assert torch.allclose(tuned.model.state_dict()[name], weight, atol=1e-6), name
     digest = file_sha256(run / "best.safetensors")
-    assert tuned.fine_tuned_from == {"name": str(run), "sha256": digest}
+    read = str((run / "best.safetensors").resolve())  # the file read, findable from anywhere
+    assert tuned.fine_tuned_from == {"name": read, "sha256": digest}
     saved = json.loads((tmp_path / "tuned" / "config.json").read_text())
-    assert saved["train"]["init"] == str(run) and saved["train"]["init_sha256"] == digest
+    assert saved["train"]["init"] == read and saved["train"]["init_sha256"] == digest
     assert load_checkpoint(run).fine_tuned_from is None
     assert base_of(tuned) is not None and base_of(tuned).vocabulary == tuned.vocabulary
 
@@ -110,7 +112,7 @@ def test_a_fine_tuned_run_resumes_without_its_original_file(base_run, tmp_path: 
     copy.unlink()
     assert main(["train", "--resume", str(tmp_path / "tuned"), "--max-steps", "4", "-q"]) == 0
     resumed = load_checkpoint(tmp_path / "tuned" / "last.safetensors")
-    assert resumed.metrics["step"] == 4 and resumed.fine_tuned_from["name"] == str(copy)
+    assert resumed.metrics["step"] == 4 and resumed.fine_tuned_from["name"] == str(copy.resolve())
     assert base_of(resumed) is None  # the recorded file is gone: no base to compare with
 
 
@@ -129,3 +131,39 @@ def test_preset_config_applies_the_preset() -> None:
     config = preset_config("finetune", init="base", max_minutes=3)
     assert config.lr == pytest.approx(1e-3) and config.patience == 2 and config.init == "base"
     assert TrainConfig(preset="finetune").lr != config.lr  # the dataclass alone only names it
+
+
+def test_asked_sizes_that_fine_tuning_cannot_keep_are_refused(base_run, tmp_path: Path) -> None:
+    corpus, run = base_run
+    with pytest.raises(SettingError, match="keeps its model's sizes") as caught:
+        train(corpus, tmp_path / "t", TrainConfig(**TINY, init=str(run), hidden_sizes=[64]))
+    assert caught.value.setting == "hidden_sizes" and not (tmp_path / "t").exists()
+
+
+def test_a_folder_named_base_is_not_the_shipped_base(base_run, tmp_path, monkeypatch) -> None:
+    corpus, run = base_run
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "best.safetensors").write_bytes((run / "best.safetensors").read_bytes())
+    monkeypatch.chdir(tmp_path)
+    config = TrainConfig(**TINY, embedding_dim=12, hidden_sizes=[20, 16], max_steps=1)
+    train(corpus, tmp_path / "scratch", config, progress=False)
+    scratch = load_checkpoint(tmp_path / "scratch" / "last.safetensors")
+    shipped = base_of(scratch)  # the package's base model, if it ships one, never ./base
+    assert shipped is None or "weights" in str(shipped.path)
+
+
+def test_a_damaged_origin_gives_no_base(base_run, tmp_path: Path) -> None:
+    corpus, run = base_run
+    copy = tmp_path / "copy.safetensors"
+    copy.write_bytes((run / "best.safetensors").read_bytes())
+    train(corpus, tmp_path / "tuned", TrainConfig(**TINY, init=str(copy), max_steps=1))
+    tuned = load_checkpoint(tmp_path / "tuned" / "last.safetensors")
+    copy.write_bytes(b"not a checkpoint")
+    assert base_of(tuned) is None
+
+
+def test_init_with_resume_is_refused(base_run, tmp_path: Path, capsys) -> None:
+    corpus, run = base_run
+    train(corpus, tmp_path / "r", TrainConfig(**TINY, max_steps=1), progress=False)
+    assert main(["train", "--resume", str(tmp_path / "r"), "--init", str(run), "-q"]) == 1
+    assert "--init" in capsys.readouterr().err

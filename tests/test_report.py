@@ -129,7 +129,7 @@ def test_a_model_fitted_to_its_training_tokens_is_called_overfitting(tmp_path) -
     assert report.gap is not None and report.gap.train_tokens > 0
     assert report.gap.overfitting and report.gap.gap > verdict.OVERFIT_GAP
     assert any(w.startswith("overfitting") for w in report.warnings)
-    assert report.verdict.startswith("overfitting")
+    assert "but overfitting" in report.verdict
     flat = held_out_report(checkpoint_of(corpus, bias_model(vocab, np.zeros(vocab))), corpus)
     assert flat.gap.gap == pytest.approx(0.0, abs=1e-5) and not flat.gap.overfitting
     assert not any(w.startswith("overfitting") for w in flat.warnings)
@@ -309,3 +309,30 @@ def test_train_ends_with_the_report_and_keeps_it(tmp_path, capsys) -> None:
     assert kept["verdict"] == out[-1].removeprefix("verdict: ")
     assert main([*args, "--overwrite", "--no-report"]) == 0
     assert "verdict" not in capsys.readouterr().out and not (run / "report.json").exists()
+
+
+def test_a_good_model_can_overfit_and_small_differences_keep_a_decimal() -> None:
+    text = verdict.held_out_verdict(0.53, gap=0.7, overfitting=True, pieces=9)
+    assert text.startswith("good: 53% fewer") and "but overfitting" in text
+    assert "close to its training loss" not in text
+    assert "weak: only 5% fewer" in verdict.held_out_verdict(0.05, gap=0.0, pieces=9)
+    base = verdict.held_out_verdict(0.4, base_saving=-0.004, gap=0.0, pieces=9, fine_tuned=True)
+    assert "0.4% more than the model it was fine-tuned from" in base
+    assert "fine-tuning did not help" in base
+
+
+def test_a_big_held_out_split_is_sampled_whole_pieces_within_the_cap(tmp_path, monkeypatch):
+    from lstm_music.evaluation import report as report_module
+
+    corpus = corpus_of(tmp_path, pieces=8, valid=0.5)
+    pieces = corpus.split("valid")
+    cap = sum(len(p.ids) + 1 for p in pieces) // 2
+    sample = report_module.held_out_sample(pieces, cap)
+    assert 1 <= len(sample) < len(pieces) and sum(len(p.ids) + 1 for p in sample) <= cap
+    assert [p.source for p in sample] == [
+        p.source for p in report_module.held_out_sample(pieces, cap)
+    ]
+    monkeypatch.setattr(report_module, "HELD_OUT_TOKENS_CAP", cap)
+    checkpoint = checkpoint_of(corpus, bias_model(len(corpus.vocabulary)))
+    report = report_module.held_out_report(checkpoint, corpus)
+    assert report.pieces == len(sample) and any("fixed sample" in r for r in report.remarks)

@@ -187,3 +187,22 @@ def test_torchrun_two_processes(corpus: Path, tmp_path: Path) -> None:
     result = subprocess.run(resume, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert load_checkpoint(tmp_path / "ddp" / "last.safetensors").metrics["step"] == 5
+
+
+def test_a_run_saved_mid_epoch_by_the_old_plan_restarts_that_epoch(corpus, tmp_path) -> None:
+    from lstm_music.model.checkpoint import write_safetensors
+
+    run = tmp_path / "run"
+    train(corpus, run, tiny(max_steps=1, batch_size=1, window=8), progress=False)
+    path = run / "train_state.safetensors"
+    tensors, meta = read_safetensors(path, "state")
+    assert meta["progress"]["batch"] == 1 and meta["progress"]["plan"] == 2
+    del meta["progress"]["plan"]  # as written before issue 12
+    write_safetensors(path, tensors, meta)
+    heard: list[str] = []
+    result = train(corpus, run, tiny(max_steps=2, batch_size=1, window=8), resume=True,
+                   progress=False, notify=heard.append)  # fmt: skip
+    assert any("that epoch starts over" in note for note in heard)
+    assert result.steps == 2
+    _, meta = read_safetensors(path, "state")
+    assert meta["progress"]["batch"] == 1 and meta["progress"]["plan"] == 2

@@ -21,14 +21,21 @@ def test_ranks_follow_the_velocity_values() -> None:
 def test_only_velocities_move_and_stay_in_range() -> None:
     augment = VelocityAugment(VOCABULARY, shift=2, jitter=1)
     ids = np.array([1, 3, 4, 6, 9, 4, 7, 9, 2] * 50)
-    rng = np.random.default_rng(0)
-    moved = augment.apply(ids, 3, rng)  # a level past the top: clipped
+    moved = augment.apply(ids, 3, [0, 0, 0], 0)  # a level past the top: clipped
     velocity = np.isin(ids, [5, 6, 7, 8])
     assert (moved[~velocity] == ids[~velocity]).all()
     assert np.isin(moved[velocity], [5, 6, 7, 8]).all()
     assert (moved[velocity] != ids[velocity]).any()
-    assert (augment.apply(ids, 0, rng) == ids).sum() < len(ids)  # jitter alone moves some
-    assert (VelocityAugment(VOCABULARY, 0, 0).apply(ids, 0, rng) == ids).all()
+    assert (augment.apply(ids, 0, [0, 0, 0], 0) == ids).sum() < len(ids)  # jitter alone moves
+    assert (VelocityAugment(VOCABULARY, 0, 0).apply(ids, 0, [0, 0, 0], 0) == ids).all()
+
+
+def test_a_position_gets_one_jitter_whatever_window_holds_it() -> None:
+    augment = VelocityAugment(VOCABULARY, shift=0, jitter=2)
+    whole = augment.jitter_at([1, 2, 3], 0, 10_000)  # crosses two block edges
+    for start, count in [(0, 5), (4090, 20), (8191, 2), (123, 9000)]:
+        assert (augment.jitter_at([1, 2, 3], start, count) == whole[start : start + count]).all()
+    assert (augment.jitter_at([1, 2, 4], 0, 10_000) != whole).any()  # another piece, other draws
 
 
 def test_batches_vary_velocities_reproducibly() -> None:
@@ -41,3 +48,15 @@ def test_batches_vary_velocities_reproducibly() -> None:
     assert (first.inputs == again.inputs).all()
     assert (first.inputs != plain.inputs).any()
     assert ((first.inputs == plain.inputs) | np.isin(plain.inputs, [5, 6, 7, 8])).all()
+
+
+def test_a_window_reads_the_token_the_previous_window_predicted() -> None:
+    """Jittered velocities stay one sequence across window edges: a piece, not a patchwork."""
+    pieces = [np.array([4, 6, 9] * 200)]
+    augment = VelocityAugment(VOCABULARY, shift=1, jitter=1)
+    plan = EpochPlan([600], 1, 16, seed=3, epoch=1, velocity_shift=1)
+    batcher = Batcher(pieces, 16, velocity=augment)
+    batches = [batcher.batch(plan, index, range(1)) for index in range(plan.batches)]
+    for before, after in zip(batches, batches[1:]):
+        assert before.targets[0, -1] == after.inputs[0, 0]
+    assert len({int(t) for b in batches for t in b.inputs[0]} & {5, 6, 7, 8}) > 1

@@ -168,6 +168,8 @@ def run_train(args: argparse.Namespace) -> int:
     from lstm_music.training.trainer import train
 
     flags = _flags(args)
+    if args.resume and args.init:
+        raise LstmMusicError("--init starts a run; a resumed run keeps what it started from")
     if args.resume:
         saved = read_run_config(args.resume)
         extend = {key: value for key, value in flags.items() if key in BUDGETS}
@@ -199,18 +201,29 @@ def run_train(args: argparse.Namespace) -> int:
             f"{error}: lstm-music prepare FOLDER --out CORPUS_DIR {prepare_flags}".rstrip()
         ) from error
     _summary(result)
-    if not args.no_report and os.environ.get("RANK", "0") == "0":  # one report under torchrun
-        _report(result.run_dir, corpus)
+    if os.environ.get("RANK", "0") == "0":  # one report under torchrun
+        _report(result.run_dir, corpus, config.device, args.no_report)
     return 0
 
 
-def _report(run_dir, corpus_path) -> None:
-    """The closing report on the held-out pieces, as `evaluate` prints it."""
+def _report(run_dir, corpus_path, device: str, skip: bool) -> None:
+    """The closing report on the held-out pieces, as `evaluate` prints it. The run is done and
+    saved whatever happens here, so a failure is a note, not the command's error."""
+    from pathlib import Path
+
     from lstm_music.cli.report_view import report_lines
     from lstm_music.corpus.store import Corpus
     from lstm_music.evaluation.report import run_report
+    from lstm_music.training.distributed import pick_device
 
-    report = run_report(run_dir, Corpus.load(corpus_path))
+    if skip:  # a report of an earlier leg of this run would describe other weights
+        Path(run_dir, "report.json").unlink(missing_ok=True)
+        return
+    try:
+        report = run_report(run_dir, Corpus.load(corpus_path), device=pick_device(device))
+    except LstmMusicError as error:
+        _note(f"no closing report: {error}")
+        return
     print("\n".join(report_lines(report)))
 
 

@@ -147,6 +147,7 @@ def resolve_names(spec: str) -> list[str]:
     parts = [part.strip() for part in spec.split(",") if part.strip()]
     if not parts:
         raise LstmMusicError("name a built-in collection (or all)")
+    named = [get_collection(part).name for part in parts if part != ALL]  # typos are refused
     if ALL in parts:
         return [collection.name for collection in COLLECTIONS]
-    return list(dict.fromkeys(get_collection(part).name for part in parts))
+    return list(dict.fromkeys(named))

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 HELD_OUT = ("valid", "test")
 TRAIN_TOKENS_CAP = 200_000  # training tokens scored for the gap, at most (keeps it fast)
+HELD_OUT_TOKENS_CAP = 200_000  # held-out tokens the report scores itself, at most
 TRAIN_TOKENS_FLOOR = 20_000  # ... and at least this many where the training split has them
 COPY_PIECES = 4  # pieces sampled for the copy check at the end of training
 COPY_TOKENS = 200  # tokens each: enough for a few bars, seconds to sample and check
@@ -178,6 +179,19 @@ def training_sample(pieces: list[CorpusPiece], cap: int, seed: int = 0) -> list[
     return sample
 
 
+def held_out_sample(pieces: list[CorpusPiece], cap: int, seed: int = 0) -> list[CorpusPiece]:
+    """Whole held-out pieces in a fixed random order while they fit in `cap` tokens (at least
+    one): whole, so their note counts stay right for bits per note."""
+    chosen, total = [], 0
+    for index in np.random.default_rng(seed).permutation(len(pieces)):
+        piece = pieces[int(index)]
+        if chosen and total + len(piece.ids) + 1 > cap:
+            continue
+        chosen.append(piece)
+        total += len(piece.ids) + 1
+    return chosen
+
+
 def _bits_per_note(totals: Totals, notes: int) -> float | None:
     return totals.nll / math.log(2) / notes if notes else None
 
@@ -285,6 +299,14 @@ def held_out_report(
 def _score(report: HeldOutReport, checkpoint, corpus, base, window: int, scored) -> None:
     """The held-out figures, the loss gap and their warnings, into `report`."""
     pieces = corpus.split(report.split)
+    if scored is None and sum(len(p.ids) + 1 for p in pieces) > HELD_OUT_TOKENS_CAP:
+        every = len(pieces)
+        pieces = held_out_sample(pieces, HELD_OUT_TOKENS_CAP)
+        report.remarks.append(
+            f"scored {len(pieces):,} of the {every:,} {report.split} pieces (a fixed sample of "
+            f"about {HELD_OUT_TOKENS_CAP:,} tokens, to keep the report quick; `evaluate` scores "
+            "them all)"
+        )
     ids = [p.ids for p in pieces]
     notes = sum(p.info.notes for p in pieces)
     model = _model_totals(checkpoint, ids, report.split, scored, window)
@@ -337,14 +359,14 @@ def _verdict(report: HeldOutReport) -> str:
 
 
 def run_report(
-    run_dir: str | Path, corpus: Corpus, copy_pieces: int = COPY_PIECES
+    run_dir: str | Path, corpus: Corpus, copy_pieces: int = COPY_PIECES, device: str = "cpu"
 ) -> HeldOutReport:
     """The report `train` ends with: the run's best checkpoint on the corpus's valid split,
     against its base model, with a copy check; kept in the run folder as report.json."""
     from lstm_music.fsutil import write_bytes_atomically
     from lstm_music.model.checkpoint import base_of, load_checkpoint
 
-    checkpoint = load_checkpoint(run_dir)
+    checkpoint = load_checkpoint(run_dir, device)
     report = held_out_report(checkpoint, corpus, base=base_of(checkpoint), copy_pieces=copy_pieces)
     text = json.dumps(report.to_dict(), indent=1)
     write_bytes_atomically(Path(run_dir) / "report.json", text.encode())

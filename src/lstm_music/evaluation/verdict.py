@@ -98,7 +98,9 @@ def is_overfitting(train_nll: float, held_out_nll: float) -> bool:
 
 
 def _percent(share: float) -> str:
-    return f"{abs(share):.0%} {'fewer' if share >= 0 else 'more'}"
+    """0.38 -> "38% fewer", -0.004 -> "0.4% more": small differences keep a decimal."""
+    size = f"{abs(share):.0%}" if abs(share) >= 0.01 else f"{abs(share):.1%}"
+    return f"{size} {'fewer' if share >= 0 else 'more'}"
 
 
 def held_out_verdict(
@@ -143,19 +145,19 @@ def held_out_verdict(
 
 
 def _judged(figure: str, saving: float, base_saving, gap, overfitting: bool, tuned: bool) -> str:
-    """The held-out figures' part of the verdict: overfitting, poor, weak, fair or good."""
-    if overfitting:
-        return (f"overfitting: its held-out loss is {gap:.2f} nats per token above its loss on "
-                f"training pieces ({figure}) — it learns its training pieces more than the style: "
-                "train on more pieces, raise dropout or use a smaller model")  # fmt: skip
+    """The held-out figures' part of the verdict: the grade (poor, weak, fair, good), then
+    overfitting when the gap says so (a good model can overfit too), then the base model."""
     if saving < 0:
-        return f"poor: {figure} — train longer, or check the corpus"
-    if saving < WEAK_SAVING:
-        return (
-            f"weak: barely better than a unigram guess, {figure} — train longer or on more pieces"
-        )
-    text = f"{'good' if saving >= GOOD_SAVING else 'fair'}: {figure}"
-    text += "" if gap is None else " and close to its training loss"
+        text = f"poor: {figure} — train longer, or check the corpus"
+    elif saving < WEAK_SAVING:
+        text = f"weak: only {figure} — train longer or on more pieces"
+    else:
+        text = f"{'good' if saving >= GOOD_SAVING else 'fair'}: {figure}"
+        text += "" if gap is None or overfitting else " and close to its training loss"
+    if overfitting:
+        text += (f"; but overfitting: its held-out loss is {gap:.2f} nats per token above its "
+                 "loss on training pieces — train on more pieces, raise dropout or stop "
+                 "earlier")  # fmt: skip
     if tuned and base_saving is not None and base_saving <= 0:
         text += "; fine-tuning did not help on these pieces"
     return text

@@ -25,7 +25,7 @@ from lstm_music.model.header import (
     read_tensors,
 )
 from lstm_music.model.lstm import LSTMModel, ModelConfig
-from lstm_music.model.shipped import BASE_MODEL, resolve_checkpoint
+from lstm_music.model.shipped import BASE_MODEL, resolve_checkpoint, shipped_model
 from lstm_music.tokens import TokenizerError
 
 if TYPE_CHECKING:
@@ -141,15 +141,15 @@ def base_of(checkpoint: Checkpoint) -> Checkpoint | None:
     recorded name, and only if its sha256 still matches), else, for a model trained from
     scratch, the shipped base model when it reads the same tokens; None when there is none."""
     origin = checkpoint.fine_tuned_from
-    try:
-        path = resolve_checkpoint(origin["name"] if origin else BASE_MODEL)
-    except LstmMusicError:
+    try:  # a shipped model by its name only: a folder called "base" here is not the base model
+        path = resolve_checkpoint(origin["name"]) if origin else shipped_model(BASE_MODEL).path
+        if origin and origin["sha256"] and file_sha256(path) != origin["sha256"]:
+            return None
+        if checkpoint.path is not None and Path(checkpoint.path).resolve() == path.resolve():
+            return None  # the base model itself
+        base = load_checkpoint(path, checkpoint.model.head.weight.device)
+    except (LstmMusicError, OSError):  # gone, damaged or unreadable: nothing to compare with
         return None
-    if origin and origin["sha256"] and file_sha256(path) != origin["sha256"]:
-        return None
-    if checkpoint.path is not None and Path(checkpoint.path).resolve() == path.resolve():
-        return None  # the base model itself
-    base = load_checkpoint(path, checkpoint.model.head.weight.device)
     same = base.tokenizer_config == checkpoint.tokenizer_config
     return base if same and base.vocabulary == checkpoint.vocabulary else None
 

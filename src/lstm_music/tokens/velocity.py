@@ -30,18 +30,19 @@ def velocity_ranks(vocabulary: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return ranks, np.array([i for _, i in found], dtype=np.int64)
 
 
+JITTER_BLOCK = 4096  # positions of a piece whose jitter one random stream draws
+
+
 def vary_velocities(
-    ids: np.ndarray, ranks: np.ndarray, by_rank: np.ndarray, level: int, jitter: int, rng
+    ids: np.ndarray, ranks: np.ndarray, by_rank: np.ndarray, level: int, jitter: np.ndarray
 ) -> np.ndarray:
-    """`ids` with every velocity token moved `level` bins plus a per-token random +-`jitter`,
-    kept inside the tokenizer's range; other tokens untouched."""
-    if not len(by_rank) or not (level or jitter):
+    """`ids` with every velocity token moved `level` bins plus its own `jitter` (one value per
+    position), kept inside the tokenizer's range; other tokens untouched."""
+    if not len(by_rank):
         return ids
     rank = ranks[ids]
     where = rank >= 0
-    moved = rank[where] + level
-    if jitter:
-        moved = moved + rng.integers(-jitter, jitter + 1, size=moved.shape)
+    moved = rank[where] + level + jitter[where]
     out = ids.copy()
     out[where] = by_rank[np.clip(moved, 0, len(by_rank) - 1)]
     return out
@@ -58,5 +59,24 @@ class VelocityAugment:
     def active(self) -> bool:
         return bool(len(self.by_rank)) and bool(self.shift or self.jitter)
 
-    def apply(self, ids: np.ndarray, level: int, rng) -> np.ndarray:
-        return vary_velocities(ids, self.ranks, self.by_rank, level, self.jitter, rng)
+    def jitter_at(self, key: list[int], start: int, count: int) -> np.ndarray:
+        """Per-position jitter for positions [start, start + count) of one piece in one epoch
+        (`key`: seed, epoch, piece). Drawn a block of positions at a time from a stream of its
+        own, so a position gets the same value in every window that holds it (the last target
+        of one window is the first input of the next) and after a resume."""
+        if not self.jitter or count <= 0:
+            return np.zeros(max(count, 0), dtype=np.int64)
+        first, last = start // JITTER_BLOCK, (start + count - 1) // JITTER_BLOCK
+        blocks = [
+            np.random.default_rng([*key, block]).integers(
+                -self.jitter, self.jitter + 1, size=JITTER_BLOCK
+            )
+            for block in range(first, last + 1)
+        ]
+        offset = start - first * JITTER_BLOCK
+        return np.concatenate(blocks)[offset : offset + count]
+
+    def apply(self, ids: np.ndarray, level: int, key: list[int], start: int) -> np.ndarray:
+        """`ids` (positions `start`... of the piece `key` names) with its velocities varied."""
+        jitter = self.jitter_at(key, start, len(ids))
+        return vary_velocities(ids, self.ranks, self.by_rank, level, jitter)

@@ -142,10 +142,10 @@ class Batcher:
             for stream_index, low, high, column in plan.pieces_in(begin, end):
                 piece = int(plan.order[stream_index])
                 framed = self.framed(piece, plan.shifts[stream_index], low, high + 1)
-                if self.velocity is not None:  # the same jitter for this window after a resume
-                    rng = np.random.default_rng([plan.seed, plan.epoch, stream_index, low])
+                if self.velocity is not None:  # positions low..high of the framed piece
+                    key = [plan.seed, plan.epoch, stream_index]
                     level = plan.velocity_levels[stream_index]
-                    framed = self.velocity.apply(framed, level, rng)
+                    framed = self.velocity.apply(framed, level, key, low)
                 width = high - low
                 inputs[row, column : column + width] = framed[:-1]
                 targets[row, column : column + width] = framed[1:]

@@ -13,9 +13,10 @@ checkpoint of the run say what it was fine-tuned from.
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lstm_music.errors import LstmMusicError
+from lstm_music.errors import LstmMusicError, SettingError
 from lstm_music.fsutil import file_sha256
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ def load_initial_model(config: TrainConfig, corpus: Corpus) -> tuple[TrainConfig
     from lstm_music.model.checkpoint import check_corpus_fits, load_checkpoint
 
     base = load_checkpoint(config.init)
+    _check_sizes(config, base)
     try:
         check_corpus_fits(base, corpus, same_ids=True)
     except LstmMusicError as error:
@@ -60,11 +62,43 @@ def load_initial_model(config: TrainConfig, corpus: Corpus) -> tuple[TrainConfig
     sizes = base.model_config
     resolved = replace(
         config,
+        init=_origin_name(config.init, base),
         embedding_dim=sizes.embedding_dim,
         hidden_sizes=list(sizes.hidden_sizes),
         init_sha256=file_sha256(base.path) if base.path else "",
     )
     return resolved, base
+
+
+def _origin_name(spec: str, base: Checkpoint) -> str:
+    """What the run records as its origin: a shipped model's name as it is (it resolves the
+    same everywhere), anything else as the absolute path of the file that was read, so the
+    record still finds it from another folder (the web server's, a later `evaluate`'s)."""
+    from lstm_music.model.shipped import models_folder
+
+    path = Path(base.path).resolve() if base.path else None
+    if path is None or path.parent == models_folder().resolve():
+        return spec
+    return str(path)
+
+
+def _check_sizes(config: TrainConfig, base: Checkpoint) -> None:
+    """Refuse sizes that differ from both the model's and the unset defaults: they were asked
+    for (in a TOML file, say), and a fine-tuned model cannot have them."""
+    from lstm_music.training.settings import TrainConfig
+
+    sizes = base.model_config
+    unset = TrainConfig()
+    asked = (config.embedding_dim, list(config.hidden_sizes))
+    if asked not in (
+        (unset.embedding_dim, unset.hidden_sizes),
+        (sizes.embedding_dim, sizes.hidden_sizes),
+    ):
+        raise SettingError(
+            f"a fine-tuned model keeps its model's sizes (embedding {sizes.embedding_dim}, "
+            f"hidden {sizes.hidden_sizes}), not embedding {asked[0]}, hidden {asked[1]}",
+            "hidden_sizes",
+        )
 
 
 __all__ = [

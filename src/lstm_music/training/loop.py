@@ -125,7 +125,7 @@ def run_epochs(trainer) -> TrainResult:
         progress["stopped_by"],
         trainer.notes,
         not trainer.valid_ids,
-        trainer.utilisation,
+        trainer.utilisation or trainer.plan_epoch().utilisation,  # resumed after its last epoch
     )
 
 

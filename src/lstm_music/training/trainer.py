@@ -47,6 +47,7 @@ from lstm_music.training.rundir import (
 )
 from lstm_music.training.settings import TrainConfig, parse_transpose
 
+PLAN_VERSION = 2  # 2: one stream cut into lanes (issue 12); 1: whole pieces dealt to lanes
 VALID_GROUP = 16  # validation pieces scored at a time (evaluate's batch), between clock checks
 
 
@@ -60,6 +61,7 @@ def _fresh_progress() -> dict[str, Any]:
         "lr_scale": 1.0,
         "seconds": 0.0,
         "stopped_by": "",
+        "plan": PLAN_VERSION,
     }
 
 
@@ -138,6 +140,13 @@ class Trainer:
             runtime.device,
         )
         self.saved_step = self.progress["step"]
+        if self.progress.get("plan") != PLAN_VERSION and self.progress["batch"]:
+            self.note(  # its position and carried state belong to the old plan of batches
+                f"this run was saved inside epoch {self.progress['epoch'] + 1} by an older "
+                "version, which planned the epoch's batches differently: that epoch starts over"
+            )
+            self.progress["batch"], self.hidden = 0, None
+        self.progress["plan"] = PLAN_VERSION
 
     def note(self, text: str) -> None:
         """Something the user should hear: kept for the result, and told `notify` now."""

@@ -74,6 +74,9 @@ class RunReport(BaseModel):
     verdict: str = Field(description="one line for people")
     saving_vs_unigram: float | None = None
     saving_vs_base: float | None = None
+    fine_tuned: bool = Field(
+        default=False, description="the base model is the one this model was fine-tuned from"
+    )
 
 
 class PrimerInfo(BaseModel):

@@ -39,10 +39,11 @@ def loss_is_finite(value: float) -> bool:
 
 
 class _Throughput:
-    """Smoothed loss and tokens per second since the epoch began, for the bar and the log."""
+    """Smoothed loss (carried on from the epoch before: restarting it at each epoch's first
+    batch drew a saw-tooth of its own) and tokens per second since the epoch began."""
 
-    def __init__(self) -> None:
-        self.tokens, self.started, self.loss = 0, time.perf_counter(), None
+    def __init__(self, loss: float | None = None) -> None:
+        self.tokens, self.started, self.loss = 0, time.perf_counter(), loss
 
     def add(self, loss: float, tokens: int) -> None:
         self.tokens += tokens
@@ -143,7 +144,7 @@ def _run_epoch(trainer, plan, started: float, deadline: float | None) -> str:
         dynamic_ncols=True,
         leave=False,
     )
-    meter = _Throughput()
+    meter = _Throughput(trainer.smoothed_loss)
     try:
         for index in range(progress["batch"], plan.batches):
             stopped_by = trainer.out_of_budget(started)  # before the step: room for it and
@@ -170,6 +171,7 @@ def _run_epoch(trainer, plan, started: float, deadline: float | None) -> str:
                 return "early stopping"
         return ""
     finally:
+        trainer.smoothed_loss = meter.loss
         bar.close()
 
 

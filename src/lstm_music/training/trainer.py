@@ -83,6 +83,7 @@ class Trainer:
         self.valid_loss: float | None = None
         self.saved_step = -1  # the step of the last saved training state
         self.last_lr = config.lr  # the learning rate of the last step, for metrics.csv
+        self.smoothed_loss: float | None = None  # the training loss the bar and metrics show
         self.notify: Callable[[str], None] | None = None  # hears each note as it arises
         self.on_epoch: Callable[[str], None] | None = None  # hears each epoch's summary line
         torch.manual_seed(config.seed * 1000 + runtime.rank)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lstm_music.errors import LstmMusicError
+from lstm_music.generation.masks import INSTRUMENT_NAMES, KEY_EXAMPLES
 from lstm_music.generation.sampling import (
     DEFAULT_MAX_SECONDS,
     PRIMER_TOKENS,
@@ -33,6 +34,12 @@ the piece starts from nothing. The primer is part of the piece and takes at most
 Length: --seconds and --bars give pieces of exactly that length (the model writes until it gets
 there, up to --max-tokens); a piece that falls short says so and by how much. No piece is longer
 than --max-seconds ({MAX_SECONDS_TEXT} unless --seconds asks for more), whatever the primer holds.
+
+Constraints (any model): --key D-minor --key-strict samples no pitch outside the scale,
+--pitch-range 48..84 (or C3..C6) none outside the range, --instruments piano,bass,drums only
+those instruments (models whose tokens name instruments). Drums are not pitches: the key and the
+range leave them alone. A constraint the model cannot meet at all is not applied, and the piece
+says so. The primer is your music and is kept as it is.
 """
 
 
@@ -95,6 +102,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         default=SamplingOptions.num,
         help="pieces to write, in one batch (%(default)s)",
     )
+    _add_constraints(parser)
     primer = parser.add_argument_group("primer")
     primer.add_argument("--primer", metavar="FILE.mid", help="continue this MIDI file")
     primer.add_argument(
@@ -136,6 +144,28 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run_generate)
 
 
+def _add_constraints(parser: argparse.ArgumentParser) -> None:
+    """The hard constraints: masks on the sampled tokens, for any model."""
+    group = parser.add_argument_group("constraints (any model)")
+    families = ", ".join(INSTRUMENT_NAMES)
+    group.add_argument(
+        "--key", metavar="KEY", help=f"a key: {KEY_EXAMPLES}, c-minor, ... (with --key-strict)"
+    )
+    group.add_argument(
+        "--key-strict", action="store_true", help="no pitch outside the --key's scale"
+    )
+    group.add_argument(
+        "--pitch-range",
+        metavar="LOW..HIGH",
+        help="no pitch outside: MIDI numbers (48..84) or note names (C3..C6, C4 = 60)",
+    )
+    group.add_argument(
+        "--instruments",
+        metavar="LIST",
+        help=f"only these, comma-separated: GM programs 0-127, -1 drums, or {families}",
+    )
+
+
 def output_paths(out: str, num: int) -> list[Path]:
     path = Path(out)
     if num == 1:
@@ -160,6 +190,10 @@ def sampling_options(args: argparse.Namespace) -> SamplingOptions:
         include_primer=not args.only_new,
         max_seconds=args.max_seconds,
         max_tokens=args.max_tokens,
+        key=args.key,
+        key_strict=args.key_strict,
+        pitch_range=args.pitch_range,
+        instruments=args.instruments,
     )
 
 

@@ -61,13 +61,27 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     group = parser.add_argument_group("tracks")
     group.add_argument(
         "--tracks",
-        choices=("merge", "separate", "seed", "programs"),
+        choices=("merge", "separate", "seed", "programs", "instruments"),  # TRACK_MODES
         help="merge: all non-drum tracks as one piano stream (default); separate: "
         "each track a piece; seed: the tracks sharing the first track's "
-        "instrument, as the blog; programs: only --programs",
+        "instrument, as the blog; programs: only --programs; instruments: every "
+        "instrument and the drums kept, in one stream with program tokens (tracks of one "
+        "program merged; a MidiTok tokenizer; --programs, if given, limits the other instruments)",
     )
     group.add_argument("--programs", help="General MIDI programs to keep, e.g. 0,1,2 (0 = piano)")
-    group.add_argument("--drums", action="store_true", default=None, help="keep drum tracks")
+    group.add_argument(
+        "--drums",
+        action="store_true",
+        default=None,
+        help="keep drum tracks (--tracks instruments always keeps them)",
+    )
+    group.add_argument(
+        "--max-instruments",
+        type=int,
+        metavar="N",
+        help="--tracks instruments: at most N instruments per piece, drums counted (8; 1-16); "
+        "a file with more loses those with the fewest notes, said in the manifest",
+    )
     group = parser.add_argument_group("limits (a bad file never spoils the corpus)")
     group.add_argument("--max-notes", type=int, help="skip files with more notes (200000)")
     group.add_argument(
@@ -112,6 +126,7 @@ FLAG_SETTINGS = (
     "tokenizer",
     "tracks",
     "drums",
+    "max_instruments",
     "max_notes",
     "max_silence",
     "max_tokens",
@@ -207,6 +222,13 @@ def summary(result) -> str:
             + (f", {totals['long_notes']:,} held notes shortened" if totals["long_notes"] else "")
             + ' (per file in manifest.json, "trimmed")',
         ]
+    dropped = [f for f in result.corpus.manifest.get("files", [])
+               if f.get("trimmed", {}).get("dropped_instruments")]  # fmt: skip
+    if dropped:
+        lines += ["", f"instruments over --max-instruments in {len(dropped)} file(s):"]
+        lines += [f"  {f['source']}: {f['trimmed']['dropped_instruments']}" for f in dropped[:10]]
+        if len(dropped) > 10:
+            lines.append(f'  ... and {len(dropped) - 10} more (manifest.json, "trimmed")')
     if result.problems:
         lines += ["", "not used:"]
         lines += [f"  {p['status']:8} {p['source']}: {p['reason']}" for p in result.problems]

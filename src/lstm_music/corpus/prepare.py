@@ -41,10 +41,12 @@ from lstm_music.settings import to_dict
 from lstm_music.tokens import (
     DEFAULT_TOKENIZER,
     Tokenizer,
-    get_tokenizer,
+    check_instruments,
     tokenizer_class,
+    tokenizer_for_tracks,
     tokenizer_from_config,
 )
+from lstm_music.tokens.instruments import DEFAULT_MAX_INSTRUMENTS, INSTRUMENTS_MODE
 from lstm_music.tokens.midi import (
     MidiError,
     SkipFile,
@@ -69,6 +71,7 @@ class PrepareConfig:
     tracks: str = "merge"
     programs: list[int] = field(default_factory=list)
     drums: bool = False
+    max_instruments: int = DEFAULT_MAX_INSTRUMENTS  # per piece, for tracks "instruments"
     max_notes: int = 200_000
     max_silence: float = 8.0  # quarter notes
     max_tokens: int = 1_000_000  # per piece
@@ -81,6 +84,8 @@ class PrepareConfig:
 
     def __post_init__(self) -> None:
         self.track_options()  # validates the track settings now, not after the files are read
+        if self.tracks == INSTRUMENTS_MODE:
+            check_instruments(self.tokenizer)
         for name in ("workers", "max_tokens", "max_memory_mb"):
             if getattr(self, name) < 0:
                 raise SettingError(f"{name} must not be negative", name)
@@ -90,12 +95,13 @@ class PrepareConfig:
     def track_options(self) -> TrackOptions:
         timed = tokenizer_class(self.tokenizer).timed
         return TrackOptions(
-            self.tracks, tuple(self.programs), self.drums, self.max_notes, self.max_silence, timed
-        )
+            self.tracks, tuple(self.programs), self.drums, self.max_notes, self.max_silence, timed,
+            max_instruments=self.max_instruments,
+        )  # fmt: skip
 
     def make_tokenizer(self) -> Tokenizer:
         params = {"step": self.grid_step} if self.tokenizer == "grid" else {}
-        return get_tokenizer(self.tokenizer, **params)
+        return tokenizer_for_tracks(self.tokenizer, self.tracks, **params)
 
 
 class TokenizeJob:
@@ -123,14 +129,18 @@ class TokenizeJob:
             return {"status": "skipped", "reason": str(skip)}
         if not pieces:
             return {"status": "skipped", "reason": "no tokens"}
-        return {"status": "ok", "pieces": pieces, "trimmed": asdict(trimmed)}
+        said = {k: v for k, v in asdict(trimmed).items() if k != "dropped_instruments" or v}
+        return {"status": "ok", "pieces": pieces, "trimmed": said}
 
 
 def _settings_key(tokenizer: Tokenizer, config: PrepareConfig) -> str:
     """Hash of everything that changes a file's tokens; cached tokens need the same key."""
+    tracks = to_dict(config.track_options())
+    if config.tracks != INSTRUMENTS_MODE:  # the key of the other modes as before it existed
+        del tracks["max_instruments"]
     relevant = {
         "tokenizer": tokenizer.to_config(),
-        "tracks": to_dict(config.track_options()),
+        "tracks": tracks,
         "max_tokens": config.max_tokens,
         "reader": READER_VERSION,
     }

@@ -1,7 +1,8 @@
 """`generate`: a checkpoint (and optionally a primer) -> new token sequences -> scores.
 
 Generation runs the primer through the model once, then one `FastStepper` step per new token
-for the whole batch of `num` pieces at a time. Special tokens are never sampled; length can be
+for the whole batch of `num` pieces at a time. Special tokens are never sampled, nor what the
+hard constraints forbid (key, pitch range, instruments: `masks`); length can be
 given in tokens, or for timed tokenizers in seconds or bars: then tokens come in chunks until
 every piece has music past the asked length, and the piece is cut exactly there. Whatever the
 primer or the model writes, no piece is longer than `max_seconds` (primer included), and a
@@ -23,9 +24,12 @@ import torch
 
 from lstm_music.corpus.store import BOS_ID, SPECIAL_TOKENS
 from lstm_music.errors import LstmMusicError, SettingError
+from lstm_music.generation.masks import TokenMask, token_mask
 from lstm_music.generation.sampling import GenerateOptions, SamplingOptions
 from lstm_music.generation.stepper import FastStepper, pick_tokens
 from lstm_music.model.checkpoint import Checkpoint, load_checkpoint
+from lstm_music.tokens import keeps_instruments
+from lstm_music.tokens.instruments import fit_channels
 from lstm_music.tokens.midi import cut_score, duration_seconds, note_count
 from lstm_music.tokens.timing import seconds_at, ticks_at
 
@@ -65,7 +69,9 @@ def _banned(vocabulary: list[str]) -> torch.Tensor:
 class _Session:
     """The batch's recurrent state and next-token logits, advanced one step per token."""
 
-    def __init__(self, checkpoint: Checkpoint, primer_ids: list[int], options, rng):
+    def __init__(
+        self, checkpoint: Checkpoint, primer_ids: list[int], options, rng, mask: TokenMask | None
+    ):
         model = checkpoint.model
         self.device = model.head.weight.device
         self.stepper = FastStepper(model)
@@ -78,7 +84,7 @@ class _Session:
             )
         self.logits = self._numpy(logits)  # (num, V)
         self.banned = _banned(checkpoint.vocabulary).numpy()
-        self.options, self.rng = options, rng
+        self.options, self.rng, self.mask = options, rng, mask
 
     def _tokens(self, ids: np.ndarray):
         return ids if self.stepper.use_numpy else torch.from_numpy(ids).to(self.device)
@@ -93,7 +99,11 @@ class _Session:
         logits, state = self.logits, self.state
         for t in range(steps):
             logits = np.where(self.banned, -np.inf, logits)
+            if self.mask is not None:  # the hard constraints (key, range, instruments)
+                logits = self.mask.apply(logits)
             out[:, t] = pick_tokens(logits, options, self.rng)
+            if self.mask is not None:  # a program token changes what the next notes are
+                self.mask.observe(out[:, t])
             logits, state = stepper.step(self._tokens(out[:, t]), state)
             logits = self._numpy(logits)
         self.logits, self.state = logits, state
@@ -112,7 +122,13 @@ def _decode(tokenizer, tokens: list[str], options: SamplingOptions):
         score.tempos = [symusic.Tempo(0, float(options.tempo))]
     if options.program is not None:
         for track in score.tracks:
-            track.program = options.program
+            if not track.is_drum:  # drums stay on their channel, with their kit
+                track.program = options.program
+    if keeps_instruments(tokenizer):  # a track per instrument: each needs a channel of its own
+        folded = fit_channels(score)
+        if folded:
+            warnings.append(f"more instruments than MIDI has channels for: {', '.join(folded)} "
+                            "played by kept instruments of their family")  # fmt: skip
     return score, warnings
 
 
@@ -175,13 +191,14 @@ def generate(
         raise SettingError(f"a length in seconds or bars needs a timed tokenizer; this model "
                            f"uses {tokenizer.name!r}, which has no timing: give it in tokens",
                            "seconds" if options.seconds is not None else "bars")  # fmt: skip
+    mask = token_mask(checkpoint.vocabulary, tokenizer.name, options)  # refusals before work
     index = {token: i for i, token in enumerate(checkpoint.vocabulary)}
     primer_ids = [index[t] for t in options.primer if t in index]
     plan = _Plan(tokenizer, checkpoint.vocabulary, primer_ids, options)
     if options.include_primer and primer_ids:
         primer = [checkpoint.vocabulary[i] for i in primer_ids]
         plan.primer_end = _decode(tokenizer, primer, options)[0].end()
-    session = _Session(checkpoint, primer_ids, options, np.random.default_rng(options.seed))
+    session = _Session(checkpoint, primer_ids, options, np.random.default_rng(options.seed), mask)
     budget, progress = options.token_budget(), 0.0
     new = np.zeros((options.num, 0), dtype=np.int64)
     while new.shape[1] < budget and progress < 1:
@@ -190,7 +207,10 @@ def generate(
             new = np.concatenate([new, session.advance(steps)], 1)
         pieces = [_piece(plan, row) for row in new]
         progress = min(_progress(p.score, options) for p in pieces) if options.timed else 1.0
-    return [_finish(piece, options, budget) for piece in pieces]
+    pieces = [_finish(piece, options, budget) for piece in pieces]
+    for row, piece in enumerate(pieces if mask is not None else []):
+        piece.warnings += mask.warnings(row)
+    return pieces
 
 
 def _blas_threads(session: _Session):

@@ -11,8 +11,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 from lstm_music.errors import SettingError
+from lstm_music.generation.masks import (
+    instrument_items,
+    parse_instruments,
+    parse_key,
+    parse_pitch_range,
+)
 
 DEFAULT_MAX_SECONDS = 600.0  # no piece is longer unless asked (ten minutes, primer included)
 # new-token caps for a length in seconds or bars: the shipped models write 16-34 tokens a second
@@ -41,6 +48,11 @@ class SamplingOptions:
     include_primer: bool = True  # the score starts with the primer (the blog's output does)
     max_seconds: float | None = None  # cap on every piece (None: 600 s, or `seconds` if longer)
     max_tokens: int | None = None  # new-token cap for seconds/bars (None: generous, see top)
+    # hard constraints on what is sampled, for any model (generation/masks.py)
+    key: str | None = None  # a key, e.g. "D-minor"; alone it needs a model trained with controls
+    key_strict: bool = False  # no pitch outside the key's scale (drums excepted)
+    pitch_range: tuple[int, int] | None = None  # lowest and highest pitch (or "48..84", "C3..C6")
+    instruments: tuple[Any, ...] | None = None  # GM families or programs ("piano,bass,drums")
 
     def __post_init__(self) -> None:
         if not self.temperature > 0:
@@ -63,6 +75,19 @@ class SamplingOptions:
                                f"{self.max_seconds:g} s cap", "max_seconds")  # fmt: skip
         if self.program is not None and not 0 <= self.program <= 127:
             raise SettingError("the program must be a General MIDI program 0-127", "program")
+        self._check_constraints()
+
+    def _check_constraints(self) -> None:
+        """Parse the constraints now (a bad key fails before any model loads), kept as given."""
+        if self.key is not None:
+            parse_key(self.key)
+        elif self.key_strict:
+            raise SettingError("a strict key needs a key to keep to, e.g. D-minor", "key_strict")
+        if self.pitch_range is not None:
+            self.pitch_range = parse_pitch_range(self.pitch_range)
+        if self.instruments is not None:
+            self.instruments = instrument_items(self.instruments)
+            parse_instruments(self.instruments)
 
     @property
     def timed(self) -> bool:

@@ -83,7 +83,8 @@ def pick_tokens(
     `sampling` is the caller's options whole (its temperature, top_k, top_p and greedy), so a
     setting added there reaches the pick without another signature to change. Sampling is by
     inverse CDF (one uniform draw per row against cumulative weights); top-p works on the
-    tokens sorted by probability and maps the pick back to its id.
+    tokens sorted by probability and maps the pick back to its id. A token whose logit is -inf
+    (special tokens, the hard constraints of `masks`) is never picked, greedy or sampled.
     """
     temperature, top_k, top_p = sampling.temperature, sampling.top_k, sampling.top_p
     if sampling.greedy:
@@ -105,4 +106,8 @@ def pick_tokens(
     rng = rng or np.random.default_rng()
     draws = rng.random((len(weights), 1)) * cumulative[:, -1:]
     picks = np.minimum((cumulative <= draws).sum(axis=-1), weights.shape[-1] - 1)
+    stray = weights[rows[:, 0], picks] <= 0  # a draw rounded up to the total: clamped on the
+    if stray.any():  # last id, which may be forbidden; take the last one with weight instead
+        positive = weights[stray] > 0
+        picks[stray] = positive.shape[-1] - 1 - positive[:, ::-1].argmax(axis=-1)
     return picks if order is None else order[rows[:, 0], picks]

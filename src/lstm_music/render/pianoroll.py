@@ -1,5 +1,8 @@
 """The piano-roll picture of a score: a bar per note, time across, pitch up, darker = louder.
 
+A score of several instruments gets a hue per instrument, named in a legend (tracks of one
+program share it); one of a single instrument, a hue per track.
+
 Drawn with matplotlib's object API (no pyplot: no global figure, the backend untouched), in the
 shared style of `render.plots`; the file is written whole or not at all.
 """
@@ -15,6 +18,7 @@ import symusic
 
 from lstm_music.errors import SettingError
 from lstm_music.render.synth import replacing
+from lstm_music.tokens.instruments import instrument_name, instrument_of
 from lstm_music.tokens.midi import duration_seconds, note_count
 from lstm_music.tokens.timing import tempo_map, tick_seconds
 
@@ -27,8 +31,9 @@ def render_png(
 ) -> Path:
     """A piano roll: a bar per note, time across (bars or seconds), pitch up, darker = louder.
 
-    Tracks get different hues when there are several. A score without notes gives an empty,
-    labelled picture ("no notes") rather than an error, so a pipeline always has its image.
+    Instruments get different hues when there are several, else tracks do. A score without
+    notes gives an empty, labelled picture ("no notes") rather than an error, so a pipeline
+    always has its image.
     """
     if time_unit not in TIME_UNITS:
         choices = ", ".join(TIME_UNITS)
@@ -68,32 +73,58 @@ def render_png(
 
 
 def _draw_notes(axes, score: symusic.Score, to_x: Callable) -> np.ndarray:
-    """One rectangle per note, shaded by velocity, a hue per track; the pitches drawn."""
+    """One rectangle per note, shaded by velocity, a hue per instrument (or track); the pitches
+    drawn."""
     from matplotlib.collections import PolyCollection
     from matplotlib.colors import to_rgb
     from matplotlib.patches import Patch
 
-    from lstm_music.render.plots import PALETTE
-
-    tracks = [track for track in score.tracks if len(track.notes)]
+    groups = _colour_groups(score)
+    hues = _hues(len(groups))
     handles, pitches = [], [np.zeros(0, dtype=int)]
-    for i, track in enumerate(tracks):
-        notes = track.notes.numpy()
+    for (label, tracks), hue in zip(groups, hues):
+        notes = {key: np.concatenate([t.notes.numpy()[key] for t in tracks]) for key in
+                 ("time", "duration", "pitch", "velocity")}  # fmt: skip
         start = to_x(notes["time"].astype(np.float64))
         stop = to_x((notes["time"] + notes["duration"]).astype(np.float64))
         stop = np.maximum(stop, start + (stop.max() - start.min() + 1) * 1e-3)  # never invisible
         low, high = notes["pitch"] - 0.4, notes["pitch"] + 0.4
         corners = [(start, low), (start, high), (stop, high), (stop, low)]
         boxes = np.stack([np.stack(corner, axis=-1) for corner in corners], axis=1)
-        hue = np.array(to_rgb(PALETTE[i % len(PALETTE)]))
+        rgb = np.array(to_rgb(hue))
         shade = 0.3 + 0.7 * np.clip(notes["velocity"], 0, 127)[:, None] / 127.0
-        colours = 1.0 - shade * (1.0 - hue)  # soft notes fade towards white
+        colours = 1.0 - shade * (1.0 - rgb)  # soft notes fade towards white
         axes.add_collection(PolyCollection(boxes, facecolors=colours, edgecolors="none"))
-        handles.append(Patch(color=hue, label=track.name or f"track {i + 1}"))
+        handles.append(Patch(color=rgb, label=label))
         pitches.append(notes["pitch"].astype(int))
-    if len(tracks) > 1:
-        axes.legend(handles=handles[:8], loc="upper right", fontsize=8, ncols=min(4, len(tracks)))
+    if len(groups) > 1:
+        shown = handles[:16]  # a file of 40 tracks would bury the picture
+        axes.legend(handles=shown, loc="upper right", fontsize=7, ncols=min(4, len(shown)))
     return np.concatenate(pitches)
+
+
+def _colour_groups(score: symusic.Score) -> list[tuple[str, list[symusic.Track]]]:
+    """(legend label, tracks) per hue: per instrument when the tracks have several, else per
+    track (a four-part chorale on one program keeps four hues)."""
+    tracks = [track for track in score.tracks if len(track.notes)]
+    instruments: dict[int, list[symusic.Track]] = {}
+    for track in tracks:
+        instruments.setdefault(instrument_of(track), []).append(track)
+    if len(instruments) > 1:
+        return [(instrument_name(program), group) for program, group in instruments.items()]
+    return [(track.name or f"track {i + 1}", [track]) for i, track in enumerate(tracks)]
+
+
+def _hues(count: int) -> list:
+    """The shared palette's hues, or for more groups than it has, matplotlib's tab20."""
+    from matplotlib import colormaps
+
+    from lstm_music.render.plots import PALETTE
+
+    if count <= len(PALETTE):
+        return list(PALETTE[:count])
+    table = colormaps["tab20"]
+    return [table(i % 20) for i in range(count)]
 
 
 def _pitch_axis(axes, pitches: np.ndarray) -> None:

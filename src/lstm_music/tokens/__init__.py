@@ -2,7 +2,8 @@
 (piano-roll steps) and MidiTok's.
 
 `midi` (reading MIDI into clean pieces), `timing` (tempo map and tick/seconds arithmetic),
-`base` (the interface), one module per tokenizer, `transpose` (token ids moved by semitones).
+`base` (the interface), one module per tokenizer, `transpose` (token ids moved by semitones),
+`instruments` (General MIDI names and the limits of the `instruments` track mode).
 
 Modules are imported only when a tokenizer is asked for, so `import lstm_music` stays light.
 """
@@ -12,7 +13,8 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-from lstm_music.tokens.base import Tokenizer, TokenizerError
+from lstm_music.tokens.base import Tokenizer, TokenizerError, TokenizerSettingError
+from lstm_music.tokens.instruments import INSTRUMENTS_MODE
 
 # name -> (module, class); MidiTok's are one adapter class with the MidiTok name as a parameter
 _OWN = {
@@ -29,9 +31,12 @@ __all__ = [
     "TOKENIZER_NAMES",
     "Tokenizer",
     "TokenizerError",
+    "check_instruments",
     "check_tokenizer_config",
     "get_tokenizer",
+    "keeps_instruments",
     "tokenizer_class",
+    "tokenizer_for_tracks",
     "tokenizer_from_config",
 ]
 
@@ -56,6 +61,37 @@ def get_tokenizer(name: str, **params: Any) -> Tokenizer:
     if name.lower() in MIDITOK_NAMES:
         return cls(**{**params, "kind": name.lower()})
     return cls(**params)
+
+
+def tokenizer_for_tracks(name: str, tracks: str, **params: Any) -> Tokenizer:
+    """The tokenizer `prepare` makes for a tokenizer name and a track mode.
+
+    Mode "instruments" needs tokens that say each note's instrument: MidiTok's, with Program
+    tokens in one stream (`miditok_adapter.instruments_config`, recorded whole in the tokenizer
+    config); every other mode gets `get_tokenizer(name, **params)` unchanged."""
+    if tracks != INSTRUMENTS_MODE:
+        return get_tokenizer(name, **params)
+    check_instruments(name)
+    from lstm_music.tokens.miditok_adapter import instruments_config
+
+    return get_tokenizer(name, **{**params, "config": instruments_config()})
+
+
+def check_instruments(name: str) -> None:
+    """A setting error unless tokenizer `name` can keep instruments (track mode instruments)."""
+    tokenizer_class(name)  # a known name
+    if name.lower() not in MIDITOK_NAMES:
+        choices = ", ".join(MIDITOK_NAMES)
+        raise TokenizerSettingError(
+            f"tracks {INSTRUMENTS_MODE} needs a tokenizer with instrument tokens ({choices}), "
+            f"not {name!r}",
+            "tracks",
+        )
+
+
+def keeps_instruments(tokenizer: Tokenizer) -> bool:
+    """Whether the tokenizer's pieces keep their instruments (one MIDI track each, drums too)."""
+    return bool(getattr(tokenizer, "keeps_instruments", False))
 
 
 _PARAMS = {"seed": (), "grid": ("step",)}  # what each tokenizer's __init__ takes

@@ -15,6 +15,12 @@ import numpy as np
 import symusic
 
 from lstm_music.errors import LstmMusicError, SettingError
+from lstm_music.tokens.instruments import (
+    DEFAULT_MAX_INSTRUMENTS,
+    INSTRUMENTS_MODE,
+    MAX_INSTRUMENTS,
+    instrument_tracks,
+)
 from lstm_music.tokens.timing import (
     clamp_tempos,
     end_seconds,
@@ -23,7 +29,7 @@ from lstm_music.tokens.timing import (
     ticks_at,
 )
 
-TRACK_MODES = ("merge", "separate", "seed", "programs")
+TRACK_MODES = ("merge", "separate", "seed", "programs", INSTRUMENTS_MODE)
 MIN_TPQ = 24  # ticks per quarter note; see `_division`
 MAX_NOTE_QUARTERS = 64.0  # 16 bars of 4/4: longer notes are shortened (see cap_note_lengths)
 SMPTE_FPS = (24, 25, 29, 30)  # 29 = 29.97 drop-frame
@@ -41,9 +47,10 @@ class SkipFile(MidiError):
 class TrackOptions:
     """How a file becomes pieces (track mode, programs, drums, caps)."""
 
-    mode: str = "merge"  # merge | separate | seed | programs
-    programs: tuple[int, ...] = ()  # General MIDI programs (0-127) kept by mode "programs"
-    drums: bool = False  # keep drum tracks (channel 10)
+    mode: str = "merge"  # merge | separate | seed | programs | instruments
+    # General MIDI programs (0-127) kept by mode "programs", and by "instruments" when given
+    programs: tuple[int, ...] = ()
+    drums: bool = False  # keep drum tracks (channel 10); mode "instruments" always keeps them
     max_notes: int = 200_000  # reject files with more notes than this
     # quarter notes: leading silence is cut and gaps between notes longer than this shortened to
     # it (0 = off: both kept, as the frame-level polyphonic benchmark needs)
@@ -53,6 +60,8 @@ class TrackOptions:
     # and which copy music21's reading, where a key signature on the final bar line still
     # changes the tokens
     trim_after_music: bool = True
+    # mode "instruments": at most this many instruments (drums count as one) per piece
+    max_instruments: int = DEFAULT_MAX_INSTRUMENTS
 
     def __post_init__(self) -> None:
         if self.mode not in TRACK_MODES:
@@ -66,17 +75,28 @@ class TrackOptions:
             raise SettingError("max_notes must be at least 1", "max_notes")
         if self.max_silence < 0:
             raise SettingError("max_silence must not be negative", "max_silence")
+        if not 1 <= self.max_instruments <= MAX_INSTRUMENTS:
+            raise SettingError(
+                f"max_instruments must be 1 to {MAX_INSTRUMENTS} (the channels of a MIDI file)",
+                "max_instruments",
+            )
 
 
 def options_like(corpus_config: dict, timed: bool) -> TrackOptions:
-    """Options reading one more file (a primer, a generated piece) into one merged piece the
-    way a corpus made with `corpus_config` (its saved prepare settings) read its files;
-    `timed` is the corpus tokenizer's `timed` (see `TrackOptions.trim_after_music`)."""
+    """Options reading one more file (a primer, a generated piece) into one piece the way a
+    corpus made with `corpus_config` (its saved prepare settings) read its files: merged, or
+    its instruments kept for a corpus of mode "instruments"; `timed` is the corpus
+    tokenizer's `timed` (see `TrackOptions.trim_after_music`)."""
+    instruments = corpus_config.get("tracks") == INSTRUMENTS_MODE
+    cap = corpus_config.get("max_instruments")  # a corpus or checkpoint from before it existed
+    usable = isinstance(cap, int) and 1 <= cap <= MAX_INSTRUMENTS
     return TrackOptions(
-        mode="merge",
+        mode=INSTRUMENTS_MODE if instruments else "merge",
+        programs=tuple(corpus_config.get("programs", ())) if instruments else (),
         drums=bool(corpus_config.get("drums", False)),
         max_silence=float(corpus_config.get("max_silence", 8.0)),
         trim_after_music=timed,
+        max_instruments=cap if usable else DEFAULT_MAX_INSTRUMENTS,
     )
 
 
@@ -254,8 +274,9 @@ def _keep(track: symusic.Track, options: TrackOptions) -> bool:
     if len(track.notes) == 0:
         return False
     if track.is_drum:
-        return options.drums
-    return options.mode != "programs" or track.program in options.programs
+        return options.drums or options.mode == INSTRUMENTS_MODE
+    chosen = options.mode == "programs" or (options.mode == INSTRUMENTS_MODE and options.programs)
+    return not chosen or track.program in options.programs
 
 
 def _with_tracks(score: symusic.Score, tracks: Sequence[symusic.Track]) -> symusic.Score:
@@ -279,8 +300,12 @@ def merge_tracks(score: symusic.Score, tracks: Sequence[symusic.Track]) -> symus
     return _with_tracks(score, [merged])
 
 
-def choose_tracks(score: symusic.Score, options: TrackOptions) -> list[tuple[str, symusic.Score]]:
-    """The pieces of one file as (label, score) pairs; label is "" or "track N: name"."""
+def choose_tracks(
+    score: symusic.Score, options: TrackOptions, report: Trimmed | None = None
+) -> list[tuple[str, symusic.Score]]:
+    """The pieces of one file as (label, score) pairs; label is "" or "track N: name".
+
+    Instruments over the cap of mode "instruments" are said in `report`, when given."""
     usable = [t for t in score.tracks if _keep(t, options)]
     if not usable:
         drums_only = any(t.is_drum and len(t.notes) for t in score.tracks)
@@ -302,6 +327,11 @@ def choose_tracks(score: symusic.Score, options: TrackOptions) -> list[tuple[str
         first = usable[0]
         same = [t for t in usable if (t.program, t.is_drum) == (first.program, first.is_drum)]
         return [("", _with_tracks(score, same))]
+    if options.mode == INSTRUMENTS_MODE:
+        kept, dropped = instrument_tracks(usable, options.max_instruments)
+        if report is not None:
+            report.dropped_instruments = dropped
+        return [("", _with_tracks(score, kept))]
     return [("", merge_tracks(score, usable))]
 
 
@@ -313,6 +343,7 @@ class Trimmed:
     trailing_seconds: float = 0.0
     capped_quarters: float = 0.0  # leading silence and gaps over max_silence, all pieces
     long_notes: int = 0  # notes held over MAX_NOTE_QUARTERS, shortened to it
+    dropped_instruments: str = ""  # mode "instruments": what went over the cap, in one line
 
 
 def load_pieces(data: bytes, options: TrackOptions) -> list[tuple[str, symusic.Score]]:
@@ -351,7 +382,7 @@ def score_pieces(
         report.trailing_quarters = extra / score.tpq
         report.trailing_seconds = seconds_between(untrimmed, end - extra, end) if extra else 0.0
     pieces = []
-    for label, piece in choose_tracks(score, options):
+    for label, piece in choose_tracks(score, options, report):
         if options.trim_after_music:
             piece = trim_after_last_note(piece)[0]  # a track may end before the others
         piece, removed = _cap_silences(piece, options.max_silence)

@@ -1,7 +1,9 @@
 """MidiTok's tokenizers (REMI, TSD, MIDI-Like, Structured) behind our `Tokenizer` interface.
 
 The full MidiTok `TokenizerConfig` is stored as JSON in the corpus, so the tokenizer that decodes
-generated tokens later is exactly the one that encoded the training data.
+generated tokens later is exactly the one that encoded the training data. A config with
+`Program` tokens in one stream (`instruments_config`, the `instruments` track mode) keeps every
+track's instrument; any other reads one merged track.
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ from typing import Any
 import symusic
 
 from lstm_music.tokens.base import Tokenizer, TokenizerError
+from lstm_music.tokens.instruments import DRUM_PROGRAM, PROGRAM_SETTINGS
 
-PITCH_KINDS = {"Pitch", "NoteOn", "NoteOff"}  # token kinds whose value is a MIDI pitch
+# token kinds whose value is a MIDI pitch; drums have kinds of their own (PitchDrum, DrumOn,
+# DrumOff), so transposing these leaves the drums alone
+PITCH_KINDS = {"Pitch", "NoteOn", "NoteOff"}
 _CLASSES = {"remi": "REMI", "tsd": "TSD", "midilike": "MIDILike", "structured": "Structured"}
 # Bounds on a stored MidiTok config (corpora and checkpoints come from strangers): beat_res
 # {"0_4000": 480} made MidiTok spend 11 s and 1.5 GB building 1.9 M durations before failing.
@@ -115,6 +120,7 @@ def check_config(config: Any) -> None:
     rests = _beat_ranges(config, "beat_res_rest")
     steps = sum((end - start) * res for (start, end), res in beats.items())
     signatures, bar_beats = _time_signatures(config)
+    _check_programs(config)
     controls, bends = config.get("control_change_numbers", []), config.get("pitch_bend_range")
     if not isinstance(controls, (list, tuple)):
         raise TokenizerError("MidiTok control_change_numbers must be a list of numbers")
@@ -140,6 +146,22 @@ def check_config(config: Any) -> None:
             f"this MidiTok config would make about {estimate:,} tokens, more than "
             f"{MAX_VOCABULARY:,}: refused"
         )
+
+
+def _check_programs(config: dict[str, Any]) -> None:
+    """Programs are General MIDI's 0-127 and the drums' -1 (a decoded track gets the number)."""
+    for key in ("programs", "use_note_duration_programs"):
+        value = config.get(key, [])
+        if not (isinstance(value, (list, tuple))
+                and all(_whole(p, DRUM_PROGRAM, 127) for p in value)):  # fmt: skip
+            raise TokenizerError(f"MidiTok {key} must be a list of programs -1 to 127")
+
+
+def instruments_config() -> dict[str, Any]:
+    """The MidiTok config (JSON, as stored) of the `instruments` track mode: MidiTok's defaults,
+    which the other modes use, with `PROGRAM_SETTINGS` (Program tokens in one stream)."""
+    config = import_miditok().TokenizerConfig(**PROGRAM_SETTINGS)
+    return config.to_dict(serialize=True)
 
 
 def import_miditok() -> ModuleType:
@@ -177,7 +199,8 @@ def _config_from_json(config: dict[str, Any]) -> Any:
 
 
 class MidiTokTokenizer(Tokenizer):
-    """A MidiTok tokenizer for one-track pieces (we merge or split tracks before it)."""
+    """A MidiTok tokenizer for one-track pieces (we merge or split tracks before it), or with
+    Program tokens in one stream for pieces of several instruments (`keeps_instruments`)."""
 
     name = "miditok"  # replaced per instance by the MidiTok kind, e.g. "remi"
     timed = True
@@ -197,8 +220,15 @@ class MidiTokTokenizer(Tokenizer):
             raise TokenizerError(f"bad MidiTok config for {kind}: {error}") from error
         self._special = set(self._tokenizer.special_tokens)
 
+    @property
+    def keeps_instruments(self) -> bool:
+        """Whether tracks keep their instruments: Program tokens, all tracks in one stream."""
+        config = self._tokenizer.config
+        return bool(config.use_programs and config.one_token_stream_for_programs)
+
     def encode(self, score: symusic.Score) -> list[str]:
-        if len(score.tracks) > 1:  # one stream: MidiTok would make one sequence per track
+        if len(score.tracks) > 1 and not self.keeps_instruments:
+            # one stream: without programs MidiTok would make one sequence per track
             from lstm_music.tokens.midi import merge_tracks
 
             score = merge_tracks(score, list(score.tracks))
@@ -211,9 +241,9 @@ class MidiTokTokenizer(Tokenizer):
         TokSequence = import_miditok().TokSequence  # noqa: N806
 
         vocab = self._tokenizer.vocab
-        known = [t for t in tokens if t in vocab and t not in self._special]
-        try:
-            return self._tokenizer.decode([TokSequence(tokens=known)])
+        known = TokSequence(tokens=[t for t in tokens if t in vocab and t not in self._special])
+        try:  # one stream of programs is one sequence, else a list of one track's sequence
+            return self._tokenizer.decode(known if self.keeps_instruments else [known])
         except Exception as error:  # MidiTok has no error type of its own
             raise TokenizerError(f"{self.kind} could not decode these tokens: {error}") from error
 

@@ -3,7 +3,8 @@
 Training augments pieces with it (the `transpose` setting) and evaluation can score the shifted
 pieces too. A tokenizer says how one token moves (`transpose_token`); here that becomes one
 table per shift, so a piece moves with one numpy lookup, and a piece is moved only as far as
-every one of its tokens stays in the vocabulary.
+every one of its tokens stays in the vocabulary. Drum notes (track mode `instruments`) have
+token kinds of their own, which `transpose_token` leaves as they are: a drum sound never moves.
 """
 
 from __future__ import annotations

@@ -40,6 +40,13 @@ Constraints (any model): --key D-minor --key-strict samples no pitch outside the
 those instruments (models whose tokens name instruments). Drums are not pitches: the key and the
 range leave them alone. A constraint the model cannot meet at all is not applied, and the piece
 says so. The primer is your music and is kept as it is.
+
+Controls (models prepared with `prepare --controls`): --density low|medium|high|N (notes per
+bar; the levels are the training corpus's 20th, 50th and 80th percentiles), --polyphony N or
+LOW..HIGH (notes at once), --key D-minor alone (the scale's pitch classes): each bar is told
+them after its bar line, and the model writes to them (they steer; --key-strict enforces).
+A control the model was not trained with is refused. --tempo sets the MIDI tempo, and the
+model's tempo tokens where its tokenizer has them.
 """
 
 
@@ -122,7 +129,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="primer length in tokens (%(default)s)",
     )
     output = parser.add_argument_group("output")
-    output.add_argument("--tempo", type=float, help="tempo in quarter notes per minute")
+    output.add_argument(
+        "--tempo",
+        type=float,
+        help="tempo in quarter notes per minute (the MIDI's, and the tempo tokens if any)",
+    )
     output.add_argument("--program", type=int, help="General MIDI instrument, 0-127 (0 = piano)")
     output.add_argument(
         "--wav",
@@ -149,7 +160,9 @@ def _add_constraints(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("constraints (any model)")
     families = ", ".join(INSTRUMENT_NAMES)
     group.add_argument(
-        "--key", metavar="KEY", help=f"a key: {KEY_EXAMPLES}, c-minor, ... (with --key-strict)"
+        "--key",
+        metavar="KEY",
+        help=f"a key: {KEY_EXAMPLES}, c-minor, ... (with --key-strict, or alone as a control)",
     )
     group.add_argument(
         "--key-strict", action="store_true", help="no pitch outside the --key's scale"
@@ -163,6 +176,15 @@ def _add_constraints(parser: argparse.ArgumentParser) -> None:
         "--instruments",
         metavar="LIST",
         help=f"only these, comma-separated: GM programs 0-127, -1 drums, or {families}",
+    )
+    group = parser.add_argument_group("controls (models prepared with --controls)")
+    group.add_argument(
+        "--density",
+        metavar="LEVEL",
+        help="notes per bar: low, medium, high (the training corpus's levels) or a number",
+    )
+    group.add_argument(
+        "--polyphony", metavar="N", help="notes at once: at most N (3), or LOW..HIGH (2..4)"
     )
 
 
@@ -194,6 +216,8 @@ def sampling_options(args: argparse.Namespace) -> SamplingOptions:
         key_strict=args.key_strict,
         pitch_range=args.pitch_range,
         instruments=args.instruments,
+        density=args.density,
+        polyphony=args.polyphony,
     )
 
 

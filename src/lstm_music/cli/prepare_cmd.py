@@ -82,6 +82,16 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="--tracks instruments: at most N instruments per piece, drums counted (8; 1-16); "
         "a file with more loses those with the fewest notes, said in the manifest",
     )
+    group = parser.add_argument_group("controls (steer generation; remi tokenizer)")
+    group.add_argument(
+        "--controls",
+        metavar="LIST",
+        help="train with MidiTok's bar-level attribute controls: density (notes per bar), "
+        "polyphony (notes at once), key (pitch classes), comma-separated, or default (all "
+        "three); each is left out of a random half of the bars and a quarter of the pieces "
+        "carry none, so the model also writes without them (generate --density, --polyphony, "
+        "--key)",
+    )
     group = parser.add_argument_group("limits (a bad file never spoils the corpus)")
     group.add_argument("--max-notes", type=int, help="skip files with more notes (200000)")
     group.add_argument(
@@ -136,6 +146,7 @@ FLAG_SETTINGS = (
     "valid_fraction",
     "test_fraction",
     "seed",
+    "controls",
 )
 
 

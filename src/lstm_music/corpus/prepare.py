@@ -41,11 +41,13 @@ from lstm_music.settings import to_dict
 from lstm_music.tokens import (
     DEFAULT_TOKENIZER,
     Tokenizer,
+    check_controls,
     check_instruments,
     tokenizer_class,
     tokenizer_for_tracks,
     tokenizer_from_config,
 )
+from lstm_music.tokens.controls import parse_controls, with_density_levels
 from lstm_music.tokens.instruments import DEFAULT_MAX_INSTRUMENTS, INSTRUMENTS_MODE
 from lstm_music.tokens.midi import (
     MidiError,
@@ -81,11 +83,16 @@ class PrepareConfig:
     workers: int = 0  # 0 = one per CPU core
     file_timeout: float = 60.0  # seconds per file
     max_memory_mb: int = 2048  # per worker, on top of its start-up size
+    # attribute controls to train with (tokens.controls): density, polyphony, key, or "default"
+    controls: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.track_options()  # validates the track settings now, not after the files are read
         if self.tracks == INSTRUMENTS_MODE:
             check_instruments(self.tokenizer)
+        self.controls = parse_controls(self.controls)
+        if self.controls:
+            check_controls(self.tokenizer)
         for name in ("workers", "max_tokens", "max_memory_mb"):
             if getattr(self, name) < 0:
                 raise SettingError(f"{name} must not be negative", name)
@@ -101,7 +108,7 @@ class PrepareConfig:
 
     def make_tokenizer(self) -> Tokenizer:
         params = {"step": self.grid_step} if self.tokenizer == "grid" else {}
-        return tokenizer_for_tracks(self.tokenizer, self.tracks, **params)
+        return tokenizer_for_tracks(self.tokenizer, self.tracks, self.controls, **params)
 
 
 class TokenizeJob:
@@ -255,10 +262,10 @@ def prepare(config: PrepareConfig, progress: bool = True) -> PrepareResult:
         if not infos:
             raise LstmMusicError(nothing_usable(manifest_files))
         meta = {
-            "tokenizer": tokenizer.to_config(),
+            "tokenizer": _with_levels(tokenizer, sink),
             "vocabulary": sink.finish(temporary, spans),
             "settings_key": key,
-            "config": to_dict(config),
+            "config": _recorded(config),
             "lstm_music_version": __version__,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
@@ -276,6 +283,25 @@ def prepare(config: PrepareConfig, progress: bool = True) -> PrepareResult:
     fractions = (config.valid_fraction, config.test_fraction)
     seconds = time.perf_counter() - started
     return prepare_result(out, manifest_files, reused, seconds, fractions, files)
+
+
+def _recorded(config: PrepareConfig) -> dict[str, Any]:
+    """The settings as corpus.json keeps them; no controls left unsaid, as before they existed."""
+    recorded = to_dict(config)
+    if not recorded["controls"]:
+        del recorded["controls"]
+    return recorded
+
+
+def _with_levels(tokenizer: Tokenizer, sink: TokenSink) -> dict[str, Any]:
+    """The tokenizer config, with controls the corpus's note-density levels (low, medium, high),
+    read off how often each density token was written (before `finish` renumbers them)."""
+    config = tokenizer.to_config()
+    if "controls" not in config.get("params", {}):
+        return config
+    counts = {token: int(sink.counts[i]) for i, token in enumerate(sink.tokens)
+              if i < len(sink.counts)}  # fmt: skip
+    return with_density_levels(config, counts)
 
 
 def _temporary_folder(out: Path) -> Path:

@@ -2,7 +2,9 @@
 
 Generation runs the primer through the model once, then one `FastStepper` step per new token
 for the whole batch of `num` pieces at a time. Special tokens are never sampled, nor what the
-hard constraints forbid (key, pitch range, instruments: `masks`); length can be
+hard constraints forbid (key, pitch range, instruments: `masks`); a model trained with controls
+gets the asked ones (density, polyphony, key) as forced input after each bar header
+(`controls`: forced tokens are part of the piece's tokens and count in its length); length can be
 given in tokens, or for timed tokenizers in seconds or bars: then tokens come in chunks until
 every piece has music past the asked length, and the piece is cut exactly there. Whatever the
 primer or the model writes, no piece is longer than `max_seconds` (primer included), and a
@@ -24,11 +26,12 @@ import torch
 
 from lstm_music.corpus.store import BOS_ID, SPECIAL_TOKENS
 from lstm_music.errors import LstmMusicError, SettingError
+from lstm_music.generation.controls import ControlPlan, control_plan
 from lstm_music.generation.masks import TokenMask, token_mask
 from lstm_music.generation.sampling import GenerateOptions, SamplingOptions
 from lstm_music.generation.stepper import FastStepper, pick_tokens
 from lstm_music.model.checkpoint import Checkpoint, load_checkpoint
-from lstm_music.tokens import keeps_instruments
+from lstm_music.tokens import keeps_instruments, understood_controls
 from lstm_music.tokens.instruments import fit_channels
 from lstm_music.tokens.midi import cut_score, duration_seconds, note_count
 from lstm_music.tokens.timing import seconds_at, ticks_at
@@ -70,7 +73,13 @@ class _Session:
     """The batch's recurrent state and next-token logits, advanced one step per token."""
 
     def __init__(
-        self, checkpoint: Checkpoint, primer_ids: list[int], options, rng, mask: TokenMask | None
+        self,
+        checkpoint: Checkpoint,
+        primer_ids: list[int],
+        options,
+        rng,
+        mask: TokenMask | None,
+        controls: ControlPlan | None = None,
     ):
         model = checkpoint.model
         self.device = model.head.weight.device
@@ -84,7 +93,9 @@ class _Session:
             )
         self.logits = self._numpy(logits)  # (num, V)
         self.banned = _banned(checkpoint.vocabulary).numpy()
-        self.options, self.rng, self.mask = options, rng, mask
+        if controls is not None:  # control tokens are forced, never sampled
+            self.banned = self.banned | controls.banned
+        self.options, self.rng, self.mask, self.controls = options, rng, mask, controls
 
     def _tokens(self, ids: np.ndarray):
         return ids if self.stepper.use_numpy else torch.from_numpy(ids).to(self.device)
@@ -102,6 +113,8 @@ class _Session:
             if self.mask is not None:  # the hard constraints (key, range, instruments)
                 logits = self.mask.apply(logits)
             out[:, t] = pick_tokens(logits, options, self.rng)
+            if self.controls is not None:  # after a bar header, the bar's controls as input
+                out[:, t] = self.controls.force(out[:, t])
             if self.mask is not None:  # a program token changes what the next notes are
                 self.mask.observe(out[:, t])
             logits, state = stepper.step(self._tokens(out[:, t]), state)
@@ -191,14 +204,19 @@ def generate(
         raise SettingError(f"a length in seconds or bars needs a timed tokenizer; this model "
                            f"uses {tokenizer.name!r}, which has no timing: give it in tokens",
                            "seconds" if options.seconds is not None else "bars")  # fmt: skip
-    mask = token_mask(checkpoint.vocabulary, tokenizer.name, options)  # refusals before work
+    config = checkpoint.tokenizer_config
+    controls = control_plan(checkpoint.vocabulary, config, options)  # refusals before work
+    mask = token_mask(checkpoint.vocabulary, tokenizer.name, options, understood_controls(config))
     index = {token: i for i, token in enumerate(checkpoint.vocabulary)}
     primer_ids = [index[t] for t in options.primer if t in index]
     plan = _Plan(tokenizer, checkpoint.vocabulary, primer_ids, options)
     if options.include_primer and primer_ids:
         primer = [checkpoint.vocabulary[i] for i in primer_ids]
         plan.primer_end = _decode(tokenizer, primer, options)[0].end()
-    session = _Session(checkpoint, primer_ids, options, np.random.default_rng(options.seed), mask)
+    rng = np.random.default_rng(options.seed)
+    if controls is not None:
+        controls.start(options.num, primer_ids[-1] if primer_ids else None)
+    session = _Session(checkpoint, primer_ids, options, rng, mask, controls)
     budget, progress = options.token_budget(), 0.0
     new = np.zeros((options.num, 0), dtype=np.int64)
     while new.shape[1] < budget and progress < 1:

@@ -21,7 +21,7 @@ many steps. Parsing lives here too, so `SamplingOptions` checks its fields with 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +38,9 @@ if TYPE_CHECKING:
         key_strict: bool
         pitch_range: tuple[int, int] | None
         instruments: tuple[str | int, ...]
+        density: str | int | None
+        polyphony: Any
+        tempo: float | None
 
 
 _MAJOR, _MINOR = (0, 2, 4, 5, 7, 9, 11), (0, 2, 3, 5, 7, 8, 10)
@@ -263,8 +266,8 @@ class TokenMask:
 
 
 KEY_CONTROL_REFUSED = (
-    "a key alone is a soft control, for a model trained with controls (not built yet); a strict "
-    "key (key_strict) keeps every pitch of any model in the key's scale"
+    "a key alone is a soft control, for a model trained with controls including key (this one "
+    "was not); a strict key (key_strict) keeps every pitch of any model in the key's scale"
 )
 
 
@@ -311,13 +314,17 @@ def _rules(options: SamplingOptions) -> list[_Rule]:
 
 
 def token_mask(
-    vocabulary: Sequence[str], tokenizer_name: str, options: SamplingOptions
+    vocabulary: Sequence[str],
+    tokenizer_name: str,
+    options: SamplingOptions,
+    controls: Collection[str] = (),
 ) -> TokenMask | None:
     """The generation's mask over `vocabulary`, or None when nothing is constrained.
 
     Refused: an instrument set for a model whose tokens name no instruments, and a key without
-    `key_strict` (a soft control, for models trained with controls)."""
-    if options.key is not None and not options.key_strict:
+    `key_strict` unless the model understands the key control (`controls`, the names
+    `tokens.understood_controls` reads off its tokenizer: generation.controls forces it)."""
+    if options.key is not None and not options.key_strict and "key" not in controls:
         raise SettingError(KEY_CONTROL_REFUSED, "key")
     rules = _rules(options)
     if not rules:

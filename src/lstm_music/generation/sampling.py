@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lstm_music.errors import SettingError
+from lstm_music.generation.controls import parse_density, parse_polyphony
 from lstm_music.generation.masks import (
     instrument_items,
     parse_instruments,
@@ -43,16 +44,19 @@ class SamplingOptions:
     num: int = 1
     seed: int | None = None
     primer: list[str] = field(default_factory=list)  # tokens to continue
-    tempo: float | None = None  # quarter notes per minute, written into the MIDI
+    tempo: float | None = None  # quarter notes per minute: the MIDI's, and any tempo tokens
     program: int | None = None  # General MIDI program of every track
     include_primer: bool = True  # the score starts with the primer (the blog's output does)
     max_seconds: float | None = None  # cap on every piece (None: 600 s, or `seconds` if longer)
     max_tokens: int | None = None  # new-token cap for seconds/bars (None: generous, see top)
-    # hard constraints on what is sampled, for any model (generation/masks.py)
-    key: str | None = None  # a key, e.g. "D-minor"; alone it needs a model trained with controls
+    # hard constraints on what is sampled, for any model (generation/masks.py), and soft
+    # controls forced after each bar header, for models trained with them (generation/controls)
+    key: str | None = None  # "D-minor": a control (models with the key control), or key_strict
     key_strict: bool = False  # no pitch outside the key's scale (drums excepted)
     pitch_range: tuple[int, int] | None = None  # lowest and highest pitch (or "48..84", "C3..C6")
     instruments: tuple[Any, ...] | None = None  # GM families or programs ("piano,bass,drums")
+    density: str | int | None = None  # notes per bar: "low", "medium", "high" or a number
+    polyphony: tuple[int, int] | int | str | None = None  # notes at once: 3 (at most), "2..4"
 
     def __post_init__(self) -> None:
         if not self.temperature > 0:
@@ -88,6 +92,10 @@ class SamplingOptions:
         if self.instruments is not None:
             self.instruments = instrument_items(self.instruments)
             parse_instruments(self.instruments)
+        if self.density is not None:
+            self.density = parse_density(self.density)
+        if self.polyphony is not None:
+            self.polyphony = parse_polyphony(self.polyphony)
 
     @property
     def timed(self) -> bool:

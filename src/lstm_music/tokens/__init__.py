@@ -3,7 +3,8 @@
 
 `midi` (reading MIDI into clean pieces), `timing` (tempo map and tick/seconds arithmetic),
 `base` (the interface), one module per tokenizer, `transpose` (token ids moved by semitones),
-`instruments` (General MIDI names and the limits of the `instruments` track mode).
+`instruments` (General MIDI names and the limits of the `instruments` track mode),
+`controls` (MidiTok's attribute controls in the training tokens, and what a model understands).
 
 Modules are imported only when a tokenizer is asked for, so `import lstm_music` stays light.
 """
@@ -14,6 +15,7 @@ from importlib import import_module
 from typing import Any
 
 from lstm_music.tokens.base import Tokenizer, TokenizerError, TokenizerSettingError
+from lstm_music.tokens.controls import understood_controls
 from lstm_music.tokens.instruments import INSTRUMENTS_MODE
 
 # name -> (module, class); MidiTok's are one adapter class with the MidiTok name as a parameter
@@ -38,6 +40,7 @@ __all__ = [
     "tokenizer_class",
     "tokenizer_for_tracks",
     "tokenizer_from_config",
+    "understood_controls",
 ]
 
 
@@ -63,18 +66,40 @@ def get_tokenizer(name: str, **params: Any) -> Tokenizer:
     return cls(**params)
 
 
-def tokenizer_for_tracks(name: str, tracks: str, **params: Any) -> Tokenizer:
-    """The tokenizer `prepare` makes for a tokenizer name and a track mode.
+def tokenizer_for_tracks(
+    name: str, tracks: str, controls: list[str] | None = None, **params: Any
+) -> Tokenizer:
+    """The tokenizer `prepare` makes for a tokenizer name, a track mode and controls.
 
     Mode "instruments" needs tokens that say each note's instrument: MidiTok's, with Program
     tokens in one stream (`miditok_adapter.instruments_config`, recorded whole in the tokenizer
-    config); every other mode gets `get_tokenizer(name, **params)` unchanged."""
-    if tracks != INSTRUMENTS_MODE:
-        return get_tokenizer(name, **params)
-    check_instruments(name)
-    from lstm_music.tokens.miditok_adapter import instruments_config
+    config). Controls (`tokens.controls`, names such as "density") need MidiTok's REMI; they
+    set the config's attribute-control settings and the tokenizer's `controls` parameter.
+    Without either, `get_tokenizer(name, **params)` unchanged (so are its configs)."""
+    if tracks == INSTRUMENTS_MODE:
+        check_instruments(name)
+        from lstm_music.tokens.miditok_adapter import instruments_config
 
-    return get_tokenizer(name, **{**params, "config": instruments_config()})
+        params = {**params, "config": instruments_config()}
+    if controls:
+        check_controls(name)
+        from lstm_music.tokens.controls import controls_params
+        from lstm_music.tokens.miditok_adapter import controls_config
+
+        config = controls_config(params.get("config"), list(controls))
+        params = {**params, "config": config, "controls": controls_params(controls)}
+    return get_tokenizer(name, **params)
+
+
+def check_controls(name: str) -> None:
+    """A setting error unless tokenizer `name` can carry attribute controls."""
+    tokenizer_class(name)  # a known name
+    if name.lower() not in MIDITOK_NAMES:
+        raise TokenizerSettingError(f"controls need MidiTok's remi tokenizer, not {name!r}",
+                                    "controls")  # fmt: skip
+    from lstm_music.tokens.miditok_adapter import check_controls_kind
+
+    check_controls_kind(name.lower())
 
 
 def check_instruments(name: str) -> None:
@@ -95,7 +120,7 @@ def keeps_instruments(tokenizer: Tokenizer) -> bool:
 
 
 _PARAMS = {"seed": (), "grid": ("step",)}  # what each tokenizer's __init__ takes
-_MIDITOK_PARAMS = ("kind", "config")
+_MIDITOK_PARAMS = ("kind", "config", "controls")
 
 
 def check_tokenizer_config(config: Any) -> None:
@@ -125,6 +150,10 @@ def check_tokenizer_config(config: Any) -> None:
         if params.get("kind", name) != name:
             raise TokenizerError(f"tokenizer {name!r} config names kind {params['kind']!r}")
         check_config(params.get("config"))
+        if params.get("controls") is not None:
+            from lstm_music.tokens.controls import check_controls as check_control_params
+
+            check_control_params(params["controls"])
 
 
 def tokenizer_from_config(config: dict[str, Any]) -> Tokenizer:

@@ -10,7 +10,9 @@ so a corpus or checkpoint can rebuild the exact tokenizer that made its tokens.
 
 from __future__ import annotations
 
+import sys
 from abc import ABC, abstractmethod
+from types import ModuleType
 from typing import Any, ClassVar
 
 import symusic
@@ -66,3 +68,21 @@ class Tokenizer(ABC):
             "version": self.version,
             "params": self.params(),
         }
+
+
+def import_miditok() -> ModuleType:
+    """`import miditok` without its optional PyTorch helpers when torch is not loaded yet.
+
+    miditok imports torch (1.5 s) only for its datasets and collators, which we never use;
+    a None entry in sys.modules makes that optional import fail fast, as miditok allows.
+    """
+    if "miditok" in sys.modules or "torch" in sys.modules:
+        import miditok
+
+        return miditok
+    sys.modules["torch"] = None  # type: ignore[assignment]
+    try:
+        import miditok
+    finally:
+        del sys.modules["torch"]
+    return miditok

@@ -9,13 +9,17 @@ track's instrument; any other reads one merged track.
 from __future__ import annotations
 
 import math
-import sys
-from types import ModuleType
 from typing import Any
 
 import symusic
 
-from lstm_music.tokens.base import Tokenizer, TokenizerError
+from lstm_music.tokens import controls as ac
+from lstm_music.tokens.base import (
+    Tokenizer,
+    TokenizerError,
+    TokenizerSettingError,
+    import_miditok,
+)
 from lstm_music.tokens.instruments import DRUM_PROGRAM, PROGRAM_SETTINGS
 
 # token kinds whose value is a MIDI pitch; drums have kinds of their own (PitchDrum, DrumOn,
@@ -140,6 +144,9 @@ def check_config(config: Any) -> None:
         + config.get("num_tempos", 32) + signatures + (bars or 0) + MAX_ITEMS  # programs, chords
         + len(controls) * config.get("control_change_n_bins", 32) + (bends or [0, 0, 0])[2]
         + 4 * config.get("max_pitch_interval", 16)
+        + config.get("ac_note_density_bar_max", 18) + 2 * config.get("ac_polyphony_max", 6)
+        + 2 * config.get("ac_note_density_track_max", 18) + 12  # attribute controls
+        + config.get("ac_repetition_track_num_bins", 10)
     )  # fmt: skip
     if estimate > MAX_VOCABULARY:
         raise TokenizerError(
@@ -164,24 +171,6 @@ def instruments_config() -> dict[str, Any]:
     return config.to_dict(serialize=True)
 
 
-def import_miditok() -> ModuleType:
-    """`import miditok` without its optional PyTorch helpers when torch is not loaded yet.
-
-    miditok imports torch (1.5 s) only for its datasets and collators, which we never use;
-    a None entry in sys.modules makes that optional import fail fast, as miditok allows.
-    """
-    if "miditok" in sys.modules or "torch" in sys.modules:
-        import miditok
-
-        return miditok
-    sys.modules["torch"] = None  # type: ignore[assignment]
-    try:
-        import miditok
-    finally:
-        del sys.modules["torch"]
-    return miditok
-
-
 def _config_from_json(config: dict[str, Any]) -> Any:
     """MidiTok's `TokenizerConfig.load_from_json`, from a dict instead of a file."""
     TokenizerConfig = import_miditok().TokenizerConfig  # noqa: N806
@@ -198,14 +187,39 @@ def _config_from_json(config: dict[str, Any]) -> Any:
     return TokenizerConfig.from_dict(config)
 
 
+def check_controls_kind(kind: str) -> None:
+    """A setting error unless MidiTok tokenizer `kind` has Bar tokens to put controls after."""
+    if kind not in ac.CONTROLS_TOKENIZERS:
+        raise TokenizerSettingError(
+            f"controls need a tokenizer with bar tokens ({', '.join(ac.CONTROLS_TOKENIZERS)}), "
+            f"not {kind!r}",
+            "controls",
+        )
+
+
+def controls_config(config: dict[str, Any] | None, names: list[str]) -> dict[str, Any]:
+    """The MidiTok config (JSON) of a tokenizer with the controls `names` (tokens.controls)."""
+    base = config or import_miditok().TokenizerConfig().to_dict(serialize=True)
+    one_stream = bool(base.get("use_programs") and base.get("one_token_stream_for_programs"))
+    return ac.config_with_controls(base, names, one_stream)
+
+
 class MidiTokTokenizer(Tokenizer):
     """A MidiTok tokenizer for one-track pieces (we merge or split tracks before it), or with
-    Program tokens in one stream for pieces of several instruments (`keeps_instruments`)."""
+    Program tokens in one stream for pieces of several instruments (`keeps_instruments`).
+
+    With `controls` (tokens.controls), each bar's attribute control tokens follow its header,
+    dropped at random: the tokens a model trained with controls learns from."""
 
     name = "miditok"  # replaced per instance by the MidiTok kind, e.g. "remi"
     timed = True
 
-    def __init__(self, kind: str = "remi", config: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        kind: str = "remi",
+        config: dict[str, Any] | None = None,
+        controls: dict[str, Any] | None = None,
+    ) -> None:
         miditok = import_miditok()
 
         if kind not in _CLASSES:
@@ -213,12 +227,18 @@ class MidiTokTokenizer(Tokenizer):
         self.kind = kind
         self.name = kind  # type: ignore[misc]  # the user-facing name, e.g. "remi"
         check_config(config)
+        if controls is not None:
+            ac.check_controls(controls)
+            check_controls_kind(kind)
         try:
             tok_config = _config_from_json(config) if config else miditok.TokenizerConfig()
             self._tokenizer = getattr(miditok, _CLASSES[kind])(tok_config)
         except (TypeError, ValueError, KeyError) as error:
             raise TokenizerError(f"bad MidiTok config for {kind}: {error}") from error
         self._special = set(self._tokenizer.special_tokens)
+        self.controls = controls
+        names = controls["names"] if controls else []
+        self._controls = ac.attribute_controls(names, self._tokenizer.config)
 
     @property
     def keeps_instruments(self) -> bool:
@@ -232,22 +252,33 @@ class MidiTokTokenizer(Tokenizer):
             from lstm_music.tokens.midi import merge_tracks
 
             score = merge_tracks(score, list(score.tracks))
-        sequences = self._tokenizer.encode(score)
+        if self._controls:  # the controls are read off the score MidiTok tokenizes
+            score = self._tokenizer.preprocess_score(score.copy())
+        sequences = self._tokenizer.encode(score, no_preprocess_score=bool(self._controls))
         if isinstance(sequences, list):  # one sequence per track
-            return [token for seq in sequences for token in seq.tokens]
-        return list(sequences.tokens)
+            tokens = [token for seq in sequences for token in seq.tokens]
+        else:
+            tokens = list(sequences.tokens)
+        if not self._controls:
+            return tokens
+        groups = ac.bar_controls(score, self._controls)
+        keep = self.controls or {}
+        return ac.insert_controls(tokens, groups, keep["keep_bar"], keep["keep_piece"])
 
     def decode(self, tokens: list[str]) -> symusic.Score:
         TokSequence = import_miditok().TokSequence  # noqa: N806
 
         vocab = self._tokenizer.vocab
-        known = TokSequence(tokens=[t for t in tokens if t in vocab and t not in self._special])
+        known = TokSequence(tokens=[t for t in tokens if t in vocab and t not in self._special
+                                    and not ac.is_control(t)])  # fmt: skip
         try:  # one stream of programs is one sequence, else a list of one track's sequence
             return self._tokenizer.decode(known if self.keeps_instruments else [known])
         except Exception as error:  # MidiTok has no error type of its own
             raise TokenizerError(f"{self.kind} could not decode these tokens: {error}") from error
 
     def transpose_token(self, token: str, semitones: int) -> str | None:
+        if ac.is_control(token):
+            return ac.transpose_control(token, semitones)
         kind, _, value = token.partition("_")
         if kind not in PITCH_KINDS or not value.isdigit():
             return token
@@ -258,7 +289,12 @@ class MidiTokTokenizer(Tokenizer):
     def base_vocabulary(self) -> list[str]:
         """MidiTok's fixed vocabulary in its id order, without its special tokens."""
         vocab = self._tokenizer.vocab
-        return [t for t in sorted(vocab, key=vocab.get) if t not in self._special]
+        base = [t for t in sorted(vocab, key=vocab.get) if t not in self._special]
+        known = set(base)  # with one stream of programs MidiTok has no control tokens of its own
+        return base + [t for t in ac.control_tokens(self._controls) if t not in known]
 
     def params(self) -> dict[str, Any]:
-        return {"kind": self.kind, "config": self._tokenizer.config.to_dict(serialize=True)}
+        params = {"kind": self.kind, "config": self._tokenizer.config.to_dict(serialize=True)}
+        if self.controls is not None:  # absent otherwise: configs without controls as before
+            params["controls"] = self.controls
+        return params

@@ -1,0 +1,242 @@
+"""Attribute controls: `prepare --controls` writes MidiTok's bar-level control tokens (dropped at
+random), a tiny model trained on them takes `--density`, `--polyphony`, `--key` (and `--tempo`,
+`--instruments`) at generation, and a control the model was not trained with is refused in one
+line. Every fixture is made here; models are tiny (hidden 32, 20 steps)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import random_melody, write_midi
+from test_instruments import band, check_channels, per_instrument
+
+from lstm_music.cli import main
+from lstm_music.corpus.prepare import PrepareConfig
+from lstm_music.corpus.store import Corpus
+from lstm_music.errors import SettingError
+from lstm_music.generation.controls import parse_density, parse_polyphony
+from lstm_music.generation.generate import generate
+from lstm_music.generation.masks import parse_key
+from lstm_music.tokens import (
+    TokenizerError,
+    check_tokenizer_config,
+    get_tokenizer,
+    tokenizer_for_tracks,
+    tokenizer_from_config,
+    understood_controls,
+)
+from lstm_music.tokens.controls import density_levels, parse_controls
+
+COMPAT = Path(__file__).parent / "fixtures" / "compat" / "checkpoint.safetensors"
+ALL = ["polyphony", "key", "density"]
+STEPS = 30
+HEADER = ["Bar_None", "TimeSig_4/4"]  # a primer ending on a bar header: its bar is steered
+
+
+def _train(corpus: Path, run: Path):
+    from lstm_music.model.checkpoint import load_checkpoint
+    from lstm_music.training.settings import TrainConfig
+    from lstm_music.training.trainer import train
+
+    config = TrainConfig(embedding_dim=16, hidden_sizes=[32], window=32, batch_size=2,
+                         max_steps=STEPS, device="cpu", transpose="-2..2")  # fmt: skip
+    train(corpus, run, config, progress=False)
+    return load_checkpoint(run / "best.safetensors")  # the header checks pass
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict[str, object]:
+    """A piano model with every control, a band (instruments) model with key and density."""
+    root = tmp_path_factory.mktemp("controls")
+    for i in range(6):
+        write_midi(root / "piano" / f"p{i}.mid", random_melody(i, 64))
+        write_midi(root / "band" / f"b{i}.mid", band(i, 8))
+    assert main(["prepare", str(root / "piano"), "--out", str(root / "pc"), "--controls",
+                 "default", "-q", "-j", "1"]) == 0  # fmt: skip
+    assert main(["prepare", str(root / "band"), "--out", str(root / "bc"), "--controls",
+                 "key,density", "--tracks", "instruments", "-q", "-j", "1"]) == 0  # fmt: skip
+    return {"piano": _train(root / "pc", root / "pr"), "band": _train(root / "bc", root / "br"),
+            "piano_corpus": Corpus.load(root / "pc"), "root": root}  # fmt: skip
+
+
+def _bars(tokens: list[str]) -> list[list[str]]:
+    """The control tokens after each bar header (`Bar`, then `TimeSig`: this tokenizer writes
+    time signatures, so a `TimeSig` token ends a header) that has room for them."""
+    bars = []
+    for i, token in enumerate(tokens[: len(tokens) - 20]):  # too near the end: may be cut
+        if token.startswith("TimeSig_"):
+            end = i + 1
+            while end < len(tokens) and tokens[end].startswith("AC"):
+                end += 1
+            bars.append(tokens[i + 1 : end])
+    return bars
+
+
+def _plain_bars(tokens: list[str]) -> list[list[str]]:
+    """The control tokens after each `Bar`/`TimeSig` pair of a training sequence."""
+    return [bar for bar in _bars(tokens + ["-"] * 20)]
+
+
+def test_control_tokens_sit_where_miditok_puts_them() -> None:
+    """Kept on every bar, our tokens are MidiTok's own `encode(attribute_controls_indexes=)`."""
+    from lstm_music.tokens.miditok_adapter import import_miditok
+
+    tokenizer = tokenizer_for_tracks("remi", "merge", ALL)
+    tokenizer.controls = {**tokenizer.controls, "keep_bar": 1.0, "keep_piece": 1.0}
+    score = random_melody(5, 64)
+    ours = tokenizer.encode(score)
+    miditok = import_miditok()
+    theirs = miditok.REMI(tokenizer._tokenizer.config)
+    from lstm_music.tokens.midi import merge_tracks
+
+    merged = theirs.preprocess_score(merge_tracks(score, list(score.tracks)))
+    bars = len(miditok.utils.get_bars_ticks(merged, only_notes_onsets=True))
+    every = {0: {i: list(range(bars)) for i in range(len(theirs.attribute_controls))}}
+    expected = theirs.encode(merged, no_preprocess_score=True, attribute_controls_indexes=every)
+    assert ours == expected[0].tokens
+    assert sum(t.startswith("ACBarNoteDensity") for t in ours) >= bars - 1  # all but lone notes
+
+
+def test_controls_are_dropped_at_random_and_the_same_every_time() -> None:
+    tokenizer = tokenizer_for_tracks("remi", "merge", ALL)
+    seqs = [tokenizer.encode(random_melody(i, 64)) for i in range(16)]
+    assert seqs == [tokenizer.encode(random_melody(i, 64)) for i in range(16)]  # seeded
+    with_none = [s for s in seqs if not any(t.startswith("AC") for t in s)]
+    assert 0 < len(with_none) < len(seqs)  # a share of pieces carries no control
+    bars = [bar for s in seqs if s not in with_none for bar in _plain_bars(s)]
+    densities = [any(t.startswith("ACBarNoteDensity") for t in bar) for bar in bars]
+    assert 0.2 < sum(densities) / len(densities) < 0.8  # about half the bars
+    plain = [t for t in seqs[0] if not t.startswith("AC")]
+    assert plain == get_tokenizer("remi").encode(random_melody(0, 64))  # the music unchanged
+
+
+def test_default_prepare_is_unchanged(tmp_path: Path) -> None:
+    config = PrepareConfig(inputs=["x"], out=str(tmp_path / "c"))
+    assert (
+        config.controls == []
+        and config.make_tokenizer().to_config() == get_tokenizer("remi").to_config()
+    )
+    assert "controls" not in config.make_tokenizer().to_config()["params"]
+    write_midi(tmp_path / "m" / "a.mid", random_melody(1))
+    assert main(["prepare", str(tmp_path / "m"), "--out", str(tmp_path / "c"), "-q"]) == 0
+    meta = json.loads((tmp_path / "c" / "corpus.json").read_text())
+    assert "controls" not in meta["config"] and understood_controls(meta["tokenizer"]) == ()
+
+
+def test_the_corpus_records_controls_and_density_levels(models) -> None:
+    corpus = models["piano_corpus"]
+    assert understood_controls(corpus.tokenizer_config) == tuple(ALL)
+    low, medium, high = corpus.tokenizer_config["params"]["controls"]["density_levels"]
+    assert low <= medium <= high and high > 0
+    config = corpus.tokenizer_config["params"]["config"]
+    assert config["ac_note_density_bar"] and config["ac_pitch_class_bar"]
+    assert understood_controls(models["band"].tokenizer_config) == ("key", "density")
+    assert density_levels({"ACBarNoteDensity_2": 1, "ACBarNoteDensity_8": 3,
+                           "ACBarNoteDensity_32+": 6}) == [8, 32, 32]  # fmt: skip
+
+
+def test_pitch_class_controls_move_with_transposition() -> None:
+    tokenizer = tokenizer_for_tracks("remi", "merge", ["key"])
+    assert tokenizer.transpose_token("ACBarPitchClass_11", 2) == "ACBarPitchClass_1"
+    assert tokenizer.transpose_token("ACBarNoteDensity_5", 2) == "ACBarNoteDensity_5"
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"density": "low"}, {"density": "high"}, {"density": 6}, {"polyphony": 2},
+     {"polyphony": "1..3"}, {"key": "D-minor"}, {"key": "D-minor", "key_strict": True},
+     {"tempo": 90.0}, {"density": "medium", "polyphony": 3, "key": "G-major"}],
+)  # fmt: skip
+def test_each_control_steers_every_bar_and_writes_midi(models, settings, tmp_path) -> None:
+    from lstm_music.generation.pipeline import PieceFiles, write_pieces
+    from lstm_music.generation.sampling import SamplingOptions
+    from lstm_music.tokens.midi import read_score
+
+    options = SamplingOptions(tokens=400, num=2, seed=2, primer=HEADER, **settings)
+    written = write_pieces(models["piano"], options, lambda i: PieceFiles(tmp_path / f"{i}.mid"))
+    key = parse_key(settings["key"]) if "key" in settings else None
+    for piece in written.pieces:
+        bars = _bars(piece.tokens)
+        assert bars  # the primer's bar at least
+        for bar in bars:
+            pcs = sorted(int(t.split("_")[1]) for t in bar if t.startswith("ACBarPitchClass"))
+            assert pcs == (sorted(key.pitch_classes) if key else [])
+            assert any(t.startswith("ACBarNoteDensity") for t in bar) == ("density" in settings)
+            assert any(t.startswith("ACBarOnsetPolyphonyMax") for t in bar) == (
+                "polyphony" in settings
+            )
+        if settings.get("density") == 6:
+            assert "ACBarNoteDensity_6" in bars[0]
+        if settings.get("polyphony") == 2:
+            assert bars[0] == ["ACBarOnsetPolyphonyMin_1", "ACBarOnsetPolyphonyMax_2"]
+        score = read_score(piece.files.midi.read_bytes())  # passes our own reading checks
+        assert score.note_num() == piece.notes
+        if settings.get("key_strict"):
+            assert all(n.pitch % 12 in key.pitch_classes for t in score.tracks for n in t.notes)
+        if "tempo" in settings:
+            assert abs(score.tempos[0].qpm - settings["tempo"]) < 0.5
+    assert sum(piece.notes for piece in written.pieces) > 0
+
+
+def test_without_controls_the_model_writes_none(models) -> None:
+    [piece] = generate(models["piano"], tokens=200, seed=1)
+    assert not any(token.startswith("AC") for token in piece.tokens)
+
+
+def test_a_multi_track_model_takes_controls_and_writes_multi_track_midi(models, tmp_path) -> None:
+    out = tmp_path / "band.mid"
+    assert main(["generate", str(models["root"] / "br"), "--key", "E-minor", "--density",
+                 "high", "--instruments", "bass,piano,drums", "--tempo", "100", "--tokens",
+                 "500", "--seed", "4", "-o", str(out)]) == 0  # fmt: skip
+    score = check_channels(out.read_bytes())
+    assert set(per_instrument(score)) <= {-1, *range(8), *range(32, 40)} and score.note_num() > 0
+    assert abs(score.tempos[0].qpm - 100) < 0.5
+
+
+@pytest.mark.parametrize(
+    ("model", "flags", "message"),
+    [("compat", ["--density", "low"], "density is a control for a model trained with controls "
+      "including density; this one was trained without controls (--density)"),
+     ("compat", ["--polyphony", "3"], "this one was trained without controls (--polyphony)"),
+     ("compat", ["--key", "D-minor"], "trained with controls"),
+     ("band", ["--polyphony", "3"], "this one understands key, density (--polyphony)")],
+)  # fmt: skip
+def test_a_control_the_model_lacks_is_refused_in_one_line(
+    models, tmp_path: Path, capsys, model, flags, message
+) -> None:
+    checkpoint = str(COMPAT if model == "compat" else models["root"] / "br")
+    assert main(["generate", checkpoint, *flags, "-o", str(tmp_path / "x.mid")]) == 1
+    error = capsys.readouterr().err.strip()
+    assert message in error and "\n" not in error
+    assert not (tmp_path / "x.mid").exists()
+
+
+def test_bad_control_settings_are_refused() -> None:
+    assert parse_controls("default") == ALL and parse_controls("key, density") == ["key", "density"]
+    assert parse_density("High") == "high" and parse_density("12") == 12
+    assert parse_polyphony(3) == (1, 3) and parse_polyphony("2..4") == (2, 4)
+    for call, setting in [(lambda: parse_controls("loudness"), "controls"),
+                          (lambda: parse_density("lots"), "density"),
+                          (lambda: parse_polyphony("4..2"), "polyphony"),
+                          (lambda: PrepareConfig(["x"], "y", tokenizer="tsd", controls=["key"]),
+                           "controls"),
+                          (lambda: PrepareConfig(["x"], "y", tokenizer="seed", controls="default"),
+                           "controls")]:  # fmt: skip
+        with pytest.raises(SettingError) as error:
+            call()
+        assert error.value.setting == setting and "\n" not in str(error.value)
+
+
+def test_crafted_control_parameters_are_refused(models) -> None:
+    config = models["piano"].tokenizer_config
+    controls = config["params"]["controls"]
+    bad_ones = ({**controls, "names": ["loudness"]}, {**controls, "keep_bar": 2},
+                {**controls, "density_levels": [1, 2]}, {**controls, "x": 1}, "all")  # fmt: skip
+    for bad in bad_ones:
+        crafted = {**config, "params": {**config["params"], "controls": bad}}
+        with pytest.raises(TokenizerError):
+            check_tokenizer_config(crafted)
+    rebuilt = tokenizer_from_config(config).to_config()  # the real one rebuilds, levels and all
+    assert json.loads(json.dumps(rebuilt)) == config

@@ -99,7 +99,7 @@ def test_cli_init_takes_the_finetune_preset_and_refuses_sizes(base_run, tmp_path
     assert "--init takes the model's sizes" in capsys.readouterr().err
     assert main([*args, "--max-steps", "2", "--device", "cpu", "--batch-size", "4"]) == 0
     saved = json.loads((tmp_path / "t" / "config.json").read_text())["train"]
-    assert saved["preset"] == "finetune" and saved["lr"] == pytest.approx(1e-3)
+    assert saved["preset"] == "finetune" and saved["warmup_steps"] == 10
     assert saved["hidden_sizes"] == [20, 16]
 
 
@@ -129,8 +129,9 @@ def test_preset_config_applies_the_preset() -> None:
     from lstm_music import preset_config
 
     config = preset_config("finetune", init="base", max_minutes=3)
-    assert config.lr == pytest.approx(1e-3) and config.patience == 2 and config.init == "base"
-    assert TrainConfig(preset="finetune").lr != config.lr  # the dataclass alone only names it
+    assert config.warmup_steps == 10 and config.patience == 2 and config.init == "base"
+    assert TrainConfig(preset="finetune").patience != config.patience  # the dataclass alone
+    # only names the preset
 
 
 def test_asked_sizes_that_fine_tuning_cannot_keep_are_refused(base_run, tmp_path: Path) -> None:

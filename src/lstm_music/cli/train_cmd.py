@@ -17,8 +17,8 @@ last.safetensors, train_state.safetensors (for --resume), metrics.csv, loss.png 
 --max-minutes covers the whole run, the closing validation included.
 
 Presets: `default` (what held-out measurements favour on a CPU), `seed` (the blog's LSTM
-512 -> 256, dropout 0.3, 100-token windows, Adam 1e-3, no transposition) and `finetune` (10 warm-up
-steps, stop after 2 validations without improvement: the default with --init).
+512 -> 256, dropout 0.3, 100-token windows, Adam 1e-3, no transposition) and `finetune` (the default
+with 10 warm-up steps, chosen on held-out folders: the default with --init).
 Settings resolve as: preset < --config FILE.toml ([train] table) < flags.
 
 Fine-tuning: --init MODEL starts from a trained model (a shipped name such as `base`, see

@@ -31,16 +31,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     "default": {},  # the dataclass defaults below
     # with --init: a short warm-up for the fresh optimizer (the weights need no search from
-    # nothing) and a stop as soon as the valid split stops improving. The learning rate was
-    # chosen on the valid splits of two folders of the seed's songs (92 and 20 files, 4 minutes
-    # from the base model): 1e-3 was best on 92 files (3e-3 1.9% worse), 3e-3 on 20 (1e-3 16%
-    # worse), 3e-4 worst on both (benchmarks/RESULTS.md, issue 12); smaller steps that "keep
-    # what the base knows" did not pay, as the base's folk tunes and chorales are far from them.
+    # nothing); otherwise the default's steps. Chosen on the valid splits of two folders of the
+    # seed's songs (92 and 20 files) fine-tuned from the base model (benchmarks/RESULTS.md,
+    # issue 12): learning rate 1e-3 was best on 92 files (3e-3 1.9% worse), 3e-3 on 20 (1e-3
+    # 16% worse), 3e-4 worst on both; stopping after 4 stalled validations beat stopping after
+    # 2 on both (1.686 against 1.712 nats per token, 3.390 against 3.541). Smaller steps that
+    # "keep what the base knows" did not pay: its folk tunes and chorales are far from them.
     "finetune": {
-        "lr": 3e-3,
         "warmup_steps": 10,
-        "lr_patience": 1,
-        "patience": 2,
     },
 }
 FINE_TUNE_PRESET = "finetune"  # the preset a run with `init` starts from unless told otherwise

@@ -116,6 +116,20 @@ def _timed(tokenizer_config: dict[str, Any]) -> bool:
         return False
 
 
+def _abilities(header: dict[str, Any]) -> dict[str, Any]:
+    """What a model can be asked, from its header alone: whether `seconds` sets the length, the
+    controls it was trained with, and whether its tokens name instruments (Program_ tokens)."""
+    from lstm_music.tokens import understood_controls
+
+    tokenizer = header.get("tokenizer", {})
+    vocabulary = header.get("vocabulary", [])
+    return {
+        "timed": _timed(tokenizer),
+        "controls": list(understood_controls(tokenizer)),
+        "instruments": any(isinstance(t, str) and t.startswith("Program_") for t in vocabulary),
+    }
+
+
 class Catalog:
     """The current list of models, rescanned on `refresh`; safe to use from several threads."""
 
@@ -139,7 +153,7 @@ class Catalog:
             return cached[1]
         header = read_header(path)
         if header is not None:
-            header["timed"] = _timed(header.get("tokenizer", {}))
+            header.update(_abilities(header))
         with self._lock:
             self._headers[path] = (version, header)
         return header
@@ -198,6 +212,8 @@ class Catalog:
             "default": entry.source == "shipped" and entry.id == DEFAULT_MODEL,
             "tokenizer": header.get("tokenizer", {}).get("tokenizer"),
             "timed": bool(header.get("timed")),
+            "controls": list(header.get("controls", [])),
+            "instruments": bool(header.get("instruments")),
             "parameters": int(header.get("parameters", 0)),
             "valid_loss": _finite(figures.get("valid", metrics.get("best_valid_loss"))),
             "test_loss": _finite(figures.get("test", metrics.get("test_loss"))),

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from lstm_music.generation.pipeline import PieceFiles, WrittenPiece
 
 ID_PATTERN = r"^[0-9a-f]{32}$"
+# the constraints and controls a piece's settings list when they were asked
+CONSTRAINTS = ("key", "key_strict", "pitch_range", "instruments", "density", "polyphony")
 FILES = {"midi": ("piece.mid", "audio/midi"), "wav": ("piece.wav", "audio/wav"),
          "png": ("piece.png", "image/png")}  # fmt: skip
 
@@ -199,7 +201,27 @@ def shown_settings(sampling: SamplingOptions) -> dict[str, Any]:
     settings = {"temperature": sampling.temperature, "top_k": sampling.top_k,
                 "top_p": sampling.top_p}  # fmt: skip
     length = {"seconds": sampling.seconds} if sampling.seconds else {"tokens": sampling.tokens}
-    return settings | length
+    asked = {name: getattr(sampling, name) for name in CONSTRAINTS if getattr(sampling, name)}
+    if "pitch_range" in asked:
+        asked["pitch_range"] = list(asked["pitch_range"])
+    if "instruments" in asked:
+        asked["instruments"] = list(asked["instruments"])
+    return settings | length | asked
+
+
+def midi_instruments(path: Path) -> list[str]:
+    """The instruments of a MIDI file's tracks with notes, named as people say them, in track
+    order ([] for a file that cannot be read: the piece is listed anyway)."""
+    import symusic
+
+    from lstm_music.tokens.instruments import instrument_name, instrument_of
+
+    try:
+        score = symusic.Score(str(path))
+    except (OSError, RuntimeError, ValueError):
+        return []
+    names = [instrument_name(instrument_of(track)) for track in score.tracks if len(track.notes)]
+    return list(dict.fromkeys(names))
 
 
 @dataclass(frozen=True)
@@ -218,6 +240,7 @@ class StoredPiece:
     engine: str
     warning: str | None
     folder: Path = field(repr=False)
+    instruments: list[str] = field(default_factory=list)  # of its MIDI's tracks
 
     def file(self, kind: str) -> Path:
         return self.folder / FILES[kind][0]
@@ -320,6 +343,7 @@ class Generator:
             engine=audio.engine,
             warning="; ".join(lines) or None,
             folder=written.files.midi.parent,
+            instruments=midi_instruments(written.files.midi),
         )
         self.pieces.add(piece_id, piece)
         return piece

@@ -17,7 +17,7 @@ from fastapi.responses import FileResponse
 from lstm_music.generation.sampling import SamplingOptions
 from lstm_music.web import schemas
 from lstm_music.web.catalog import ModelEntry, loss_curve_source
-from lstm_music.web.jobs import FILES, ID_PATTERN, JobSpec, Primer, StoredPiece, new_id
+from lstm_music.web.jobs import CONSTRAINTS, FILES, ID_PATTERN, JobSpec, Primer, StoredPiece, new_id
 from lstm_music.web.state import WebState
 
 router = APIRouter(prefix="/api")
@@ -177,6 +177,23 @@ async def upload_primer(state: ServerState, file: Annotated[UploadFile, File()])
     return {k: v for k, v in vars(primer).items() if k != "folder"}
 
 
+def _constraints(request: schemas.GenerateRequest, summary: dict) -> dict:
+    """The request's constraints and controls for SamplingOptions (which checks them: a bad
+    value is a SettingError, answered 422 in one line). A control the model was not trained
+    with, or instruments for a model without, is refused here, before the job is queued."""
+    from lstm_music.generation.controls import asked_controls, refuse_unknown
+
+    given = {name: getattr(request, name) for name in CONSTRAINTS}
+    if given["instruments"] is not None:
+        if not summary["instruments"]:
+            raise HTTPException(422, f"model {summary['id']!r} writes no instruments (its tokens "
+                                     "name none): leave instruments out")  # fmt: skip
+        given["instruments"] = tuple(given["instruments"])
+    probe = SamplingOptions(**given)  # the values checked before the model's abilities
+    refuse_unknown(asked_controls(probe, tuple(summary["controls"])), tuple(summary["controls"]))
+    return given
+
+
 def _job(state: WebState, request: schemas.GenerateRequest) -> JobSpec:
     entry = _model(state, request.model)
     summary = state.catalog.summary(entry)
@@ -199,6 +216,7 @@ def _job(state: WebState, request: schemas.GenerateRequest) -> JobSpec:
         top_p=request.top_p,
         num=request.num,
         seed=request.seed,
+        **_constraints(request, summary),
     )
     return JobSpec(entry.id, entry.path, sampling, primer, request.primer_tokens)
 

@@ -6,7 +6,7 @@ be able to keep the server's few workers busy for long or fill its disk.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -17,6 +17,8 @@ MAX_SECONDS = 120.0
 MAX_TOKENS = 4096
 MAX_PRIMER_TOKENS = 1000
 MAX_SEED = 2**32 - 1
+MAX_INSTRUMENTS = 32  # names or programs in one request's instrument set
+ShortText = Annotated[str, Field(max_length=40)]  # a key, range, instrument or control as text
 DEFAULT_SECONDS = 20.0  # when neither seconds nor tokens is given, for a timed tokenizer
 
 
@@ -35,6 +37,14 @@ class ModelSummary(BaseModel):
     default: bool = False
     tokenizer: str | None = None
     timed: bool = Field(False, description="true when `seconds` can set the length")
+    controls: list[str] = Field(
+        default_factory=list,
+        description="the controls it was trained with (density, polyphony, key): the only "
+        "ones a request to it may give",
+    )
+    instruments: bool = Field(
+        False, description="true when its pieces have instruments (`instruments` then applies)"
+    )
     parameters: int = 0
     valid_loss: float | None = Field(
         None, description="NLL per token (nats), valid split: the card's, else training's best"
@@ -114,6 +124,27 @@ class GenerateRequest(BaseModel):
         None, pattern=r"^[0-9a-f]{32}$", description="an id from POST /api/primers"
     )
     primer_tokens: int = Field(PRIMER_TOKENS, ge=1, le=MAX_PRIMER_TOKENS)
+    # hard constraints, for any model (checked by SamplingOptions: a bad value is a 422)
+    key: ShortText | None = Field(
+        None,
+        description="D-minor, Bb-major, F#-dorian: the key control (models "
+        "listing `key` in `controls`), or with key_strict a mask for any model",
+    )
+    key_strict: bool = Field(False, description="no pitch outside the key's scale (drums aside)")
+    pitch_range: ShortText | tuple[int, int] | None = Field(
+        None, description="lowest and highest pitch: 48..84, C3..C6 or [48, 84]"
+    )
+    instruments: list[ShortText | int] | None = Field(
+        None, min_length=1, max_length=MAX_INSTRUMENTS,
+        description="GM families, names or programs (-1 drums): models with `instruments` only",
+    )  # fmt: skip
+    # soft controls, only for models trained with them (GET /api/models lists their `controls`)
+    density: ShortText | int | None = Field(
+        None, description="notes per bar: low, medium, high or a number (control `density`)"
+    )
+    polyphony: ShortText | int | None = Field(
+        None, description="notes at once: 3 (at most) or 2..4 (control `polyphony`)"
+    )
 
     @model_validator(mode="after")
     def _one_length(self) -> GenerateRequest:
@@ -137,6 +168,9 @@ class PieceInfo(BaseModel):
     seconds: float
     engine: str = Field(description="the synthesizer that rendered the audio")
     warning: str | None = None
+    instruments: list[str] = Field(
+        default_factory=list, description="the instruments of the piece's MIDI tracks"
+    )
     midi_url: str
     wav_url: str
     png_url: str

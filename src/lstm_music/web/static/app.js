@@ -110,6 +110,19 @@ function adaptLength(model) {
   $("model-hint").textContent = model.summary || `${model.tokenizer} tokens`;
 }
 
+function adaptConstraints(model) {
+  // show only what the chosen model can take: instruments for models whose pieces have them,
+  // each control for models trained with it; a key without a key control is always strict
+  const controls = model.controls || [];
+  $("instruments-field").hidden = !model.instruments;
+  for (const name of ["density", "polyphony"]) $(`${name}-field`).hidden = !controls.includes(name);
+  $("key-control").hidden = !controls.includes("key");
+  $("model-controls").hidden = controls.length === 0;
+  const strict = $("key-strict");
+  if (!controls.includes("key")) strict.checked = true;
+  strict.disabled = !controls.includes("key");
+}
+
 function adaptUnit() {
   const length = $("length");
   const limits = state.limits || { seconds: 120, tokens: 4096 };
@@ -127,6 +140,7 @@ async function showModel(id) {
   if (!model) return;
   localStorage.setItem("lstm-music:model", id);
   adaptLength(model);
+  adaptConstraints(model);
   const box = $("model-info");
   box.setAttribute("aria-busy", "true");
   try {
@@ -246,13 +260,16 @@ function pieceItem(piece, fresh) {
     piece.model, `seed ${piece.seed}`, clock(piece.seconds), `${piece.notes} notes`,
     `temperature ${settings.temperature}`, `top-p ${settings.top_p}`,
     settings.top_k ? `top-k ${settings.top_k}` : null, length,
-    piece.primer ? `primer ${piece.primer}` : null,
+    piece.primer ? `primer ${piece.primer}` : null, ...askedConstraints(settings),
   ].filter(Boolean).join(" · ");
+  const instruments = piece.instruments && piece.instruments.length
+    ? el("p", { class: "instruments", text: `Instruments: ${piece.instruments.join(", ")}` })
+    : null;
   const base = `lstm-music-${piece.number}-${piece.model}-seed${piece.seed}`;
   const article = el("article", { class: fresh ? "piece fresh" : "piece", "aria-labelledby": titleId },
     el("header", {},
       el("h3", { id: titleId, text: piece.title }),
-      el("p", { class: "meta", text: meta })),
+      el("p", { class: "meta", text: meta }), instruments),
     el("audio", { controls: true, preload: "metadata", src: piece.wav_url, "aria-label": `${piece.title}: audio` }),
     el("img", { src: piece.png_url, width: 1100, height: 440, loading: "lazy",
       alt: `Piano roll of ${piece.title}: ${piece.notes} notes over ${clock(piece.seconds)}, time across, pitch up` }),
@@ -261,6 +278,17 @@ function pieceItem(piece, fresh) {
       el("a", { href: piece.wav_url, download: `${base}.wav`, text: "Download WAV" })),
     piece.warning ? el("p", { class: "warning", text: `Note: ${piece.warning}` }) : null);
   return el("li", { "data-piece": piece.id }, article);
+}
+
+function askedConstraints(settings) {
+  // the constraints and controls a piece was written with, for its one line of settings
+  const asked = [];
+  if (settings.key) asked.push(`key ${settings.key}${settings.key_strict ? " (strict)" : ""}`);
+  if (settings.pitch_range) asked.push(`pitches ${settings.pitch_range.join("–")}`);
+  if (settings.instruments) asked.push(`only ${settings.instruments.join(", ")}`);
+  if (settings.density) asked.push(`density ${settings.density}`);
+  if (settings.polyphony) asked.push(`polyphony ${[].concat(settings.polyphony).join("–")}`);
+  return asked;
 }
 
 function updateCount() {
@@ -298,6 +326,31 @@ function requestBody() {
   };
   body[$("length-unit").value] = numberField("length", "Length");
   if ($("seed").value.trim() !== "") body.seed = numberField("seed", "Seed");
+  Object.assign(body, constraintsBody(state.models.get(body.model) || {}));
+  return body;
+}
+
+function constraintsBody(model) {
+  // the constraints and controls set and shown for this model; the server checks the values
+  const body = {};
+  const text = (id) => (document.getElementById(id).value || "").trim();
+  const shown = (id) => !$(id).hidden && !$(id).closest("[hidden]");
+  if (text("key")) {
+    body.key = text("key");
+    body.key_strict = $("key-strict").checked;
+  }
+  if (text("pitch-range")) body.pitch_range = text("pitch-range");
+  if (model.instruments && text("instruments")) {
+    body.instruments = text("instruments").split(",").map((item) => item.trim()).filter(Boolean);
+  }
+  const controls = model.controls || [];
+  if (controls.includes("density") && shown("density-field") && text("density")) {
+    body.density = text("density");
+  }
+  if (controls.includes("polyphony") && shown("polyphony-field") && text("polyphony")) {
+    const value = text("polyphony");
+    body.polyphony = /^\d+$/.test(value) ? Number(value) : value;
+  }
   return body;
 }
 

@@ -240,3 +240,18 @@ def test_crafted_control_parameters_are_refused(models) -> None:
             check_tokenizer_config(crafted)
     rebuilt = tokenizer_from_config(config).to_config()  # the real one rebuilds, levels and all
     assert json.loads(json.dumps(rebuilt)) == config
+
+
+def test_held_out_pieces_are_scored_without_their_controls(models) -> None:
+    """`evaluate` and the report score the music as generation without controls meets it."""
+    from lstm_music.evaluation.likelihood import evaluate_split, without_controls
+    from lstm_music.tokens.controls import is_control
+
+    corpus, checkpoint = models["piano_corpus"], models["piano"]
+    pieces = [p.ids for p in corpus.split("valid")]
+    stripped = without_controls(corpus.vocabulary, pieces)
+    removed = sum(len(a) - len(b) for a, b in zip(pieces, stripped))
+    assert removed > 0 and not any(is_control(corpus.vocabulary[i]) for s in stripped for i in s)
+    assert without_controls(["Pitch_60", "Bar_None"], pieces) is pieces  # nothing to take out
+    scored = evaluate_split(checkpoint, corpus, "valid")
+    assert scored["tokens"] == sum(len(s) + 1 for s in stripped)

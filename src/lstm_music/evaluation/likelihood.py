@@ -185,6 +185,18 @@ def step_nll(tokens: list[str], nll: np.ndarray, step_token: str = "Step") -> np
     return np.diff(totals, prepend=0.0)
 
 
+def without_controls(vocabulary: list[str], pieces: list[np.ndarray]) -> list[np.ndarray]:
+    """The pieces with their attribute-control tokens taken out: held-out music scored as
+    generation without controls meets it (a model trained with controls sees bars without
+    them too). Pieces of a vocabulary without controls come back as they are."""
+    from lstm_music.tokens.controls import is_control
+
+    control = np.array([is_control(token) for token in vocabulary], dtype=bool)
+    if not control.any():
+        return pieces
+    return [np.asarray(ids)[~control[np.asarray(ids)]] for ids in pieces]
+
+
 def evaluate_split(
     checkpoint: Checkpoint,
     corpus: Corpus,
@@ -214,7 +226,7 @@ def evaluate_split(
     tokenizer = checkpoint.tokenizer()
     tables = transpose_tables(corpus.vocabulary, tokenizer, low, high) if high > low else None
     per_token: list[np.ndarray] = []
-    ids = [p.ids for p in pieces]
+    ids = without_controls(corpus.vocabulary, [p.ids for p in pieces])
     totals = score_pieces(checkpoint.model, ids, window, token_nll=per_token, tables=tables)
     notes = sum(p.info.notes for p in pieces)
     report = {

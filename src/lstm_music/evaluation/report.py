@@ -28,7 +28,7 @@ import numpy as np
 
 from lstm_music.corpus.store import EOS_ID, Corpus
 from lstm_music.errors import LstmMusicError, SettingError
-from lstm_music.evaluation.likelihood import Totals, score_pieces
+from lstm_music.evaluation.likelihood import Totals, score_pieces, without_controls
 from lstm_music.evaluation.verdict import FEW_HELD_OUT, held_out_verdict, is_overfitting
 from lstm_music.model.checkpoint import Checkpoint, check_corpus_fits
 
@@ -307,12 +307,13 @@ def _score(report: HeldOutReport, checkpoint, corpus, base, window: int, scored)
             f"about {HELD_OUT_TOKENS_CAP:,} tokens, to keep the report quick; `evaluate` scores "
             "them all)"
         )
-    ids = [p.ids for p in pieces]
+    ids = without_controls(corpus.vocabulary, [p.ids for p in pieces])
     notes = sum(p.info.notes for p in pieces)
     model = _model_totals(checkpoint, ids, report.split, scored, window)
     report.pieces, report.tokens, report.notes = len(pieces), model.tokens, notes
     vocabulary = len(corpus.vocabulary)
-    unigram = unigram_nll([p.ids for p in corpus.split("train")], ids, vocabulary)
+    train = without_controls(corpus.vocabulary, [p.ids for p in corpus.split("train")])
+    unigram = unigram_nll(train, ids, vocabulary)
     uniform = Totals(nll=model.tokens * math.log(vocabulary), tokens=model.tokens)
     report.predictors = [
         Predictor("model", "this model", model.nll_per_token, _bits_per_note(model, notes)),

@@ -1,0 +1,124 @@
+"""Do the controls steer? A model trained with controls on a built-in corpus, measured on its MIDI.
+
+    python benchmarks/controls.py --minutes 10 [--collection bach-chorales] [--pieces 20]
+
+1. `prepare --builtin NAME` twice into WORK: with `--controls default` and without (the same
+   files and split); `train` each for --minutes (default preset, 1 thread each, both at once);
+2. held-out bits per note of both on the test split (`evaluate`; a controls corpus is scored
+   without its control tokens, so both figures are "no controls given"): goal within 3%;
+3. --pieces pieces per setting from the controls model (seed 1, --seconds each, default
+   sampling), and the attribute achieved, measured on the decoded notes:
+   density low / medium / high (notes per bar: strictly increasing, high >= 2x low);
+   `--key-strict --key D-minor` (share of notes in D minor: goal 100%); `--key D-minor` as a
+   control alone (goal >= 90%); no control (for reference).
+`--instruments` is not measured: MidiTok 3.1 has no instrument control (the flag is a hard mask)
+and no built-in collection has several instruments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+D_MINOR = {2, 4, 5, 7, 9, 10, 0}  # D E F G A Bb C
+
+
+def cli(*args: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "lstm_music", *args], capture_output=True,
+                          text=True, check=False)  # fmt: skip
+    if done.returncode:
+        sys.exit(f"lstm-music {args[0]} failed: {done.stderr.strip()[-1500:]}")
+    return done.stdout
+
+
+def train_both(work: Path, minutes: float) -> None:
+    runs = []
+    for name in ("controls", "plain"):
+        command = [sys.executable, "-m", "lstm_music", "train", str(work / f"corpus-{name}"),
+                   "--out", str(work / f"run-{name}"), "--max-minutes", str(minutes),
+                   "--threads", "1", "-q", "--no-report", "--overwrite"]  # fmt: skip
+        runs.append(subprocess.Popen(command, stdout=subprocess.PIPE, text=True))
+    for name, run in zip(("controls", "plain"), runs):
+        out, _ = run.communicate()
+        if run.returncode:
+            sys.exit(f"train {name} failed")
+        print(f"{name}: {out.strip().splitlines()[0]}")
+
+
+def measure(checkpoint, settings: dict, pieces: int, seconds: float) -> dict:
+    from lstm_music.evaluation.statistics import notes_of, notes_per_bar
+    from lstm_music.generation.generate import generate
+    from lstm_music.generation.sampling import SamplingOptions
+
+    options = SamplingOptions(seconds=seconds, num=pieces, seed=1, **settings)
+    densities, in_key, notes = [], 0, 0
+    for piece in generate(checkpoint, options):
+        found = notes_of(piece.score)
+        if len(found):
+            densities.append(float(notes_per_bar(found).mean()))
+        in_key += sum(int(p) % 12 in D_MINOR for p in found.pitch)
+        notes += len(found)
+    return {
+        "notes_per_bar": sum(densities) / len(densities) if densities else 0.0,
+        "in_d_minor": in_key / notes if notes else 0.0,
+        "notes": notes,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--collection", default="bach-chorales")
+    parser.add_argument("--pieces", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--work", type=Path)
+    args = parser.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="controls-"))
+    print(f"machine: {os.cpu_count()} CPUs; load average {os.getloadavg()}; work {work}")
+    base = ["prepare", "--builtin", args.collection, "--valid-fraction", "0.1",
+            "--test-fraction", "0.1", "-q"]  # fmt: skip
+    cli(*base, "--out", str(work / "corpus-controls"), "--controls", "default")
+    cli(*base, "--out", str(work / "corpus-plain"))
+    train_both(work, args.minutes)
+    bits = {}
+    for name in ("controls", "plain"):
+        run, corpus = str(work / f"run-{name}"), str(work / f"corpus-{name}")
+        report = json.loads(cli("evaluate", run, corpus, "--split", "test", "--json"))
+        bits[name] = report["bits_per_note"]
+    ratio = bits["controls"] / bits["plain"]
+    print(f"held-out bits per note, no controls given: with controls {bits['controls']:.3f}, "
+          f"without {bits['plain']:.3f}; ratio {ratio:.3f} (goal <= 1.03: "
+          f"{'MET' if ratio <= 1.03 else 'MISSED'})")  # fmt: skip
+    from lstm_music.model.checkpoint import load_checkpoint
+
+    checkpoint = load_checkpoint(work / "run-controls")
+    settings = {"none": {}, "density low": {"density": "low"},
+                "density medium": {"density": "medium"}, "density high": {"density": "high"},
+                "key D-minor (control)": {"key": "D-minor"},
+                "key D-minor, strict": {"key": "D-minor", "key_strict": True}}  # fmt: skip
+    results = {
+        name: measure(checkpoint, s, args.pieces, args.seconds) for name, s in settings.items()
+    }
+    print(f"\n{'setting':24} {'notes/bar':>9} {'in D minor':>10} {'notes':>6}")
+    for name, found in results.items():
+        print(f"{name:24} {found['notes_per_bar']:9.2f} {found['in_d_minor']:10.1%} "
+              f"{found['notes']:6d}")  # fmt: skip
+    low, medium, high = (results[f"density {level}"]["notes_per_bar"]
+                         for level in ("low", "medium", "high"))  # fmt: skip
+    print(
+        f"density increasing: {low < medium < high}; high/low {high / max(low, 1e-9):.2f} "
+        f"(goal >= 2)"
+    )
+    print(
+        f"key strict in D minor: {results['key D-minor, strict']['in_d_minor']:.1%} (goal 100%); "
+        f"key as a control: {results['key D-minor (control)']['in_d_minor']:.1%} (goal >= 90%)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -95,11 +95,12 @@ def _segments(
     flags = resets.detach().to("cpu")  # one copy from the device; the cuts are decided here
     columns = torch.nonzero(flags.any(dim=0)).flatten().tolist()
     cuts = sorted({0, *columns}) + [length]
-    keeps: list[torch.Tensor | None] = []
-    for begin in cuts[:-1]:
-        column = flags[:, begin]
-        keep = (~column).to(dtype).view(1, -1, 1).to(resets.device, non_blocking=True)
-        keeps.append(keep if bool(column.any()) else None)
+    starts = flags[:, cuts[:-1]]  # (B, segments): which rows reset where each segment starts
+    factors = (~starts).to(dtype).t().to(resets.device)  # one copy back, (segments, B)
+    keeps = [
+        factors[i].view(1, -1, 1) if bool(starts[:, i].any()) else None
+        for i in range(len(cuts) - 1)
+    ]
     return cuts, keeps
 
 

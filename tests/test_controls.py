@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import random_melody, write_midi
-from test_instruments import band, check_channels, per_instrument
+from test_instruments import BASS, PIANO, STRINGS, band, check_channels, per_instrument
 
 from lstm_music.cli import main
 from lstm_music.corpus.prepare import PrepareConfig
@@ -48,7 +48,8 @@ def _train(corpus: Path, run: Path):
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> dict[str, object]:
-    """A piano model with every control, a band (instruments) model with key and density."""
+    """A piano model with every control, a band (instruments) model with key, density and
+    instruments."""
     root = tmp_path_factory.mktemp("controls")
     for i in range(6):
         write_midi(root / "piano" / f"p{i}.mid", random_melody(i, 64))
@@ -56,7 +57,8 @@ def models(tmp_path_factory) -> dict[str, object]:
     assert main(["prepare", str(root / "piano"), "--out", str(root / "pc"), "--controls",
                  "default", "-q", "-j", "1"]) == 0  # fmt: skip
     assert main(["prepare", str(root / "band"), "--out", str(root / "bc"), "--controls",
-                 "key,density", "--tracks", "instruments", "-q", "-j", "1"]) == 0  # fmt: skip
+                 "key,density,instruments", "--tracks", "instruments", "-q", "-j",
+                 "1"]) == 0  # fmt: skip
     return {"piano": _train(root / "pc", root / "pr"), "band": _train(root / "bc", root / "br"),
             "piano_corpus": Corpus.load(root / "pc"), "root": root}  # fmt: skip
 
@@ -132,9 +134,11 @@ def test_the_corpus_records_controls_and_density_levels(models) -> None:
     assert low <= medium <= high and high > 0
     config = corpus.tokenizer_config["params"]["config"]
     assert config["ac_note_density_bar"] and config["ac_pitch_class_bar"]
-    assert understood_controls(models["band"].tokenizer_config) == ("key", "density")
+    assert understood_controls(models["band"].tokenizer_config) == ("key", "density", "instruments")
+    band_controls = models["band"].tokenizer_config["params"]["controls"]
+    assert sorted(band_controls["programs"]) == sorted([-1, BASS, PIANO, STRINGS])
     assert density_levels({"ACBarNoteDensity_2": 1, "ACBarNoteDensity_8": 3,
-                           "ACBarNoteDensity_32+": 6}) == [8, 32, 32]  # fmt: skip
+                           "ACBarNoteDensity_32+": 6}) == [2, 32, 32]  # fmt: skip
 
 
 def test_pitch_class_controls_move_with_transposition() -> None:
@@ -201,7 +205,7 @@ def test_a_multi_track_model_takes_controls_and_writes_multi_track_midi(models, 
       "including density; this one was trained without controls (--density)"),
      ("compat", ["--polyphony", "3"], "this one was trained without controls (--polyphony)"),
      ("compat", ["--key", "D-minor"], "trained with controls"),
-     ("band", ["--polyphony", "3"], "this one understands key, density (--polyphony)")],
+     ("band", ["--polyphony", "3"], "understands key, density, instruments (--polyphony)")],
 )  # fmt: skip
 def test_a_control_the_model_lacks_is_refused_in_one_line(
     models, tmp_path: Path, capsys, model, flags, message
@@ -213,12 +217,42 @@ def test_a_control_the_model_lacks_is_refused_in_one_line(
     assert not (tmp_path / "x.mid").exists()
 
 
+def test_the_instruments_control_opens_each_piece_and_changes_no_music() -> None:
+    tokenizer = tokenizer_for_tracks("remi", "instruments", ["instruments"])
+    tokenizer.controls = {**tokenizer.controls, "keep_bar": 1.0, "keep_piece": 1.0}
+    score = band(3, 4)
+    tokens = tokenizer.encode(score)
+    wanted = [f"ACPieceProgram_{p}" for p in sorted([-1, BASS, PIANO, STRINGS])]
+    assert tokens[: len(wanted)] == wanted and not tokens[len(wanted)].startswith("AC")
+    assert {*wanted, "ACPieceProgram_127"} <= set(tokenizer.base_vocabulary())
+    plain = tokenizer_for_tracks("remi", "instruments").encode(score)
+    assert tokens[len(wanted) :] == plain  # the music's tokens unchanged
+    assert per_instrument(tokenizer.decode(tokens)) == per_instrument(tokenizer.decode(plain))
+    assert tokenizer.transpose_token(wanted[1], 3) == wanted[1]  # programs don't transpose
+    dropped = [tokenizer_for_tracks("remi", "instruments", ["instruments"]).encode(band(i, 2))
+               for i in range(24)]  # fmt: skip
+    opened = sum(s[0].startswith("ACPieceProgram") for s in dropped)
+    assert 0 < opened < len(dropped)  # dropped at random, so generation works without it
+
+
+def test_the_instruments_control_steers_the_instruments(models) -> None:
+    """Asked for bass and piano, the model is told so first and writes those two only."""
+    asked = ("bass", "piano")
+    [piece] = generate(models["band"], tokens=300, seed=2, instruments=asked)
+    # program order; "bass" is the corpus's bass (33), not the family's first (32)
+    assert piece.tokens[:2] == [f"ACPieceProgram_{PIANO}", f"ACPieceProgram_{BASS}"]
+    assert set(per_instrument(piece.score)) <= {*range(0, 8), *range(32, 40)}
+    assert not any(t.startswith("ACPieceProgram") for t in piece.tokens[2:])
+
+
 def test_bad_control_settings_are_refused() -> None:
     assert parse_controls("default") == ALL and parse_controls("key, density") == ["key", "density"]
+    assert parse_controls("default", instruments=True) == [*ALL, "instruments"]
     assert parse_density("High") == "high" and parse_density("12") == 12
     assert parse_polyphony(3) == (1, 3) and parse_polyphony("2..4") == (2, 4)
     for call, setting in [(lambda: parse_controls("loudness"), "controls"),
                           (lambda: parse_density("lots"), "density"),
+                          (lambda: parse_controls("instruments"), "controls"),
                           (lambda: parse_polyphony("4..2"), "polyphony"),
                           (lambda: PrepareConfig(["x"], "y", tokenizer="tsd", controls=["key"]),
                            "controls"),
@@ -233,7 +267,8 @@ def test_crafted_control_parameters_are_refused(models) -> None:
     config = models["piano"].tokenizer_config
     controls = config["params"]["controls"]
     bad_ones = ({**controls, "names": ["loudness"]}, {**controls, "keep_bar": 2},
-                {**controls, "density_levels": [1, 2]}, {**controls, "x": 1}, "all")  # fmt: skip
+                {**controls, "density_levels": [1, 2]}, {**controls, "x": 1}, "all",
+                {**controls, "programs": [200]})  # fmt: skip
     for bad in bad_ones:
         crafted = {**config, "params": {**config["params"], "controls": bad}}
         with pytest.raises(TokenizerError):

@@ -17,7 +17,7 @@ from lstm_music.errors import LstmMusicError
 from lstm_music.model.checkpoint import load_checkpoint
 from lstm_music.model.header import read_safetensors
 from lstm_music.model.lstm import LSTMModel, ModelConfig
-from lstm_music.training.batches import Batcher, EpochPlan
+from lstm_music.training.batches import IGNORE, Batcher, EpochPlan
 from lstm_music.training.settings import TrainConfig
 from lstm_music.training.trainer import train
 
@@ -117,6 +117,31 @@ def test_every_token_is_a_target_once_and_resets_mark_each_piece(lengths) -> Non
     seen = _stream_targets(plan, Batcher(pieces, 16), 3)
     for piece, targets in zip(pieces, seen):
         assert targets == [*piece.tolist(), 2]  # every token once, then <eos>
+
+
+def test_control_tokens_are_read_but_never_targets() -> None:
+    """Generation forces control tokens and never samples them: the loss skips them, the
+    inputs keep them."""
+    pieces = [np.arange(10, 60), np.arange(10, 35)]
+    inputs_only = np.zeros(64, dtype=bool)
+    inputs_only[[12, 20, 33]] = True
+    plan = EpochPlan([len(p) for p in pieces], lanes=2, window=16, seed=0, epoch=0)
+    plain, masked = Batcher(pieces, 16), Batcher(pieces, 16, inputs_only=inputs_only)
+    for index in range(plan.batches):
+        a, b = plain.batch(plan, index, range(2)), masked.batch(plan, index, range(2))
+        assert (a.inputs == b.inputs).all()
+        skipped = (a.targets != IGNORE) & inputs_only[np.maximum(a.targets, 0)]
+        assert (b.targets[skipped] == IGNORE).all() and (
+            b.targets[~skipped] == a.targets[~skipped]
+        ).all()
+        assert b.tokens == a.tokens - int(skipped.sum())
+    assert (
+        sum(
+            plain.batch(plan, i, range(2)).tokens - masked.batch(plan, i, range(2)).tokens
+            for i in range(plan.batches)
+        )
+        == 6
+    )  # 12, 20 and 33 in each piece
 
 
 @pytest.mark.parametrize(

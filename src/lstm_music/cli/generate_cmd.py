@@ -42,7 +42,7 @@ range leave them alone. A constraint the model cannot meet at all is not applied
 says so. The primer is your music and is kept as it is.
 
 Controls (models prepared with `prepare --controls`): --density low|medium|high|N (notes per
-bar; the levels are the training corpus's 20th, 50th and 80th percentiles), --polyphony N or
+bar; the levels are the training corpus's 10th, 50th and 90th percentiles), --polyphony N or
 LOW..HIGH (notes at once), --key D-minor alone (the scale's pitch classes): each bar is told
 them after its bar line, and the model writes to them (they steer; --key-strict enforces).
 A control the model was not trained with is refused. --tempo sets the MIDI tempo, and the

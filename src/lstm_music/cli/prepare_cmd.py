@@ -86,11 +86,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     group.add_argument(
         "--controls",
         metavar="LIST",
-        help="train with MidiTok's bar-level attribute controls: density (notes per bar), "
-        "polyphony (notes at once), key (pitch classes), comma-separated, or default (all "
-        "three); each is left out of a random half of the bars and a quarter of the pieces "
-        "carry none, so the model also writes without them (generate --density, --polyphony, "
-        "--key)",
+        help="train with attribute controls: MidiTok's bar-level density (notes per bar), "
+        "polyphony (notes at once) and key (pitch classes), and with --tracks instruments our "
+        "instruments (the programs a piece plays, at its start); comma-separated, or default "
+        "(all that fit the track mode); each is left out of a random half of the bars (or "
+        "pieces) and a quarter of the pieces carry none, so the model also writes without "
+        "them (generate --density, --polyphony, --key, --instruments)",
     )
     group = parser.add_argument_group("limits (a bad file never spoils the corpus)")
     group.add_argument("--max-notes", type=int, help="skip files with more notes (200000)")

@@ -47,7 +47,7 @@ from lstm_music.tokens import (
     tokenizer_for_tracks,
     tokenizer_from_config,
 )
-from lstm_music.tokens.controls import parse_controls, with_density_levels
+from lstm_music.tokens.controls import parse_controls, with_corpus_levels
 from lstm_music.tokens.instruments import DEFAULT_MAX_INSTRUMENTS, INSTRUMENTS_MODE
 from lstm_music.tokens.midi import (
     MidiError,
@@ -90,7 +90,7 @@ class PrepareConfig:
         self.track_options()  # validates the track settings now, not after the files are read
         if self.tracks == INSTRUMENTS_MODE:
             check_instruments(self.tokenizer)
-        self.controls = parse_controls(self.controls)
+        self.controls = parse_controls(self.controls, self.tracks == INSTRUMENTS_MODE)
         if self.controls:
             check_controls(self.tokenizer)
         for name in ("workers", "max_tokens", "max_memory_mb"):
@@ -301,7 +301,7 @@ def _with_levels(tokenizer: Tokenizer, sink: TokenSink) -> dict[str, Any]:
         return config
     counts = {token: int(sink.counts[i]) for i, token in enumerate(sink.tokens)
               if i < len(sink.counts)}  # fmt: skip
-    return with_density_levels(config, counts)
+    return with_corpus_levels(config, counts)
 
 
 def _temporary_folder(out: Path) -> Path:

@@ -8,7 +8,7 @@ order training saw them (polyphony, pitch classes, density), then samples on. Co
 are never sampled: a model asked for nothing writes no controls, as a quarter of its training
 pieces had none.
 
-- density `low`/`medium`/`high`: the training corpus's 20th, 50th and 80th percentiles of
+- density `low`/`medium`/`high`: the training corpus's 10th, 50th and 90th percentiles of
   notes per bar, recorded by `prepare` (`density_levels`); without them 1/8, 1/4 and 1/2 of the
   tokenizer's top density. A number N is N notes per bar (the top token means "N or more").
 - polyphony N: at most N notes at once, at least the tokenizer's least (1); LOW..HIGH both.
@@ -17,8 +17,13 @@ pieces had none.
 - tempo: for a tokenizer with tempo tokens, every tempo token sampled is the nearest to the
   asked one; the MIDI tempo is set in any case (generation.generate).
 
-A control the model was not trained with is refused with one line naming what it understands.
-MidiTok has no instrument control: instruments stay a mask (generation.masks).
+- instruments: for a model trained with the instruments control, the asked instruments' tokens
+  are forced at the start of the piece (a family word such as "strings" stands for its program
+  with the most notes in the training corpus); for every model the mask (generation.masks)
+  keeps the other instruments out.
+
+A control the model was not trained with is refused with one line naming what it understands
+(instruments aside: without the control they are the mask alone).
 """
 
 from __future__ import annotations
@@ -33,9 +38,11 @@ from lstm_music.errors import SettingError
 from lstm_music.tokens.controls import (
     CONTROLS,
     DENSITY_WORDS,
+    INSTRUMENTS,
     POLYPHONY_MAX,
     POLYPHONY_MIN,
     is_control,
+    program_token,
     understood_controls,
 )
 
@@ -87,6 +94,8 @@ def asked_controls(options: SamplingOptions, understood: tuple[str, ...]) -> lis
         asked.append("key")
     if options.density is not None:
         asked.append("density")
+    if options.instruments and INSTRUMENTS in understood:  # else the mask alone
+        asked.append(INSTRUMENTS)
     return asked
 
 
@@ -111,11 +120,14 @@ class ControlPlan:
     banned: np.ndarray  # (V,) bool: never sampled (control tokens, other tempos)
     label: str = ""  # what is asked, e.g. "density 9 and key D minor"
     queues: list[list[int]] = field(default_factory=list)
+    start_ids: list[int] = field(default_factory=list)  # forced first (the instruments)
 
     def start(self, num: int, last: int | None) -> None:
-        """One queue per piece; a primer ending on a bar header has its bar's controls next."""
+        """One queue per piece, opening with the piece's controls; a primer ending on a bar
+        header has its bar's controls next."""
         pending = last is not None and bool(self.bar_ids) and bool(self.header_end[last])
-        self.queues = [list(self.bar_ids) if pending else [] for _ in range(num)]
+        first = self.start_ids + (self.bar_ids if pending else [])
+        self.queues = [list(first) for _ in range(num)]
 
     def force(self, picks: np.ndarray) -> np.ndarray:
         """The sampled ids (B,), a queued forced id replacing each piece's pick; a bar header
@@ -145,13 +157,31 @@ def control_plan(
     if not (asked or banned.any()):
         return None
     tokens = _bar_tokens(asked, tokenizer_config, options)
-    missing = [token for token in tokens if token not in index]
+    first = _instrument_tokens(tokenizer_config, options) if INSTRUMENTS in asked else []
+    missing = [token for token in first + tokens if token not in index]
     if missing:  # a corpus's vocabulary holds every control token: a damaged model
         raise SettingError(f"this model has no token {missing[0]} for the control", asked[0])
     config = tokenizer_config.get("params", {}).get("config", {})
     header = "TimeSig_" if config.get("use_time_signatures") else "Bar_"
     header_end = np.array([isinstance(t, str) and t.startswith(header) for t in vocabulary])
-    return ControlPlan([index[t] for t in tokens], header_end, banned, _label(asked, tokens))
+    label = _label(asked, first + tokens)
+    return ControlPlan([index[t] for t in tokens], header_end, banned, label,
+                       start_ids=[index[t] for t in first])  # fmt: skip
+
+
+def _instrument_tokens(config: dict, options: SamplingOptions) -> list[str]:
+    """The instruments control's tokens for the asked instruments, in program order: a word
+    naming one program is that program; a family, the family's program with the most notes
+    in the training corpus (else its first)."""
+    from lstm_music.generation.masks import instrument_items, programs_of_item
+
+    preferred = config.get("params", {}).get("controls", {}).get("programs", [])
+    chosen = set()
+    for item in instrument_items(options.instruments):
+        named = programs_of_item(item)  # unknown ones are refused by the mask
+        if named:
+            chosen.add(next((p for p in preferred if p in named), named[0]))
+    return [program_token(program) for program in sorted(chosen)]
 
 
 def _other_tempos(vocabulary: list[str], tempo: float) -> np.ndarray:

@@ -196,7 +196,71 @@ def generate(
 
     `generate("runs/bach/best.safetensors", tokens=400, temperature=0.9, seed=1)`
     """
-    options = options or SamplingOptions(**settings)
+    generation = start_generation(checkpoint, options or SamplingOptions(**settings))
+    while not generation.done:
+        generation.advance(generation.next_steps())
+        generation.measure()
+    return generation.finish()
+
+
+@dataclass
+class Generation:
+    """A batch being written, one chunk of tokens at a time: `generate`'s loop, in steps a
+    caller can watch (`generation.stream` decodes the piece between the steps of a chunk).
+
+    The chunks are generate's whatever the caller does between them, so a seed gives the
+    same tokens either way."""
+
+    plan: _Plan
+    session: _Session
+    mask: TokenMask | None
+    budget: int  # new tokens at most
+    new: np.ndarray  # (num, tokens so far)
+    progress: float = 0.0  # of the slowest piece, 1 = done (see `_progress`)
+    pieces: list[GeneratedPiece] = field(default_factory=list)  # as of the last measure
+
+    @property
+    def done(self) -> bool:
+        return self.new.shape[1] >= self.budget or self.progress >= 1
+
+    def next_steps(self) -> int:
+        """The length of the next chunk: all the tokens at once for a length in tokens."""
+        if not self.plan.options.timed:
+            return self.budget
+        return _next_steps(self.new.shape[1], self.progress, self.budget)
+
+    def advance(self, steps: int) -> None:
+        with _blas_threads(self.session):
+            self.new = np.concatenate([self.new, self.session.advance(steps)], 1)
+
+    def decode(self, row: int = 0, length: int | None = None) -> GeneratedPiece:
+        """Piece `row` as its first `length` new tokens (all by default) make it, uncut."""
+        return _piece(self.plan, self.new[row, :length])
+
+    def measure(self, pieces: list[GeneratedPiece] | None = None) -> None:
+        """After a chunk: every piece as written (`pieces` when the caller just decoded them)
+        and how far the slowest has come."""
+        options = self.plan.options
+        self.pieces = pieces or [_piece(self.plan, row) for row in self.new]
+        self.progress = (
+            min(_progress(p.score, options) for p in self.pieces) if options.timed else 1.0
+        )
+
+    def limit_tick(self, score: symusic.Score) -> int:
+        """Where the piece ends at the latest, in `score`'s ticks (see `_limit_tick`)."""
+        return _limit_tick(score, self.plan.options)
+
+    def finish(self) -> list[GeneratedPiece]:
+        """The pieces cut at the asked length and the cap, with their warnings."""
+        pieces = [_finish(piece, self.plan.options, self.budget) for piece in self.pieces]
+        for row, piece in enumerate(pieces if self.mask is not None else []):
+            piece.warnings += self.mask.warnings(row)
+        return pieces
+
+
+def start_generation(checkpoint: Checkpoint | str | Path, options: SamplingOptions) -> Generation:
+    """Check the options against the model (refusals before any work), run the primer through
+    it: a `Generation` ready for its first chunk."""
     if not isinstance(checkpoint, Checkpoint):
         checkpoint = load_checkpoint(checkpoint)
     tokenizer = checkpoint.tokenizer()
@@ -217,18 +281,8 @@ def generate(
     if controls is not None:
         controls.start(options.num, primer_ids[-1] if primer_ids else None)
     session = _Session(checkpoint, primer_ids, options, rng, mask, controls)
-    budget, progress = options.token_budget(), 0.0
     new = np.zeros((options.num, 0), dtype=np.int64)
-    while new.shape[1] < budget and progress < 1:
-        steps = _next_steps(new.shape[1], progress, budget) if options.timed else budget
-        with _blas_threads(session):
-            new = np.concatenate([new, session.advance(steps)], 1)
-        pieces = [_piece(plan, row) for row in new]
-        progress = min(_progress(p.score, options) for p in pieces) if options.timed else 1.0
-    pieces = [_finish(piece, options, budget) for piece in pieces]
-    for row, piece in enumerate(pieces if mask is not None else []):
-        piece.warnings += mask.warnings(row)
-    return pieces
+    return Generation(plan, session, mask, options.token_budget(), new)
 
 
 def _blas_threads(session: _Session):

@@ -148,15 +148,20 @@ def instrument_items(value: str | Iterable[Any]) -> tuple[str | int, ...]:
     return tuple(item.strip() if isinstance(item, str) else item for item in items)
 
 
+def programs_of_item(item: str | int) -> tuple[int, ...]:
+    """The programs one asked instrument names (a word or a number, -1 drums); () unknown."""
+    name = str(item).strip()
+    if re.fullmatch(r"-?\d+", name):
+        return (int(name),) if -1 <= int(name) <= 127 else ()
+    return programs_named(name)
+
+
 def parse_instruments(value: str | Iterable[Any]) -> frozenset[int]:
     """Programs of `piano,bass,drums` (GM families, drums = -1) or of program numbers 0-127."""
     programs: set[int] = set()
     items = instrument_items(value)
     for item in items:
-        name = str(item).strip()
-        named = programs_named(name) or (
-            (int(name),) if re.fullmatch(r"-?\d+", name) and -1 <= int(name) <= 127 else ()
-        )
+        named = programs_of_item(item)
         if named:
             programs.update(named)
         else:

@@ -17,13 +17,19 @@ What is MidiTok's and what is ours:
 - MidiTok turns its controls off for one token stream with programs (the `instruments` track
   mode: its tokens would not say which track they describe); here they describe all the pitched
   instruments together (drums are not counted), so that mode gets them too.
-- MidiTok has no instrument control: `--instruments` stays a mask on the sampled tokens.
+- MidiTok has no instrument control; ours (`instruments`, for the `instruments` track mode) is
+  one `ACPieceProgram_<program>` token per instrument the piece plays (drums -1), in program
+  order, at the very start of the piece: generation forces the asked instruments there, and the
+  mask on sampled tokens (generation.masks) keeps the others out.
+- Control tokens are inputs only: training never asks the model to predict them
+  (training.batches), since generation forces them and never samples them.
 
 The dropout is seeded by the piece's own tokens, so a file always gives the same tokens (the
 corpus cache and reruns rely on it). The understood controls, the dropout and the density
-levels (`density_levels`: the corpus's 20th, 50th and 80th percentiles of notes per bar, for
-`low`, `medium`, `high`) live in the tokenizer's parameters: corpus.json and every checkpoint
-record them (`understood_controls`).
+levels (`density_levels`: the corpus's 10th, 50th and 90th percentiles of notes per bar, for
+`low`, `medium`, `high`) and, with the instruments control, the corpus's programs by number of
+notes (`programs`: which program a family word such as "strings" stands for) live in the
+tokenizer's parameters: corpus.json and every checkpoint record them (`understood_controls`).
 """
 
 from __future__ import annotations
@@ -37,38 +43,52 @@ import numpy as np
 
 from lstm_music.tokens.base import TokenizerError, TokenizerSettingError, import_miditok
 
-# user-facing name -> MidiTok's flag and token kind prefix, in MidiTok's order within a bar
+# user-facing name -> MidiTok's flag (None: ours) and token kind prefix; the bar controls in
+# MidiTok's order within a bar, then the piece's
 CONTROLS = {
     "polyphony": ("ac_polyphony_bar", "ACBarOnsetPolyphony"),
     "key": ("ac_pitch_class_bar", "ACBarPitchClass"),
     "density": ("ac_note_density_bar", "ACBarNoteDensity"),
+    "instruments": (None, "ACPieceProgram"),
 }
 CONTROL_NAMES = tuple(CONTROLS)
-DEFAULT_WORD = "default"  # all of them
+BAR_CONTROLS = ("polyphony", "key", "density")
+INSTRUMENTS = "instruments"  # the piece-level control, for the instruments track mode only
+DEFAULT_WORD = "default"  # all of them that fit the track mode
 CONTROLS_TOKENIZERS = ("remi",)  # the MidiTok tokenizers with Bar tokens to place them after
 # MidiTok's limits, set in the config: 32 notes a bar (its default 18 lumps a four-voice chorale
 # bar of sixteenths with a dense one) and up to 8 notes at once
 DENSITY_MAX, POLYPHONY_MIN, POLYPHONY_MAX = 32, 1, 8
 KEEP_BAR = 0.5  # each control at each bar is kept with this probability
 KEEP_PIECE = 0.75  # the share of pieces with any controls: the rest train generation without
-DENSITY_QUANTILES = (0.2, 0.5, 0.8)  # low, medium, high
+DENSITY_QUANTILES = (0.1, 0.5, 0.9)  # low, medium, high: a bar clearly sparser or denser
 DENSITY_WORDS = ("low", "medium", "high")
 AC_PREFIX = "AC"  # every MidiTok attribute control token starts so
 
 
-def parse_controls(value: str | Iterable[str] | None) -> list[str]:
-    """`density,polyphony,key` or `default` (all) -> the names in MidiTok's order; [] for none."""
+def parse_controls(value: str | Iterable[str] | None, instruments: bool = False) -> list[str]:
+    """`density,polyphony,key,instruments` or `default` -> the names in order; [] for none.
+
+    `instruments`: the pieces keep their instruments (the track mode of that name), which the
+    instruments control needs; `default` is every control that fits the mode."""
     if value is None:
         return []
     items = value.split(",") if isinstance(value, str) else list(value)
     names = {str(item).strip().lower() for item in items} - {""}
     if DEFAULT_WORD in names:
-        names = (names - {DEFAULT_WORD}) | set(CONTROL_NAMES)
+        names = (names - {DEFAULT_WORD}) | set(BAR_CONTROLS) | ({INSTRUMENTS} if instruments
+                                                                else set())  # fmt: skip
     unknown = sorted(names - set(CONTROL_NAMES))
     if unknown:
         raise TokenizerSettingError(
             f"unknown control {', '.join(map(repr, unknown))}: choose from "
             f"{', '.join(CONTROL_NAMES)} or {DEFAULT_WORD}",
+            "controls",
+        )
+    if INSTRUMENTS in names and not instruments:
+        raise TokenizerSettingError(
+            "the instruments control needs pieces that keep their instruments "
+            "(the 'instruments' track mode)",
             "controls",
         )
     return [name for name in CONTROL_NAMES if name in names]
@@ -80,13 +100,18 @@ def controls_params(names: Sequence[str]) -> dict[str, Any]:
     return {"names": ordered, "keep_bar": KEEP_BAR, "keep_piece": KEEP_PIECE}
 
 
-def with_density_levels(tokenizer_config: dict[str, Any], counts: dict[str, int]) -> dict:
-    """The tokenizer config with the corpus's `density_levels` (when it has density tokens)."""
+def with_corpus_levels(tokenizer_config: dict[str, Any], counts: dict[str, int]) -> dict:
+    """The tokenizer config with what the controls take from the corpus: `density_levels`
+    (with density tokens) and `programs` (with the instruments control)."""
     params = tokenizer_config.get("params", {})
-    levels = density_levels(counts) if "controls" in params else None
-    if levels is None:
+    if "controls" not in params:
         return tokenizer_config
-    controls = {**params["controls"], "density_levels": levels}
+    controls = dict(params["controls"])
+    levels = density_levels(counts)
+    if levels is not None:
+        controls["density_levels"] = levels
+    if INSTRUMENTS in controls.get("names", []):
+        controls["programs"] = programs_by_notes(counts)
     return {**tokenizer_config, "params": {**params, "controls": controls}}
 
 
@@ -96,14 +121,16 @@ def config_with_controls(config: dict[str, Any], names: Sequence[str], one_strea
     config = {**config, "ac_note_density_bar_max": DENSITY_MAX}
     config.update(ac_polyphony_min=POLYPHONY_MIN, ac_polyphony_max=POLYPHONY_MAX)
     for name in names if not one_stream else ():
-        config[CONTROLS[name][0]] = True
+        flag = CONTROLS[name][0]
+        if flag is not None:
+            config[flag] = True
     return config
 
 
 def check_controls(controls: Any) -> None:
     """A `TokenizerError` unless `controls` is a sane `controls` parameter (from a stranger)."""
-    if not isinstance(controls, dict) or set(controls) - {"names", "keep_bar", "keep_piece",
-                                                          "density_levels"}:  # fmt: skip
+    known = {"names", "keep_bar", "keep_piece", "density_levels", "programs"}
+    if not isinstance(controls, dict) or set(controls) - known:
         raise TokenizerError("the tokenizer's controls must map names, keep_bar, keep_piece")
     names = controls.get("names")
     if not (isinstance(names, list) and names and len(names) <= len(CONTROL_NAMES)
@@ -119,6 +146,11 @@ def check_controls(controls: Any) -> None:
         and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 1024 for v in levels)
     ):  # fmt: skip
         raise TokenizerError(f"the tokenizer's density_levels must be 3 numbers, not {levels!r}")
+    programs = controls.get("programs", [])
+    if not (isinstance(programs, list) and len(programs) <= 129 and all(
+        isinstance(p, int) and not isinstance(p, bool) and -1 <= p <= 127 for p in programs
+    )):  # fmt: skip
+        raise TokenizerError("the tokenizer's programs must be General MIDI programs (-1 drums)")
 
 
 def understood_controls(tokenizer_config: dict[str, Any]) -> tuple[str, ...]:
@@ -138,12 +170,27 @@ def attribute_controls(names: Sequence[str], config: Any) -> list[Any]:
         "key": ac.BarPitchClass,
         "density": lambda: ac.BarNoteDensity(config.ac_note_density_bar_max),
     }
-    return [made[name]() for name in CONTROL_NAMES if name in names]
+    return [made[name]() for name in BAR_CONTROLS if name in names]
 
 
-def control_tokens(controls: Sequence[Any]) -> list[str]:
-    """Every token the controls can write (for the vocabulary)."""
-    return [token for control in controls for token in control.tokens]
+def control_tokens(controls: Sequence[Any], instruments: bool = False) -> list[str]:
+    """Every token the controls can write (for the vocabulary): the bar controls' (MidiTok's
+    objects), and with `instruments` one per program and the drums."""
+    tokens = [token for control in controls for token in control.tokens]
+    return tokens + ([program_token(p) for p in range(-1, 128)] if instruments else [])
+
+
+def program_token(program: int) -> str:
+    """The instruments control's token of one program (-1: drums)."""
+    return f"{CONTROLS[INSTRUMENTS][1]}_{program}"
+
+
+def piece_programs(score: Any) -> list[str]:
+    """The instruments control's tokens for a score: each program that has notes, in order."""
+    from lstm_music.tokens.instruments import instrument_of
+
+    programs = sorted({instrument_of(track) for track in score.tracks if len(track.notes)})
+    return [program_token(program) for program in programs]
 
 
 def bar_controls(score: Any, controls: Sequence[Any]) -> dict[int, list[list[str]]]:
@@ -190,13 +237,21 @@ def _rng_of(tokens: Sequence[str]) -> np.random.Generator:
 
 
 def insert_controls(
-    tokens: list[str], groups: dict[int, list[list[str]]], keep_bar: float, keep_piece: float
+    tokens: list[str],
+    groups: dict[int, list[list[str]]],
+    keep_bar: float,
+    keep_piece: float,
+    piece_group: Sequence[str] = (),
 ) -> list[str]:
-    """The tokens with each bar's kept control groups after its header (dropout applied)."""
+    """The tokens with the piece's group (the instruments) first and each bar's control groups
+    after its header, each kept with probability `keep_bar` (the piece's too)."""
     rng = _rng_of(tokens)
-    if not groups or rng.random() >= keep_piece:
+    if not (groups or piece_group) or rng.random() >= keep_piece:
         return tokens
-    out, start = [], 0
+    out: list[str] = []
+    start = 0
+    if piece_group and rng.random() < keep_bar:
+        out += piece_group
     for bar, end in enumerate(_header_ends(tokens)):
         out += tokens[start:end]
         start = end
@@ -216,6 +271,16 @@ def transpose_control(token: str, semitones: int) -> str:
     if kind == CONTROLS["key"][1] and value.isdigit():
         return f"{kind}_{(int(value) + semitones) % 12}"
     return token
+
+
+def programs_by_notes(counts: dict[str, int]) -> list[int]:
+    """The corpus's programs, most notes first (MidiTok writes a `Program` token per note)."""
+    found = []
+    for token, count in counts.items():
+        match = re.fullmatch(r"Program_(-?\d+)", token)
+        if match and count > 0 and -1 <= int(match.group(1)) <= 127:
+            found.append((-count, int(match.group(1))))
+    return [program for _, program in sorted(found)]
 
 
 def density_levels(counts: dict[str, int]) -> list[int] | None:

@@ -239,6 +239,9 @@ class MidiTokTokenizer(Tokenizer):
         self.controls = controls
         names = controls["names"] if controls else []
         self._controls = ac.attribute_controls(names, self._tokenizer.config)
+        self._instruments = ac.INSTRUMENTS in names  # the piece's programs first
+        if self._instruments and not self.keeps_instruments:
+            raise TokenizerError("the instruments control needs Program tokens in one stream")
 
     @property
     def keeps_instruments(self) -> bool:
@@ -252,18 +255,20 @@ class MidiTokTokenizer(Tokenizer):
             from lstm_music.tokens.midi import merge_tracks
 
             score = merge_tracks(score, list(score.tracks))
-        if self._controls:  # the controls are read off the score MidiTok tokenizes
+        controlled = bool(self._controls) or self._instruments
+        if controlled:  # the controls are read off the score MidiTok tokenizes
             score = self._tokenizer.preprocess_score(score.copy())
-        sequences = self._tokenizer.encode(score, no_preprocess_score=bool(self._controls))
+        sequences = self._tokenizer.encode(score, no_preprocess_score=controlled)
         if isinstance(sequences, list):  # one sequence per track
             tokens = [token for seq in sequences for token in seq.tokens]
         else:
             tokens = list(sequences.tokens)
-        if not self._controls:
+        if not controlled:
             return tokens
-        groups = ac.bar_controls(score, self._controls)
+        groups = ac.bar_controls(score, self._controls) if self._controls else {}
+        programs = ac.piece_programs(score) if self._instruments else []
         keep = self.controls or {}
-        return ac.insert_controls(tokens, groups, keep["keep_bar"], keep["keep_piece"])
+        return ac.insert_controls(tokens, groups, keep["keep_bar"], keep["keep_piece"], programs)
 
     def decode(self, tokens: list[str]) -> symusic.Score:
         TokSequence = import_miditok().TokSequence  # noqa: N806
@@ -291,7 +296,8 @@ class MidiTokTokenizer(Tokenizer):
         vocab = self._tokenizer.vocab
         base = [t for t in sorted(vocab, key=vocab.get) if t not in self._special]
         known = set(base)  # with one stream of programs MidiTok has no control tokens of its own
-        return base + [t for t in ac.control_tokens(self._controls) if t not in known]
+        controls = ac.control_tokens(self._controls, self._instruments)
+        return base + [t for t in controls if t not in known]
 
     def params(self) -> dict[str, Any]:
         params = {"kind": self.kind, "config": self._tokenizer.config.to_dict(serialize=True)}

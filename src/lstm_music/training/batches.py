@@ -34,7 +34,7 @@ import numpy as np
 from lstm_music.corpus.store import BOS_ID, EOS_ID, PAD_ID
 from lstm_music.tokens.velocity import VelocityAugment
 
-IGNORE = -100  # target value that the loss skips (padding)
+IGNORE = -100  # target value that the loss skips (padding; tokens that are never targets)
 
 
 @dataclass
@@ -114,10 +114,14 @@ class Batcher:
         window: int,
         transpose_tables: dict[int, np.ndarray] | None = None,
         velocity: VelocityAugment | None = None,
+        inputs_only: np.ndarray | None = None,
     ) -> None:
+        """`inputs_only` (V,) bool: tokens the model reads but is never asked to predict (the
+        attribute controls, which generation forces rather than samples)."""
         self.pieces, self.window = pieces, window
         self.tables = transpose_tables or {}
         self.velocity = velocity if velocity is not None and velocity.active else None
+        self.inputs_only = inputs_only if inputs_only is not None and inputs_only.any() else None
 
     def framed(self, piece: int, shift: int, low: int = 0, high: int | None = None) -> np.ndarray:
         """[low:high] of <bos> tokens <eos>, transposed by `shift` semitones (only that slice is
@@ -150,6 +154,9 @@ class Batcher:
                 inputs[row, column : column + width] = framed[:-1]
                 targets[row, column : column + width] = framed[1:]
                 resets[row, column] |= low == 0  # <bos>: a piece starts here
+        if self.inputs_only is not None:
+            real = targets != IGNORE
+            targets[real & self.inputs_only[np.where(real, targets, 0)]] = IGNORE
         return Batch(inputs, targets, resets)
 
 

@@ -15,15 +15,17 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from lstm_music.corpus.store import Corpus
 from lstm_music.errors import LstmMusicError
-from lstm_music.evaluation.likelihood import Totals, score_pieces
+from lstm_music.evaluation.likelihood import Totals, score_pieces, without_controls
 from lstm_music.model.checkpoint import Checkpoint, CheckpointError
 from lstm_music.model.lstm import HiddenState, LSTMModel, ModelConfig, detach_state
 from lstm_music.settings import to_dict
+from lstm_music.tokens.controls import is_control
 from lstm_music.tokens.transpose import allowed_shifts, transpose_tables
 from lstm_music.tokens.velocity import VelocityAugment
 from lstm_music.training import distributed
@@ -88,7 +90,11 @@ class Trainer:
         self.on_epoch: Callable[[str], None] | None = None  # hears each epoch's summary line
         torch.manual_seed(config.seed * 1000 + runtime.rank)
         self.train_ids = [piece.ids for piece in corpus.split("train")]
-        self.valid_ids = [piece.ids for piece in corpus.split("valid")]
+        # validation scores the music as generation without controls meets it (control tokens
+        # are inputs only: never predicted in training, so not scored either)
+        self.valid_ids = without_controls(
+            corpus.vocabulary, [piece.ids for piece in corpus.split("valid")]
+        )
         self.valid_tokens = sum(len(ids) + 1 for ids in self.valid_ids)
         if not self.train_ids:
             raise LstmMusicError(f"{corpus.path} has no training pieces")
@@ -121,13 +127,14 @@ class Trainer:
         velocity = VelocityAugment(vocabulary, config.velocity_shift, config.velocity_jitter)
         if (config.velocity_shift or config.velocity_jitter) and not velocity.active:
             self.note("this corpus's tokens have no velocities: velocity augmentation is off")
+        inputs_only = np.array([is_control(token) for token in vocabulary], dtype=bool)
         low, high = parse_transpose(config.transpose)
         tokenizer = self.corpus.tokenizer()
         if (low, high) == (0, 0) or not tokenizer.has_pitch:
-            return Batcher(self.train_ids, config.window, velocity=velocity), None
+            return Batcher(self.train_ids, config.window, None, velocity, inputs_only), None
         tables = transpose_tables(vocabulary, tokenizer, low, high)
         shifts = allowed_shifts(self.train_ids, tables, low, high)
-        return Batcher(self.train_ids, config.window, tables, velocity), shifts
+        return Batcher(self.train_ids, config.window, tables, velocity, inputs_only), shifts
 
     def resume(self) -> None:
         """Continue where the training state left off (a `CheckpointError` if it cannot)."""

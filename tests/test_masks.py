@@ -247,6 +247,23 @@ def test_instruments_keep_to_the_set() -> None:
     assert {t for t in drums.tokens if t.startswith("Program_")} == {"Program_-1"}
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_instruments_without_piano_write_no_note_before_a_program(seed: int) -> None:
+    """A note before any program token would decode as piano (program 0): forbidden until the
+    piece has named an instrument, so the decoded tracks are only the asked ones."""
+    checkpoint = tiny_model("programs", seed)
+    piece = generate(checkpoint, tokens=300, seed=seed, instruments="bass,strings")[0]
+    first_note = next(i for i, t in enumerate(piece.tokens) if t.startswith("Pitch"))
+    assert any(t.startswith("Program_") for t in piece.tokens[:first_note])
+    played = {int(track.program) for track in piece.score.tracks if len(track.notes)}
+    assert played and played <= {*range(32, 52)} and not any(t.is_drum for t in piece.score.tracks)
+    _, tokens = vocabulary("programs")
+    words = [*SPECIAL_TOKENS, *tokens]
+    logits = np.zeros((1, len(words)))
+    with_piano = token_mask(words, "remi", SamplingOptions(instruments="piano,bass"))
+    assert np.isfinite(with_piano.apply(logits)[0, words.index("Pitch_60")])  # piano by default
+
+
 def test_instruments_refused_for_a_model_without_program_tokens() -> None:
     with pytest.raises(SettingError, match="this model's tokens name no instruments"):
         generate(tiny_model("remi"), tokens=10, instruments="piano")

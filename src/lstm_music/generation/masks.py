@@ -236,15 +236,22 @@ class TokenMask:
     programs: np.ndarray | None = None  # (V,) the program each id names, NO_PROGRAM if none
     drumming: Any = False  # per piece (B,): the current program is the drums'
     free_steps: np.ndarray | None = None  # (B,) steps each piece sampled without the mask
+    # notes before any program token: the decoder gives them program 0, so with an instrument
+    # set without it they are forbidden until a piece has named its instrument
+    unnamed_notes: np.ndarray | None = None  # (V,) bool: note tokens
+    named: Any = True  # per piece (B,): a program token came already
 
     def apply(self, logits: np.ndarray) -> np.ndarray:
         """-inf where the mask forbids; a row it would leave with nothing keeps its logits."""
         if self.free_steps is None:
             self.free_steps = np.zeros(len(logits), dtype=np.int64)
             self.drumming = np.broadcast_to(np.asarray(self.drumming), len(logits)).copy()
+            self.named = np.broadcast_to(np.asarray(self.named), len(logits)).copy()
         allowed = self.allowed
         if self.drum_allowed is not None and self.drumming.any():
             allowed = np.where(self.drumming[:, None], self.drum_allowed, allowed)
+        if self.unnamed_notes is not None and not self.named.all():
+            allowed = np.where(self.named[:, None], allowed, allowed & ~self.unnamed_notes)
         masked = np.where(allowed, logits, -np.inf)
         empty = ~np.isfinite(masked).any(axis=-1)  # (B,): nothing with nonzero probability
         if empty.any():
@@ -259,6 +266,7 @@ class TokenMask:
         named = self.programs[ids]
         changed = named != NO_PROGRAM
         self.drumming[changed] = named[changed] == DRUMS
+        self.named = self.named | changed
 
     def warnings(self, row: int) -> list[str]:
         """One line per thing piece `row` should be told."""
@@ -361,6 +369,9 @@ def token_mask(
         mask.programs = np.array([NO_PROGRAM if f.program is None else f.program for f in facts])
         primer = [p for p in map(_kind_value_facts, options.primer) if p.program is not None]
         mask.drumming = bool(primer) and primer[-1].program == DRUMS  # where the primer ends
+        if options.instruments and 0 not in parse_instruments(options.instruments):
+            mask.unnamed_notes = np.array([_is_pitched(fact) for fact in facts])
+            mask.named = bool(primer)
     return mask
 
 

@@ -245,6 +245,29 @@ def test_the_instruments_control_steers_the_instruments(models) -> None:
     assert not any(t.startswith("ACPieceProgram") for t in piece.tokens[2:])
 
 
+def test_tempo_tokens_keep_to_the_asked_tempo() -> None:
+    """A tokenizer with tempo tokens: every tempo sampled is the nearest to the asked one."""
+    import torch
+
+    from lstm_music.corpus.store import SPECIAL_TOKENS
+    from lstm_music.model.checkpoint import Checkpoint
+    from lstm_music.model.lstm import LSTMModel, ModelConfig
+
+    tokenizer = get_tokenizer("remi", config={"use_tempos": True, "num_tempos": 8})
+    words = [*SPECIAL_TOKENS, *tokenizer.base_vocabulary()]
+    tempos = sorted(float(t.split("_")[1]) for t in words if t.startswith("Tempo_"))
+    assert len(tempos) > 2
+    torch.manual_seed(0)
+    model = LSTMModel(ModelConfig(len(words), 8, [16], 0.0)).eval()
+    checkpoint = Checkpoint(model, tokenizer.to_config(), words)
+    free = generate(checkpoint, tokens=400, seed=3)[0]
+    assert len({t for t in free.tokens if t.startswith("Tempo_")}) > 1  # it samples several
+    [piece] = generate(checkpoint, tokens=400, seed=3, tempo=100)
+    nearest = min(tempos, key=lambda value: abs(value - 100))
+    sampled = {float(t.split("_")[1]) for t in piece.tokens if t.startswith("Tempo_")}
+    assert sampled <= {nearest}
+
+
 def test_bad_control_settings_are_refused() -> None:
     assert parse_controls("default") == ALL and parse_controls("key, density") == ["key", "density"]
     assert parse_controls("default", instruments=True) == [*ALL, "instruments"]

@@ -45,6 +45,8 @@ Controls (models prepared with `prepare --controls`): --density low|medium|high|
 bar; the levels are the training corpus's 10th, 50th and 90th percentiles), --polyphony N or
 LOW..HIGH (notes at once), --key D-minor alone (the scale's pitch classes): each bar is told
 them after its bar line, and the model writes to them (they steer; --key-strict enforces).
+A model prepared with the instruments control is also told --instruments at the start of the
+piece, so it plays each of them (the mask keeps the others out in any case).
 A control the model was not trained with is refused. --tempo sets the MIDI tempo, and the
 model's tempo tokens where its tokenizer has them.
 """

@@ -1,6 +1,6 @@
 """Do the controls steer? Models trained with controls on a built-in corpus, measured on their MIDI.
 
-    python benchmarks/controls.py --minutes 12 [--collection bach-chorales] [--pieces 20]
+    python benchmarks/controls.py --minutes 12 | --steps 1400 [--collection bach-chorales]
 
 1. `prepare --builtin NAME` twice into WORK: with `--controls default` and without (the same
    files and split); and the collection's pieces "arranged" (below) with `--tracks instruments
@@ -72,11 +72,14 @@ def cli(*args: str) -> str:
     return done.stdout
 
 
-def train_all(work: Path, minutes: float) -> None:
+def train_all(work: Path, minutes: float, steps: int | None) -> None:
+    """The three models at once, for --minutes each, or for --steps each (the same work on a
+    busy machine, where the same minutes would give whichever runs faster more steps)."""
+    budget = ["--max-steps", str(steps)] if steps else ["--max-minutes", str(minutes)]
     runs = []
     for name in NAMES:
         command = [sys.executable, "-m", "lstm_music", "train", str(work / f"corpus-{name}"),
-                   "--out", str(work / f"run-{name}"), "--max-minutes", str(minutes),
+                   "--out", str(work / f"run-{name}"), *budget,
                    "--threads", "1", "-q", "--no-report", "--overwrite"]  # fmt: skip
         runs.append(subprocess.Popen(command, stdout=subprocess.PIPE, text=True))
     for name, run in zip(NAMES, runs):
@@ -154,6 +157,7 @@ def prepare_all(work: Path, collection: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--steps", type=int, help="train each model this many steps instead")
     parser.add_argument("--collection", default="bach-chorales")
     parser.add_argument("--pieces", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=20.0)
@@ -162,7 +166,7 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="controls-"))
     print(f"machine: {os.cpu_count()} CPUs; load average {os.getloadavg()}; work {work}")
     prepare_all(work, args.collection)
-    train_all(work, args.minutes)
+    train_all(work, args.minutes, args.steps)
     bits = {}
     for name in ("controls", "plain"):
         run, corpus = str(work / f"run-{name}"), str(work / f"corpus-{name}")

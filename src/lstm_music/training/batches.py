@@ -28,6 +28,7 @@ distributed run, rebuilds the same plan and takes its own lanes from it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -160,4 +161,26 @@ class Batcher:
         return Batch(inputs, targets, resets)
 
 
-__all__ = ["IGNORE", "Batch", "Batcher", "EpochPlan"]
+def make_batcher(
+    train_ids: list[np.ndarray], vocabulary: list[str], tokenizer: Any, config: Any
+) -> tuple[Batcher, list[tuple[int, int]] | None, list[str]]:
+    """The batcher a `TrainConfig` asks for, the pieces' allowed transpositions (None: off) and
+    notes for the user (augmentation asked that the corpus cannot have)."""
+    from lstm_music.tokens.controls import is_control
+    from lstm_music.tokens.transpose import allowed_shifts, transpose_tables
+    from lstm_music.training.settings import parse_transpose
+
+    notes = []
+    velocity = VelocityAugment(vocabulary, config.velocity_shift, config.velocity_jitter)
+    if (config.velocity_shift or config.velocity_jitter) and not velocity.active:
+        notes.append("this corpus's tokens have no velocities: velocity augmentation is off")
+    inputs_only = np.array([is_control(token) for token in vocabulary], dtype=bool)
+    low, high = parse_transpose(config.transpose)
+    if (low, high) == (0, 0) or not tokenizer.has_pitch:
+        return Batcher(train_ids, config.window, None, velocity, inputs_only), None, notes
+    tables = transpose_tables(vocabulary, tokenizer, low, high)
+    shifts = allowed_shifts(train_ids, tables, low, high)
+    return Batcher(train_ids, config.window, tables, velocity, inputs_only), shifts, notes
+
+
+__all__ = ["IGNORE", "Batch", "Batcher", "EpochPlan", "make_batcher"]

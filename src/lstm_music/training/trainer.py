@@ -15,7 +15,6 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -25,11 +24,8 @@ from lstm_music.evaluation.likelihood import Totals, score_pieces, without_contr
 from lstm_music.model.checkpoint import Checkpoint, CheckpointError
 from lstm_music.model.lstm import HiddenState, LSTMModel, ModelConfig, detach_state
 from lstm_music.settings import to_dict
-from lstm_music.tokens.controls import is_control
-from lstm_music.tokens.transpose import allowed_shifts, transpose_tables
-from lstm_music.tokens.velocity import VelocityAugment
 from lstm_music.training import distributed
-from lstm_music.training.batches import IGNORE, Batcher, EpochPlan
+from lstm_music.training.batches import IGNORE, EpochPlan, make_batcher
 from lstm_music.training.finetune import load_initial_model
 from lstm_music.training.loop import TrainResult, run_epochs, time_is_up
 from lstm_music.training.resume import (
@@ -47,7 +43,7 @@ from lstm_music.training.rundir import (
     open_run_dir,
     set_aside_clause,
 )
-from lstm_music.training.settings import TrainConfig, parse_transpose
+from lstm_music.training.settings import TrainConfig
 
 PLAN_VERSION = 2  # 2: one stream cut into lanes (issue 12); 1: whole pieces dealt to lanes
 VALID_GROUP = 16  # validation pieces scored at a time (evaluate's batch), between clock checks
@@ -98,7 +94,11 @@ class Trainer:
         self.valid_tokens = sum(len(ids) + 1 for ids in self.valid_ids)
         if not self.train_ids:
             raise LstmMusicError(f"{corpus.path} has no training pieces")
-        self.batcher, self.shifts = self._augmentation()
+        self.batcher, self.shifts, notes = make_batcher(
+            self.train_ids, corpus.vocabulary, corpus.tokenizer(), config
+        )
+        for text in notes:
+            self.note(text)
         vocab = len(corpus.vocabulary)
         if config.threads:
             torch.set_num_threads(config.threads)
@@ -121,20 +121,6 @@ class Trainer:
         self.hidden: HiddenState | None = None
         use_amp = config.amp and runtime.device.type == "cuda"
         self.autocast = (lambda: torch.autocast("cuda", torch.bfloat16)) if use_amp else nullcontext
-
-    def _augmentation(self) -> tuple[Batcher, list[tuple[int, int]] | None]:
-        config, vocabulary = self.config, self.corpus.vocabulary
-        velocity = VelocityAugment(vocabulary, config.velocity_shift, config.velocity_jitter)
-        if (config.velocity_shift or config.velocity_jitter) and not velocity.active:
-            self.note("this corpus's tokens have no velocities: velocity augmentation is off")
-        inputs_only = np.array([is_control(token) for token in vocabulary], dtype=bool)
-        low, high = parse_transpose(config.transpose)
-        tokenizer = self.corpus.tokenizer()
-        if (low, high) == (0, 0) or not tokenizer.has_pitch:
-            return Batcher(self.train_ids, config.window, None, velocity, inputs_only), None
-        tables = transpose_tables(vocabulary, tokenizer, low, high)
-        shifts = allowed_shifts(self.train_ids, tables, low, high)
-        return Batcher(self.train_ids, config.window, tables, velocity, inputs_only), shifts
 
     def resume(self) -> None:
         """Continue where the training state left off (a `CheckpointError` if it cannot)."""

@@ -9,13 +9,15 @@ given in tokens, or for timed tokenizers in seconds or bars: then tokens come in
 every piece has music past the asked length, and the piece is cut exactly there. Whatever the
 primer or the model writes, no piece is longer than `max_seconds` (primer included), and a
 primer takes at most half of the piece: a hostile file cannot make hour-long output. What
-falls short or gets cut is said in the piece's `warnings`.
+falls short or gets cut is said in the piece's `warnings`. The loop is `Generation`'s, so a
+caller can watch a piece being written (generation/stream.py) and get the same piece.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -206,7 +208,7 @@ def generate(
 @dataclass
 class Generation:
     """A batch being written, one chunk of tokens at a time: `generate`'s loop, in steps a
-    caller can watch (`generation.stream` decodes the piece between the steps of a chunk).
+    caller can watch (generation/stream.py decodes the piece between the steps of a chunk).
 
     The chunks are generate's whatever the caller does between them, so a seed gives the
     same tokens either way."""
@@ -218,6 +220,7 @@ class Generation:
     new: np.ndarray  # (num, tokens so far)
     progress: float = 0.0  # of the slowest piece, 1 = done (see `_progress`)
     pieces: list[GeneratedPiece] = field(default_factory=list)  # as of the last measure
+    blas: Any = None  # threadpoolctl's controller of the BLAS libraries, on the CPU
 
     @property
     def done(self) -> bool:
@@ -230,12 +233,16 @@ class Generation:
         return _next_steps(self.new.shape[1], self.progress, self.budget)
 
     def advance(self, steps: int) -> None:
-        with _blas_threads(self.session):
+        with _one_blas_thread(self.blas):
             self.new = np.concatenate([self.new, self.session.advance(steps)], 1)
 
-    def decode(self, row: int = 0, length: int | None = None) -> GeneratedPiece:
-        """Piece `row` as its first `length` new tokens (all by default) make it, uncut."""
-        return _piece(self.plan, self.new[row, :length])
+    def decode(
+        self, row: int = 0, length: int | None = None, then: Sequence[int] = ()
+    ) -> GeneratedPiece:
+        """Piece `row` as its first `length` new tokens (all by default) make it, followed by
+        the ids `then` (a probe of the decoder, never sampled), uncut."""
+        ids = self.new[row, :length]
+        return _piece(self.plan, np.concatenate([ids, np.asarray(then, dtype=ids.dtype)]))
 
     def measure(self, pieces: list[GeneratedPiece] | None = None) -> None:
         """After a chunk: every piece as written (`pieces` when the caller just decoded them)
@@ -280,24 +287,34 @@ def start_generation(checkpoint: Checkpoint | str | Path, options: SamplingOptio
     rng = np.random.default_rng(options.seed)
     if controls is not None:
         controls.start(options.num, primer_ids[-1] if primer_ids else None)
-    session = _Session(checkpoint, primer_ids, options, rng, mask, controls)
+    blas = _blas_controller(checkpoint)
+    with _one_blas_thread(blas):  # the primer's steps too
+        session = _Session(checkpoint, primer_ids, options, rng, mask, controls)
     new = np.zeros((options.num, 0), dtype=np.int64)
-    return Generation(plan, session, mask, options.token_budget(), new)
+    return Generation(plan, session, mask, options.token_budget(), new, blas=blas)
 
 
-def _blas_threads(session: _Session):
+def _blas_controller(checkpoint: Checkpoint) -> Any:
+    """threadpoolctl's view of the loaded BLAS libraries, made once per generation (each
+    `threadpool_limits` call rescans them: 0.3 ms idle, up to 2 ms a call on a busy machine)."""
+    from threadpoolctl import ThreadpoolController
+
+    on_cpu = checkpoint.model.head.weight.device.type == "cpu"  # FastStepper steps NumPy there
+    return ThreadpoolController() if on_cpu else None
+
+
+def _one_blas_thread(controller: Any):
     """One BLAS thread while stepping on the CPU.
 
     A step multiplies a few rows by the weights: too little work to share, and OpenBLAS's
     threads spin-wait for each other, which on a busy machine costs ten times over. Measured on
     the 2-core machine with other work running (benchmarks/RESULTS.md): 0.25 against 2.9-4.9 ms
-    per token for one piece, 0.09 against 0.19-0.90 for 64.
+    per token for one piece, 0.09 against 0.19-0.90 for 64; a phrase primer's 100 tokens took
+    0.1-1.4 s instead of 0.06-0.1 s.
     """
-    from threadpoolctl import threadpool_limits
-
-    if session.stepper.use_numpy:
-        return threadpool_limits(limits=1, user_api="blas")
-    return contextlib.nullcontext()
+    if controller is None:
+        return contextlib.nullcontext()
+    return controller.limit(limits=1, user_api="blas")
 
 
 def _piece(plan: _Plan, row: np.ndarray) -> GeneratedPiece:

@@ -124,6 +124,13 @@ def _lap(timings: dict[str, float], stage: str, started: float) -> float:
     return now
 
 
+def write_generated(
+    piece: GeneratedPiece, files: PieceFiles, render: RenderSettings | None = None
+) -> WrittenPiece:
+    """A piece generated elsewhere (a stream) written as `write_pieces` writes each of its own."""
+    return _write(piece, files, render or RenderSettings(), {})
+
+
 def _write(
     piece: GeneratedPiece, files: PieceFiles, render: RenderSettings, timings: dict[str, float]
 ) -> WrittenPiece:

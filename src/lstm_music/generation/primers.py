@@ -1,13 +1,25 @@
-"""Primers for generation: the start of a user's MIDI file, or a window of a training corpus."""
+"""Primers for generation: the end of a user's MIDI file or of a phrase played to the model, or a
+window of a training corpus. A file and a phrase are read into pieces the way the model's corpus
+read its files (`options_like`), then tokens by one path (`_last_tokens`)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+import symusic
 
 from lstm_music.errors import LstmMusicError
-from lstm_music.model.checkpoint import Checkpoint, check_corpus_fits
+
+if TYPE_CHECKING:  # the web schema reads PLAYED_TEMPO at start-up, before torch is wanted
+    from lstm_music.model.checkpoint import Checkpoint
+
+PLAYED_TPQ = 480  # ticks per quarter of a played phrase's score
+PLAYED_TEMPO = 120.0  # quarter notes a minute, when a phrase comes without a tempo
+BAR_TOKEN = "Bar_None"  # REMI's bar line
 
 
 def midi_primer(path: str | Path, checkpoint: Checkpoint, max_tokens: int) -> list[str]:
@@ -20,17 +32,95 @@ def midi_primer(path: str | Path, checkpoint: Checkpoint, max_tokens: int) -> li
         pieces = load_pieces(read_file(Path(path)), options)
     except MidiError as error:
         raise LstmMusicError(f"primer {path}: {error}") from error
+    return _last_tokens(pieces[0][1], tokenizer, checkpoint, max_tokens, f"primer {path}")
+
+
+def score_primer(
+    score: symusic.Score, checkpoint: Checkpoint, max_tokens: int, label: str = "the primer"
+) -> list[str]:
+    """`midi_primer` for a score already made (a played phrase): read the way the model's
+    corpus was (its tracks chosen, silences capped); errors start with `label`. Changes
+    `score` in place."""
+    from lstm_music.tokens.midi import MidiError, options_like, score_pieces
+
+    tokenizer = checkpoint.tokenizer()
+    options = options_like(checkpoint.corpus_config, tokenizer.timed)
+    try:
+        pieces, _ = score_pieces(score, options)
+    except MidiError as error:
+        raise LstmMusicError(f"{label}: {error}") from error
+    return _last_tokens(pieces[0][1], tokenizer, checkpoint, max_tokens, label)
+
+
+def _last_tokens(
+    piece: symusic.Score, tokenizer, checkpoint: Checkpoint, max_tokens: int, label: str
+) -> list[str]:
+    """The piece's last `max_tokens` tokens the model knows; they must hold notes."""
     known = set(checkpoint.vocabulary)
-    tokens = [token for token in tokenizer.encode(pieces[0][1]) if token in known]
+    tokens = [token for token in tokenizer.encode(piece) if token in known]
     if not _has_notes(tokenizer, tokens):
-        raise LstmMusicError(f"primer {path} has no notes this model's tokenizer can read "
+        raise LstmMusicError(f"{label} has no notes this model's tokenizer can read "
                              "(pitches outside its range, or only drums?)")  # fmt: skip
     kept = tokens[-max_tokens:] if max_tokens > 0 else tokens
     if not _has_notes(tokenizer, kept):
-        raise LstmMusicError(f"primer {path}: its last {len(kept)} tokens hold no notes, only the "
+        raise LstmMusicError(f"{label}: its last {len(kept)} tokens hold no notes, only the "
                              "silence after its last note (more primer tokens reach them, or trim "
                              "the file)")  # fmt: skip
     return kept
+
+
+@dataclass(frozen=True)
+class PlayedNote:
+    """A note as a person played it: times in seconds from the start of the recording."""
+
+    pitch: int
+    start: float
+    duration: float
+    velocity: int
+    program: int = 0  # General MIDI program, DRUM_PROGRAM (-1) for drums
+
+
+def played_score(notes: Sequence[PlayedNote], tempo: float = PLAYED_TEMPO) -> symusic.Score:
+    """Played notes as a score in ticks at `tempo` (quarter notes a minute), so that it plays
+    at the seconds they were played; one track per program, drums on General MIDI's channel.
+
+    The tempo only sets where the bars fall: a model reads the phrase in beats, and a MIDI
+    file of it shows bars a person can follow."""
+    from lstm_music.tokens.instruments import DRUM_PROGRAM, instrument_name
+
+    score = symusic.Score(PLAYED_TPQ)
+    score.tempos.append(symusic.Tempo(0, float(tempo)))
+    ticks_per_second = tempo / 60 * PLAYED_TPQ
+    tracks: dict[int, symusic.Track] = {}
+    for note in sorted(notes, key=lambda n: (n.start, n.pitch)):
+        if note.program not in tracks:
+            drum = note.program == DRUM_PROGRAM
+            name = instrument_name(note.program)
+            tracks[note.program] = symusic.Track(name, 0 if drum else note.program, drum)
+        start = round(note.start * ticks_per_second)
+        duration = max(1, round(note.duration * ticks_per_second))
+        tracks[note.program].notes.append(symusic.Note(start, duration, note.pitch, note.velocity))
+    score.tracks.extend(tracks.values())
+    return score
+
+
+def phrase_primer(
+    notes: Sequence[PlayedNote], tempo: float, checkpoint: Checkpoint, max_tokens: int
+) -> list[str]:
+    """A played phrase's last `max_tokens` tokens (0: all), as a MIDI primer's would be (a phrase is
+    read like a file: leading silence cut, long gaps shortened).
+
+    An answer starts after the phrase: with tokens that have bar lines (REMI), the phrase's
+    tokens end with one, so the model begins in the next bar rather than adding notes to the
+    phrase's last beat."""
+    if not notes:
+        raise LstmMusicError("the played phrase has no notes")
+    score = played_score(notes, tempo)
+    if BAR_TOKEN not in checkpoint.vocabulary:
+        return score_primer(score, checkpoint, max_tokens, "the played phrase")
+    kept = max_tokens - 1 if max_tokens > 1 else max_tokens  # 0 (all) stays all
+    tokens = score_primer(score, checkpoint, kept, "the played phrase")
+    return tokens + [BAR_TOKEN]
 
 
 def _has_notes(tokenizer, tokens: list[str]) -> bool:
@@ -46,6 +136,7 @@ def corpus_primer(
 ) -> list[str]:
     """A random window of `length` tokens from the corpus's training pieces (the blog's primer)."""
     from lstm_music.corpus.store import Corpus
+    from lstm_music.model.checkpoint import check_corpus_fits
 
     corpus = Corpus.load(corpus_path)
     check_corpus_fits(checkpoint, corpus, same_ids=False)  # tokens are looked up by name

@@ -12,6 +12,7 @@ import asyncio
 import atexit
 import shutil
 import tempfile
+import threading
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
@@ -27,15 +28,20 @@ from starlette.datastructures import MutableHeaders
 
 from lstm_music import __version__
 from lstm_music.errors import LstmMusicError
+from lstm_music.generation.sampling import SamplingOptions
 from lstm_music.web.catalog import Catalog
-from lstm_music.web.jobs import Generator, JobQueue, QueueFull, Store, StoredPiece
+from lstm_music.web.jobs import Generator, JobQueue, QueueFull, Store, StoredPiece, error_text
+from lstm_music.web.live import router as live_router
 from lstm_music.web.routes import router
 from lstm_music.web.schemas import MAX_NUM
 from lstm_music.web.state import WebState
 
 MULTIPART_OVERHEAD = 64 * 1024  # form boundaries and headers around an uploaded file
+# 'wasm-unsafe-eval': the vendored synthesizer decodes its SoundFont's samples in WebAssembly
+# (compiling WebAssembly only; JavaScript eval stays forbidden)
 PAGE_POLICY = (
-    "default-src 'self'; img-src 'self' data:; media-src 'self'; script-src 'self'; "
+    "default-src 'self'; img-src 'self' data:; media-src 'self'; "
+    "script-src 'self' 'wasm-unsafe-eval'; "
     "style-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
     "frame-ancestors 'none'; form-action 'self'"
 )
@@ -45,6 +51,11 @@ Generate music with lstm-music's LSTM models and listen to it. `GET /api/models`
 models; `POST /api/generate` writes pieces (MIDI, WAV audio, piano-roll PNG) fetched from
 `/api/pieces/{id}/midi|wav|png`. A MIDI primer is uploaded first (`POST /api/primers`) and
 named by its id. When all generation slots are taken the answer is 429 with a Retry-After header.
+
+Live: `POST /api/stream` writes one piece and sends its notes as they are written (server-sent
+events: `start`, `notes`..., `end` with the stored piece, or `error`), optionally answering a
+played `phrase`; `POST /api/conversation` turns the notes of phrases and answers into one MIDI
+file.
 """
 
 
@@ -133,21 +144,39 @@ def _add_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": text}, status_code=429, headers=headers)
 
     async def user_error(_: Request, error: LstmMusicError) -> JSONResponse:
-        reason = getattr(error, "reason", None)  # a CheckpointError's message without its path
-        text = f"this model's checkpoint cannot be used: {reason}" if reason else str(error)
-        return JSONResponse({"detail": text}, status_code=422)
+        return JSONResponse({"detail": error_text(error)}, status_code=422)
 
     async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
         return _validation_message(error)
 
     async def crashed(_: Request, error: Exception) -> JSONResponse:
-        text = f"internal error ({type(error).__name__}): {error}; the server keeps running"
-        return JSONResponse({"detail": text}, status_code=500)
+        return JSONResponse({"detail": error_text(error)}, status_code=500)
 
     app.add_exception_handler(QueueFull, busy)
     app.add_exception_handler(LstmMusicError, user_error)
     app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(Exception, crashed)
+
+
+WARM_UP_TOKENS = 64  # a few bars: enough to pay every first-call cost once
+
+
+def warm_up(state: WebState) -> None:
+    """Scan the models, load the first one (the page's default) and write a few bars with it
+    (nothing kept) before anyone asks, so the first press of Generate or Play live waits for
+    none of it: the model's loading, MidiTok's import (a third of a second, on the first
+    tokenizer built) and the first decode. Best effort, in a daemon thread: a model that fails
+    to load is reported when a request asks for it."""
+    try:
+        from lstm_music.generation.stream import PieceStream
+
+        entries = state.catalog.refresh()
+        if entries:
+            checkpoint = state.generator.cache.get(entries[0].path)
+            for _ in PieceStream(checkpoint, SamplingOptions(tokens=WARM_UP_TOKENS, seed=1)):
+                pass
+    except Exception:  # noqa: BLE001 - a request meets the same error and says it
+        return
 
 
 def _lifespan(runs: Path | None, workdir: Path | None, settings: dict[str, int]):
@@ -167,6 +196,7 @@ def _lifespan(runs: Path | None, workdir: Path | None, settings: dict[str, int])
             generator=Generator(root / "pieces", pieces, settings["cache"]),
             max_upload_bytes=settings["max_upload_bytes"],
         )
+        threading.Thread(target=warm_up, args=(app.state.web,), daemon=True).start()
         try:
             yield
         finally:
@@ -210,6 +240,7 @@ def create_app(
     )
     _add_error_handlers(app)
     app.include_router(router)
+    app.include_router(live_router)
     app.mount("/static", StaticFiles(directory=static_folder()), name="static")
 
     @app.get("/", include_in_schema=False)

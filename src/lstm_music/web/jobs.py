@@ -18,7 +18,7 @@ import time
 import uuid
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from functools import partial
@@ -29,7 +29,9 @@ from lstm_music.errors import LstmMusicError
 from lstm_music.generation.sampling import PRIMER_TOKENS, SamplingOptions
 
 if TYPE_CHECKING:
-    from lstm_music.generation.pipeline import PieceFiles, WrittenPiece
+    from lstm_music.generation.generate import GeneratedPiece
+    from lstm_music.generation.pipeline import PieceFiles, RenderSettings, WrittenPiece
+    from lstm_music.generation.primers import PlayedNote
 
 ID_PATTERN = r"^[0-9a-f]{32}$"
 # the constraints and controls a piece's settings list when they were asked
@@ -77,30 +79,37 @@ class JobQueue:
 
     async def run(self, function: Callable[..., T], *args: Any) -> T:
         """Run `function(*args)` in a worker thread, or raise QueueFull without waiting."""
+        return await asyncio.wrap_future(self.submit(function, *args))
+
+    def submit(self, function: Callable[..., T], *args: Any, timed: bool = True) -> Future[T]:
+        """`run` without the wait: the slot is taken now (or QueueFull raised) and given back
+        when the work is over, or when the future is cancelled before it starts. `timed=False`
+        leaves the job out of Retry-After's average (a stream goes at its client's pace)."""
         with self._lock:
             if self._busy >= self.max_queue:
                 raise QueueFull(self._busy, self._retry_after())
             self._busy += 1
 
-        def timed() -> T:
+        def work() -> T:
             started = time.perf_counter()
             try:
                 return function(*args)
             finally:
-                with self._lock:
-                    self._durations.append(time.perf_counter() - started)
+                if timed:
+                    with self._lock:
+                        self._durations.append(time.perf_counter() - started)
 
         def release(_) -> None:  # when the work is really over, even if the client left
             with self._lock:
                 self._busy -= 1
 
         try:
-            future = self._executor.submit(timed)
+            future = self._executor.submit(work)
         except RuntimeError:  # shutting down
             release(None)
             raise QueueFull(self.max_queue, 5) from None
         future.add_done_callback(release)
-        return await asyncio.wrap_future(future)
+        return future
 
     def shutdown(self) -> None:
         """Drop waiting jobs, let running ones finish (they are short)."""
@@ -135,6 +144,14 @@ class Store(Generic[T]):
     def get(self, key: str) -> T | None:
         with self._lock:
             return self._items.get(key)
+
+    def remove(self, key: str) -> None:
+        """Forget a record and delete its folder (a streamed piece its client left)."""
+        with self._lock:
+            old = self._items.pop(key, None)
+        folder = getattr(old, "folder", None)
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def newest_first(self) -> list[T]:
         with self._lock:
@@ -194,12 +211,34 @@ class JobSpec:
     sampling: SamplingOptions  # seed None: the generator draws one and reports it
     primer: Primer | None = None
     primer_tokens: int = PRIMER_TOKENS
+    phrase: tuple[PlayedNote, ...] = ()  # a played phrase as the primer (POST /api/stream)
+
+    @property
+    def primer_name(self) -> str | None:
+        """What a piece lists as its primer: the uploaded file's name, or "played phrase"."""
+        if self.primer is not None:
+            return self.primer.filename
+        return "played phrase" if self.phrase else None
+
+
+def error_text(error: BaseException) -> str:
+    """An error as the API words it, on one line: a user's (an LstmMusicError) as it is, a
+    checkpoint's without the server's path, anything else as an internal error."""
+    if isinstance(error, LstmMusicError):
+        reason = getattr(error, "reason", None)  # a CheckpointError's message without its path
+        text = f"this model's checkpoint cannot be used: {reason}" if reason else str(error)
+    else:
+        text = f"internal error ({type(error).__name__}): {error}; the server keeps running"
+    return " ".join(text.split())
 
 
 def shown_settings(sampling: SamplingOptions) -> dict[str, Any]:
-    """The settings a piece lists: the sampling, and its length in seconds or in tokens."""
+    """The settings a piece lists: the sampling, its length in seconds or in tokens, and its
+    tempo when one was set (a streamed piece's)."""
     settings = {"temperature": sampling.temperature, "top_k": sampling.top_k,
                 "top_p": sampling.top_p}  # fmt: skip
+    if sampling.tempo is not None:
+        settings["tempo"] = sampling.tempo
     length = {"seconds": sampling.seconds} if sampling.seconds else {"tokens": sampling.tokens}
     asked = {name: getattr(sampling, name) for name in CONSTRAINTS if getattr(sampling, name)}
     if "pitch_range" in asked:
@@ -279,15 +318,12 @@ class Generator:
 
     def run(self, spec: JobSpec) -> tuple[int, list[StoredPiece]]:
         """The seed used and the new pieces (already in the store). Runs in a worker thread."""
-        from lstm_music.generation.pipeline import RenderSettings, write_pieces
+        from lstm_music.generation.pipeline import write_pieces
 
         checkpoint = self.cache.get(spec.model_path)
-        seed = spec.sampling.seed
-        seed = seed if seed is not None else random.SystemRandom().randrange(1, 100_000)
-        primer = self._primer(spec, checkpoint)
-        options = replace(spec.sampling, seed=seed, primer=primer, max_seconds=self.max_seconds)
+        options = self.sampling(spec, checkpoint)
+        seed, render = options.seed, self._render()
         slots: list[tuple[str, int]] = []  # (id, number) of each piece, taken as it is written
-        render = RenderSettings(max_audio_seconds=self.max_seconds, draw_lock=self.draw_lock)
         made: list[StoredPiece] = []
 
         def store(piece: WrittenPiece) -> None:  # each piece joins the history once written
@@ -301,10 +337,39 @@ class Generator:
                 shutil.rmtree(self.root / piece_id, ignore_errors=True)
         return seed, made
 
+    def sampling(self, spec: JobSpec, checkpoint) -> SamplingOptions:
+        """What a job generates with: its seed (drawn when none was asked, to be reported), its
+        primer's tokens and the server's cap on every piece."""
+        seed = spec.sampling.seed
+        seed = seed if seed is not None else random.SystemRandom().randrange(1, 100_000)
+        primer = self._primer(spec, checkpoint)
+        return replace(spec.sampling, seed=seed, primer=primer, max_seconds=self.max_seconds)
+
+    def keep(self, spec: JobSpec, seed: int, generated: GeneratedPiece) -> StoredPiece:
+        """A piece generated outside `run` (a stream) written and stored as `run` does it."""
+        from lstm_music.generation.pipeline import write_generated
+
+        slots: list[tuple[str, int]] = []
+        try:
+            written = write_generated(generated, self._files(spec, slots, 0), self._render())
+            return self._store(spec, *slots[0], seed, written)
+        except BaseException:  # a folder without its finished piece is not kept
+            for piece_id, _ in slots:
+                shutil.rmtree(self.root / piece_id, ignore_errors=True)
+            raise
+
+    def _render(self) -> RenderSettings:
+        from lstm_music.generation.pipeline import RenderSettings
+
+        return RenderSettings(max_audio_seconds=self.max_seconds, draw_lock=self.draw_lock)
+
     def _primer(self, spec: JobSpec, checkpoint) -> list[str]:
         """The uploaded primer's tokens; its errors name the upload, not the server's temp path."""
-        from lstm_music.generation.primers import midi_primer
+        from lstm_music.generation.primers import PLAYED_TEMPO, midi_primer, phrase_primer
 
+        if spec.phrase:
+            tempo = spec.sampling.tempo or PLAYED_TEMPO
+            return phrase_primer(spec.phrase, tempo, checkpoint, spec.primer_tokens)
         if spec.primer is None:
             return []
         try:
@@ -337,7 +402,7 @@ class Generator:
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             seed=seed,
             settings=shown_settings(spec.sampling),
-            primer=spec.primer.filename if spec.primer else None,
+            primer=spec.primer_name,
             notes=written.notes,
             seconds=round(written.seconds, 2),
             engine=audio.engine,

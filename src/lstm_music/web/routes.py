@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, HTTPException, Request, UploadFile
 from fastapi import Path as PathParameter
@@ -177,7 +177,7 @@ async def upload_primer(state: ServerState, file: Annotated[UploadFile, File()])
     return {k: v for k, v in vars(primer).items() if k != "folder"}
 
 
-def _constraints(request: schemas.GenerateRequest, summary: dict) -> dict:
+def _constraints(request: schemas.PieceRequest, summary: dict) -> dict:
     """The request's constraints and controls for SamplingOptions (which checks them: a bad
     value is a SettingError, answered 422 in one line). A control the model was not trained
     with, or instruments for a model without, is refused here, before the job is queued."""
@@ -194,7 +194,9 @@ def _constraints(request: schemas.GenerateRequest, summary: dict) -> dict:
     return given
 
 
-def _job(state: WebState, request: schemas.GenerateRequest) -> JobSpec:
+def job_spec(state: WebState, request: schemas.PieceRequest, **sampling: Any) -> JobSpec:
+    """The request checked against the model and the stores; `sampling`: more SamplingOptions
+    fields (POST /api/generate's `num`, POST /api/stream's `tempo`)."""
     entry = _model(state, request.model)
     summary = state.catalog.summary(entry)
     if request.seconds is not None and not summary["timed"]:
@@ -208,17 +210,17 @@ def _job(state: WebState, request: schemas.GenerateRequest) -> JobSpec:
     seconds, tokens = request.seconds, request.tokens
     if seconds is None and tokens is None and summary["timed"]:
         seconds = schemas.DEFAULT_SECONDS
-    sampling = SamplingOptions(
+    options = SamplingOptions(
         tokens=tokens or SamplingOptions.tokens,
         seconds=seconds,
         temperature=request.temperature,
         top_k=request.top_k,
         top_p=request.top_p,
-        num=request.num,
         seed=request.seed,
+        **sampling,
         **_constraints(request, summary),
     )
-    return JobSpec(entry.id, entry.path, sampling, primer, request.primer_tokens)
+    return JobSpec(entry.id, entry.path, options, primer, request.primer_tokens)
 
 
 @router.post(
@@ -231,7 +233,7 @@ async def generate(state: ServerState, request: schemas.GenerateRequest) -> dict
     """Sample `num` pieces and render each to MIDI, WAV and a piano roll. Waits for a worker
     when all are busy; when the queue is full too, answers 429 with a Retry-After header."""
     started = time.perf_counter()
-    spec = await run_in_threadpool(_job, state, request)
+    spec = await run_in_threadpool(job_spec, state, request, num=request.num)
     seed, pieces = await state.queue.run(state.generator.run, spec)
     return {
         "pieces": [piece.describe() for piece in pieces],

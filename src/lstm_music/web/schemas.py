@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from lstm_music.generation.primers import PLAYED_TEMPO
 from lstm_music.generation.sampling import PRIMER_TOKENS, SamplingOptions
 
 MAX_NUM = 8
@@ -18,6 +19,12 @@ MAX_TOKENS = 4096
 MAX_PRIMER_TOKENS = 1000
 MAX_SEED = 2**32 - 1
 MAX_INSTRUMENTS = 32  # names or programs in one request's instrument set
+MAX_PHRASE_NOTES = 2000  # notes of a played phrase (POST /api/stream)
+MAX_PHRASE_SECONDS = 600.0  # latest start of a phrase's note
+MAX_NOTE_SECONDS = 30.0  # longest played note
+MIN_TEMPO, MAX_TEMPO = 20.0, 300.0  # quarter notes a minute
+MAX_CONVERSATION_NOTES = 20_000  # notes of a conversation's MIDI file
+MAX_CONVERSATION_SECONDS = 3600.0  # latest start, and longest note, of a conversation
 ShortText = Annotated[str, Field(max_length=40)]  # a key, range, instrument or control as text
 DEFAULT_SECONDS = 20.0  # when neither seconds nor tokens is given, for a timed tokenizer
 
@@ -99,7 +106,7 @@ class PrimerInfo(BaseModel):
     tracks: int
 
 
-class GenerateRequest(BaseModel):
+class PieceRequest(BaseModel):
     """What to generate. Give `seconds` (timed tokenizers) or `tokens`, not both; neither means
     20 seconds, or 512 tokens for a tokenizer without timing. Unknown fields are refused.
 
@@ -119,7 +126,6 @@ class GenerateRequest(BaseModel):
     seconds: float | None = Field(None, gt=0, le=MAX_SECONDS)
     tokens: int | None = Field(None, ge=1, le=MAX_TOKENS)
     seed: int | None = Field(None, ge=0, le=MAX_SEED, description="none: a new one, reported")
-    num: int = Field(SamplingOptions.num, ge=1, le=MAX_NUM, description="pieces to write")
     primer_id: str | None = Field(
         None, pattern=r"^[0-9a-f]{32}$", description="an id from POST /api/primers"
     )
@@ -147,10 +153,74 @@ class GenerateRequest(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _one_length(self) -> GenerateRequest:
+    def _one_length(self) -> PieceRequest:
         if self.seconds is not None and self.tokens is not None:
             raise ValueError("give seconds or tokens, not both")
         return self
+
+
+class GenerateRequest(PieceRequest):
+    """What POST /api/generate writes: `num` pieces of the same settings."""
+
+    num: int = Field(SamplingOptions.num, ge=1, le=MAX_NUM, description="pieces to write")
+
+
+class PhraseNote(BaseModel):
+    """A note as played, in seconds from the start of the recording."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pitch: int = Field(ge=0, le=127)
+    start: float = Field(ge=0, le=MAX_PHRASE_SECONDS, allow_inf_nan=False)
+    duration: float = Field(gt=0, le=MAX_NOTE_SECONDS, allow_inf_nan=False)
+    velocity: int = Field(ge=1, le=127)
+
+
+class StreamRequest(PieceRequest):
+    """One piece to stream (POST /api/stream): the fields of POST /api/generate but `num`, and a
+    played `phrase` as the primer (instead of `primer_id`)."""
+
+    phrase: list[PhraseNote] | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_PHRASE_NOTES,
+        description="notes played for the model to answer: the primer (like an uploaded file's, "
+        "its last `primer_tokens` tokens), so not with `primer_id`",
+    )
+    tempo: float | None = Field(
+        None,
+        ge=MIN_TEMPO,
+        le=MAX_TEMPO,
+        allow_inf_nan=False,
+        description="quarter notes a minute of the phrase and of the answer (with a phrase: "
+        f"{PLAYED_TEMPO:g} when not given; without: the model's own when not given)",
+    )
+
+    @model_validator(mode="after")
+    def _one_primer(self) -> StreamRequest:
+        if self.phrase is not None and self.primer_id is not None:
+            raise ValueError("give a phrase or a primer_id, not both")
+        return self
+
+
+class ConversationNote(PhraseNote):
+    """A note of a conversation: the user's or the model's, in seconds on one timeline."""
+
+    start: float = Field(ge=0, le=MAX_CONVERSATION_SECONDS, allow_inf_nan=False)
+    duration: float = Field(gt=0, le=MAX_CONVERSATION_SECONDS, allow_inf_nan=False)
+    program: int = Field(0, ge=-1, le=127, description="General MIDI program, -1 for drums")
+
+
+class ConversationRequest(BaseModel):
+    """The notes of a conversation (phrases and answers), to be written as one MIDI file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    notes: list[ConversationNote] = Field(min_length=1, max_length=MAX_CONVERSATION_NOTES)
+    tempo: float | None = Field(
+        None, ge=MIN_TEMPO, le=MAX_TEMPO, allow_inf_nan=False,
+        description=f"quarter notes a minute (where the bars fall); {PLAYED_TEMPO:g} if not given",
+    )  # fmt: skip
 
 
 class PieceInfo(BaseModel):

@@ -1,45 +1,11 @@
 // lstm-music page: talks to the JSON API of the same server; no libraries, nothing external.
-"use strict";
+// A run's held-out report is report.js's; the live panel is live.js's.
 
-const $ = (id) => document.getElementById(id);
+import { $, el, formatValue } from "./dom.js";
+import { reportSection } from "./report.js";
+import { fetchJson as api } from "./stream.js";
+
 const state = { models: new Map(), limits: null, maxUpload: 2000000, busy: false };
-
-function el(tag, attributes = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attributes)) {
-    if (value === null || value === undefined || value === false) continue;
-    if (key === "class") node.className = value;
-    else if (key === "text") node.textContent = value;
-    else node.setAttribute(key, value === true ? "" : String(value));
-  }
-  for (const child of children) {
-    if (child !== null && child !== undefined) node.append(child);
-  }
-  return node;
-}
-
-async function api(path, options = {}) {
-  // JSON in and out; an error answer becomes an Error carrying the server's message
-  const response = await fetch(path, options);
-  let body = null;
-  try {
-    body = await response.json();
-  } catch (ignored) {
-    body = null;
-  }
-  if (!response.ok) {
-    let message = (body && body.detail) || `${response.status} ${response.statusText}`;
-    if (typeof message !== "string") message = JSON.stringify(message);
-    if (response.status === 429) {
-      const wait = response.headers.get("Retry-After");
-      if (wait && !message.includes("try again")) message += `: try again in ${wait} s`;
-    }
-    const error = new Error(message);
-    error.status = response.status;
-    throw error;
-  }
-  return body;
-}
 
 function say(text) {
   $("status").textContent = text;
@@ -52,14 +18,6 @@ function complain(text) {
 function clock(seconds) {
   const total = Math.round(seconds);
   return `${Math.floor(total / 60)}:${String(total % 60).padStart(2, "0")}`;
-}
-
-function formatValue(value) {
-  if (Array.isArray(value)) return value.join(" → ");
-  if (typeof value === "number") {
-    return Number.isInteger(value) ? value.toLocaleString("en") : value.toFixed(value < 1 ? 3 : 2);
-  }
-  return String(value);
 }
 
 function facts(entries) {
@@ -117,7 +75,7 @@ function adaptConstraints(model) {
   $("instruments-field").hidden = !model.instruments;
   for (const name of ["density", "polyphony"]) $(`${name}-field`).hidden = !controls.includes(name);
   $("key-control").hidden = !controls.includes("key");
-  $("model-controls").hidden = controls.length === 0;
+  $("model-controls").hidden = !controls.some((name) => name !== "instruments");
   const strict = $("key-strict");
   if (!controls.includes("key")) strict.checked = true;
   strict.disabled = !controls.includes("key");
@@ -190,64 +148,6 @@ function renderModel(details) {
     parts.push(card);
   }
   $("model-info").replaceChildren(...parts.filter(Boolean));
-}
-
-/* a run's held-out report */
-
-function reportSection(details) {
-  const body = el("div", { class: "report-body", "aria-live": "polite" });
-  const button = el("button", { type: "button", class: "secondary", text: "How good is it?" });
-  button.addEventListener("click", async () => {
-    button.disabled = true;
-    body.replaceChildren(el("p", { class: "muted", text: "Scoring the held-out pieces and checking a few sampled pieces for copies…" }));
-    try {
-      body.replaceChildren(...renderReport(await api(details.report_url)));
-      button.hidden = true;
-    } catch (error) {
-      body.replaceChildren(el("p", { class: "error", text: error.message }));
-      button.disabled = false;
-    }
-  });
-  return el("section", { class: "report", "aria-label": "Held-out report" },
-    el("h4", { text: "Held-out report" }),
-    el("p", { class: "hint", text: "Bits per note on the held-out pieces of the corpus this run was trained on, beside simple guesses; overfitting and copies checked." }),
-    button, body);
-}
-
-function plural(number, noun) {
-  return `${formatValue(number)} ${noun}${number === 1 ? "" : "s"}`;
-}
-
-function bits(value) {
-  return value === null || value === undefined ? "–" : value.toFixed(2);
-}
-
-function renderReport(report) {
-  const parts = [el("p", { class: "verdict", text: `Verdict: ${report.verdict}` })];
-  if (report.split) {
-    parts.push(el("p", { class: "muted",
-      text: `${report.split} split: ${plural(report.pieces, "piece")}, ${plural(report.tokens, "token")}, ${plural(report.notes, "note")}` }));
-    const rows = report.predictors.map((p) => el("tr", {},
-      el("th", { scope: "row", text: p.label }),
-      el("td", { text: bits(p.bits_per_note) }),
-      el("td", { text: bits(p.nll_per_token / Math.LN2) })));
-    parts.push(el("table", { class: "figures" },
-      el("thead", {}, el("tr", {}, el("th", { scope: "col", text: "predictor" }),
-        el("th", { scope: "col", text: "bits per note" }), el("th", { scope: "col", text: "bits per token" }))),
-      el("tbody", {}, ...rows)));
-  }
-  const gap = report.gap;
-  if (gap) {
-    parts.push(el("p", { text: `Loss on training pieces ${gap.train_nll.toFixed(3)}, on held-out pieces ${gap.held_out_nll.toFixed(3)} nats per token (gap ${gap.gap >= 0 ? "+" : ""}${gap.gap.toFixed(3)}).` }));
-  }
-  const copies = report.copies;
-  if (copies) {
-    const flagged = copies.flagged ? `${copies.flagged} flagged as copies` : "none flagged";
-    parts.push(el("p", { text: `Copy check: ${plural(copies.pieces, "sampled piece")} of ${copies.tokens} tokens; longest run found in the training pieces ${plural(copies.longest_run, "note")}; ${flagged} (${copies.seconds.toFixed(1)} s).` }));
-  }
-  for (const remark of report.remarks) parts.push(el("p", { class: "muted", text: remark }));
-  for (const warning of report.warnings) parts.push(el("p", { class: "warning", text: `Warning: ${warning}` }));
-  return parts;
 }
 
 /* pieces */
@@ -436,4 +336,5 @@ async function start() {
   }
 }
 
+window.lstmPage = { requestBody, uploadPrimer, pieceItem, updateCount, complain }; // for live.js
 document.addEventListener("DOMContentLoaded", start);

@@ -1,0 +1,62 @@
+// A run's held-out report: bits per note beside simple guesses, the overfitting gap, the copy
+// check; fetched when the user asks, since scoring takes a few seconds.
+
+import { el, formatValue } from "./dom.js";
+import { fetchJson } from "./stream.js";
+
+/** The section that fetches and shows a run's held-out report when asked (it takes a while). */
+export function reportSection(details) {
+  const body = el("div", { class: "report-body", "aria-live": "polite" });
+  const button = el("button", { type: "button", class: "secondary", text: "How good is it?" });
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    body.replaceChildren(el("p", { class: "muted", text: "Scoring the held-out pieces and checking a few sampled pieces for copies…" }));
+    try {
+      body.replaceChildren(...renderReport(await fetchJson(details.report_url)));
+      button.hidden = true;
+    } catch (error) {
+      body.replaceChildren(el("p", { class: "error", text: error.message }));
+      button.disabled = false;
+    }
+  });
+  return el("section", { class: "report", "aria-label": "Held-out report" },
+    el("h4", { text: "Held-out report" }),
+    el("p", { class: "hint", text: "Bits per note on the held-out pieces of the corpus this run was trained on, beside simple guesses; overfitting and copies checked." }),
+    button, body);
+}
+
+function plural(number, noun) {
+  return `${formatValue(number)} ${noun}${number === 1 ? "" : "s"}`;
+}
+
+function bits(value) {
+  return value === null || value === undefined ? "–" : value.toFixed(2);
+}
+
+function renderReport(report) {
+  const parts = [el("p", { class: "verdict", text: `Verdict: ${report.verdict}` })];
+  if (report.split) {
+    parts.push(el("p", { class: "muted",
+      text: `${report.split} split: ${plural(report.pieces, "piece")}, ${plural(report.tokens, "token")}, ${plural(report.notes, "note")}` }));
+    const rows = report.predictors.map((p) => el("tr", {},
+      el("th", { scope: "row", text: p.label }),
+      el("td", { text: bits(p.bits_per_note) }),
+      el("td", { text: bits(p.nll_per_token / Math.LN2) })));
+    parts.push(el("table", { class: "figures" },
+      el("thead", {}, el("tr", {}, el("th", { scope: "col", text: "predictor" }),
+        el("th", { scope: "col", text: "bits per note" }), el("th", { scope: "col", text: "bits per token" }))),
+      el("tbody", {}, ...rows)));
+  }
+  const gap = report.gap;
+  if (gap) {
+    parts.push(el("p", { text: `Loss on training pieces ${gap.train_nll.toFixed(3)}, on held-out pieces ${gap.held_out_nll.toFixed(3)} nats per token (gap ${gap.gap >= 0 ? "+" : ""}${gap.gap.toFixed(3)}).` }));
+  }
+  const copies = report.copies;
+  if (copies) {
+    const flagged = copies.flagged ? `${copies.flagged} flagged as copies` : "none flagged";
+    parts.push(el("p", { text: `Copy check: ${plural(copies.pieces, "sampled piece")} of ${copies.tokens} tokens; longest run found in the training pieces ${plural(copies.longest_run, "note")}; ${flagged} (${copies.seconds.toFixed(1)} s).` }));
+  }
+  for (const remark of report.remarks) parts.push(el("p", { class: "muted", text: remark }));
+  for (const warning of report.warnings) parts.push(el("p", { class: "warning", text: `Warning: ${warning}` }));
+  return parts;
+}

@@ -30,7 +30,7 @@ from lstm_music.cli import main  # noqa: E402
 from lstm_music.errors import LstmMusicError  # noqa: E402
 from lstm_music.web import routes, server  # noqa: E402
 from lstm_music.web.app import create_app  # noqa: E402
-from lstm_music.web.jobs import JobQueue, QueueFull  # noqa: E402
+from lstm_music.web.job_queue import JobQueue, QueueFull  # noqa: E402
 from lstm_music.web.markdown import markdown_to_html  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

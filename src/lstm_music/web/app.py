@@ -30,7 +30,8 @@ from lstm_music import __version__
 from lstm_music.errors import LstmMusicError
 from lstm_music.generation.sampling import SamplingOptions
 from lstm_music.web.catalog import Catalog
-from lstm_music.web.jobs import Generator, JobQueue, QueueFull, Store, StoredPiece, error_text
+from lstm_music.web.job_queue import JobQueue, QueueFull
+from lstm_music.web.jobs import Generator, Store, StoredPiece, error_text
 from lstm_music.web.live import router as live_router
 from lstm_music.web.routes import router
 from lstm_music.web.schemas import MAX_NUM

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lstm_music.web.catalog import Catalog
-from lstm_music.web.jobs import Generator, JobQueue, Primer, Store, StoredPiece
+from lstm_music.web.job_queue import JobQueue
+from lstm_music.web.jobs import Generator, Primer, Store, StoredPiece
 from lstm_music.web.reports import ReportCache
 
 

@@ -20,6 +20,12 @@ optionally upload a MIDI primer, and press Generate. Each piece comes back as an
 piano roll, and MIDI and WAV downloads; the page keeps a history of the pieces of this server's
 life, newest first.
 
+Live: Play live streams the piece as the model writes it and plays it at once in the browser
+(a SoundFont synthesizer shipped with the page), drawing the piano roll as notes arrive. Play
+along on the on-screen keyboard (or the letter rows A W S E D F T G Y H U J K, or a MIDI
+keyboard): after a pause the model answers your phrase in your tempo; the whole conversation
+downloads as MIDI. Streaming: POST /api/stream (server-sent events, described at /docs).
+
 The page loads nothing from the internet. The JSON API behind it is documented at /docs (that
 page loads its viewer from a CDN) and works without the page, e.g.
   curl -X POST localhost:8000/api/generate -H 'Content-Type: application/json' \\

@@ -11,7 +11,8 @@
    sampling), and the attribute achieved, measured on the decoded notes:
    density low / medium / high (notes per bar: strictly increasing, high >= 2x low);
    `--key-strict --key D-minor` (share of notes in D minor: goal 100%); `--key D-minor` as a
-   control alone (goal >= 90%); no control (for reference);
+   control alone (goal >= 90%); no control (for reference); and density and key again with
+   each `--guidance` value (generation.guidance: the controls pushed harder);
 4. `--instruments` from the arranged model: for each ensemble, the share of pieces that play
    the asked instruments and only them (goal >= 90%).
 
@@ -141,6 +142,22 @@ def report_instruments(work: Path, pieces: int, seconds: float) -> None:
           f"ensemble (goal >= 90%: {'MET' if worst >= 0.9 else 'MISSED'})")  # fmt: skip
 
 
+def report_guidance(checkpoint, values: str, pieces: int, seconds: float) -> None:
+    """The density and key settings again with `--guidance` (the controls pushed harder)."""
+    for guidance in [float(v) for v in values.split(",") if v.strip()]:
+        found = [
+            measure(checkpoint, {"density": level, "guidance": guidance}, pieces, seconds)
+            for level in ("low", "medium", "high")
+        ]
+        low, medium, high = (result["notes_per_bar"] for result in found)
+        key = measure(checkpoint, {"key": "D-minor", "guidance": guidance}, pieces, seconds)
+        ratio = high / max(low, 1e-9)
+        print(
+            f"guidance {guidance:g}: density {low:.2f} / {medium:.2f} / {high:.2f} (high/low "
+            f"{ratio:.2f}); key as a control {key['in_d_minor']:.1%}"
+        )
+
+
 def prepare_all(work: Path, collection: str) -> None:
     from lstm_music.corpus.builtin import builtin_folder
 
@@ -162,11 +179,14 @@ def main() -> None:
     parser.add_argument("--pieces", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--work", type=Path)
+    parser.add_argument("--guidance", default="2,3", help="guidance values also measured")
+    parser.add_argument("--reuse", action="store_true", help="WORK's trained models as they are")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="controls-"))
     print(f"machine: {os.cpu_count()} CPUs; load average {os.getloadavg()}; work {work}")
-    prepare_all(work, args.collection)
-    train_all(work, args.minutes, args.steps)
+    if not args.reuse:
+        prepare_all(work, args.collection)
+        train_all(work, args.minutes, args.steps)
     bits = {}
     for name in ("controls", "plain"):
         run, corpus = str(work / f"run-{name}"), str(work / f"corpus-{name}")
@@ -200,6 +220,7 @@ def main() -> None:
         f"key strict in D minor: {results['key D-minor, strict']['in_d_minor']:.1%} (goal 100%); "
         f"key as a control: {results['key D-minor (control)']['in_d_minor']:.1%} (goal >= 90%)"
     )
+    report_guidance(checkpoint, args.guidance, args.pieces, args.seconds)
     report_instruments(work, args.pieces, args.seconds)
 
 

@@ -283,7 +283,8 @@ def print_statistics(arms: list[Arm]) -> None:
         for _, report in reports:
             own = report["statistics"][index]
             inside = {True: "yes", False: "NO", None: "-"}[own["inside"]]
-            cells.append(f"{own['overlap']:.3f} {inside:>3}")
+            overlap = "-" if own["overlap"] is None else f"{own['overlap']:.3f}"  # no notes
+            cells.append(f"{overlap:>5} {inside:>3}")
         line = f"{stat['title']:34} {yardstick:>14} {spread:>11}"
         print(line + "".join(f"{cell:>14}" for cell in cells))
     for name, report in reports:

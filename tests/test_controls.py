@@ -268,6 +268,52 @@ def test_tempo_tokens_keep_to_the_asked_tempo() -> None:
     assert sampled <= {nearest}
 
 
+def test_the_unsteered_state_reads_the_music_without_the_controls(models) -> None:
+    """Guidance's second state, fed a batch where some rows write control tokens, is the model
+    run on each row's tokens with the control tokens taken out."""
+    import numpy as np
+
+    from lstm_music.generation.guidance import Unsteered
+    from lstm_music.generation.stepper import FastStepper
+
+    checkpoint = models["piano"]
+    vocabulary = checkpoint.vocabulary
+    controls = np.array([t.startswith("AC") for t in vocabulary])
+    stepper = FastStepper(checkpoint.model)
+    start = stepper.convert_state(checkpoint.model.init_state(2))
+    first, state = stepper.step(np.array([1, 1]), start)  # <bos>
+    unsteered = Unsteered(stepper, state, first, controls)
+    ids = {t: i for i, t in enumerate(vocabulary)}
+    rows = [["Bar_None", "ACBarNoteDensity_9", "Position_0", "Pitch_60"],
+            ["Bar_None", "Position_0", "ACBarPitchClass_2", "Pitch_62"]]  # fmt: skip
+    for column in range(4):
+        unsteered.observe(np.array([ids[row[column]] for row in rows]), lambda x: x)
+    for row, tokens in enumerate(rows):
+        plain = [ids[t] for t in tokens if not t.startswith("AC")]
+        state = stepper.convert_state(checkpoint.model.init_state(1))
+        logits, state = stepper.step(np.array([1]), state)
+        for token in plain:
+            logits, state = stepper.step(np.array([token]), state)
+        assert np.allclose(unsteered.logits[row], logits[0], atol=1e-5)
+
+
+def test_guidance_pushes_the_controls_and_is_off_at_one(models, tmp_path, capsys) -> None:
+    asked = {"tokens": 300, "seed": 5, "density": "high"}
+    plain = generate(models["piano"], **asked)[0].tokens
+    assert generate(models["piano"], **asked, guidance=1.0)[0].tokens == plain  # off
+    assert generate(models["piano"], **asked, guidance=3.0)[0].tokens != plain
+    free = generate(models["piano"], tokens=300, seed=5)[0].tokens  # nothing asked: no effect
+    assert generate(models["piano"], tokens=300, seed=5, guidance=3.0)[0].tokens == free
+    out = tmp_path / "g.mid"
+    assert main(["generate", str(models["root"] / "pr"), "--density", "low", "--guidance",
+                 "2.5", "--tokens", "200", "-o", str(out)]) == 0  # fmt: skip
+    assert out.exists()
+    assert main(["generate", str(models["root"] / "pr"), "--guidance", "20", "-o",
+                 str(tmp_path / "x.mid")]) == 1  # fmt: skip
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "guidance must be 1 (off) to 8" in error
+
+
 def test_bad_control_settings_are_refused() -> None:
     assert parse_controls("default") == ALL and parse_controls("key, density") == ["key", "density"]
     assert parse_controls("default", instruments=True) == [*ALL, "instruments"]

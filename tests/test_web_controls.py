@@ -96,9 +96,10 @@ def test_a_pitch_range_holds_and_is_listed(client) -> None:
 
 def test_a_band_model_takes_its_controls_and_lists_its_instruments(client) -> None:
     answer = generate(client, model="band", density="high", key="A-minor",
-                      instruments=["bass", "piano"])  # fmt: skip
+                      instruments=["bass", "piano"], guidance=2)  # fmt: skip
     assert answer.status_code == 200, answer.text
     piece = answer.json()["pieces"][0]
+    assert piece["settings"]["guidance"] == 2
     assert piece["settings"]["density"] == "high" and piece["settings"]["instruments"] == [
         "bass",
         "piano",
@@ -123,6 +124,7 @@ def test_a_band_model_takes_its_controls_and_lists_its_instruments(client) -> No
         ({"pitch_range": "84..48"}, "pitch range"),
         ({"density": "loud"}, "density"),
         ({"density": "x" * 100}, "density"),
+        ({"guidance": 20}, "guidance"),
     ],
 )
 def test_what_a_model_cannot_take_is_422_in_one_line(client, body, words) -> None:

@@ -188,6 +188,14 @@ def _add_constraints(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--polyphony", metavar="N", help="notes at once: at most N (3), or LOW..HIGH (2..4)"
     )
+    group.add_argument(
+        "--guidance",
+        type=float,
+        default=1.0,
+        metavar="G",
+        help="how strongly the controls steer: 1 (default) follows the model as trained; 2-3 "
+        "push each step away from what it would write unsteered (twice the work per token)",
+    )
 
 
 def output_paths(out: str, num: int) -> list[Path]:
@@ -220,6 +228,7 @@ def sampling_options(args: argparse.Namespace) -> SamplingOptions:
         instruments=args.instruments,
         density=args.density,
         polyphony=args.polyphony,
+        guidance=args.guidance,
     )
 
 

@@ -122,6 +122,11 @@ class ControlPlan:
     queues: list[list[int]] = field(default_factory=list)
     start_ids: list[int] = field(default_factory=list)  # forced first (the instruments)
 
+    @property
+    def steers(self) -> bool:
+        """Whether anything is forced (not only banned), for guidance to push."""
+        return bool(self.bar_ids or self.start_ids)
+
     def start(self, num: int, last: int | None) -> None:
         """One queue per piece, opening with the piece's controls; a primer ending on a bar
         header has its bar's controls next."""

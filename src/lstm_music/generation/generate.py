@@ -34,6 +34,7 @@ from lstm_music.generation.sampling import GenerateOptions, SamplingOptions
 from lstm_music.generation.stepper import FastStepper, pick_tokens
 from lstm_music.model.checkpoint import Checkpoint, load_checkpoint
 from lstm_music.tokens import keeps_instruments, understood_controls
+from lstm_music.tokens.controls import is_control
 from lstm_music.tokens.instruments import fit_channels
 from lstm_music.tokens.midi import cut_score, duration_seconds, note_count
 from lstm_music.tokens.timing import seconds_at, ticks_at
@@ -98,6 +99,12 @@ class _Session:
         if controls is not None:  # control tokens are forced, never sampled
             self.banned = self.banned | controls.banned
         self.options, self.rng, self.mask, self.controls = options, rng, mask, controls
+        self.unsteered = None  # the state without the controls, when guidance asks for one
+        if controls is not None and controls.steers and options.guidance > 1:
+            from lstm_music.generation.guidance import Unsteered
+
+            control_ids = np.array([is_control(t) for t in checkpoint.vocabulary], dtype=bool)
+            self.unsteered = Unsteered(self.stepper, self.state, self.logits, control_ids)
 
     def _tokens(self, ids: np.ndarray):
         return ids if self.stepper.use_numpy else torch.from_numpy(ids).to(self.device)
@@ -111,6 +118,8 @@ class _Session:
         out = np.empty((options.num, steps), dtype=np.int64)
         logits, state = self.logits, self.state
         for t in range(steps):
+            if self.unsteered is not None:  # the controls pushed harder (generation.guidance)
+                logits = self.unsteered.guide(logits, options.guidance)
             logits = np.where(self.banned, -np.inf, logits)
             if self.mask is not None:  # the hard constraints (key, range, instruments)
                 logits = self.mask.apply(logits)
@@ -119,6 +128,8 @@ class _Session:
                 out[:, t] = self.controls.force(out[:, t])
             if self.mask is not None:  # a program token changes what the next notes are
                 self.mask.observe(out[:, t])
+            if self.unsteered is not None:
+                self.unsteered.observe(out[:, t], self._tokens)
             logits, state = stepper.step(self._tokens(out[:, t]), state)
             logits = self._numpy(logits)
         self.logits, self.state = logits, state

@@ -28,6 +28,7 @@ TOKENS_PER_SECOND_CAP = 300
 TOKENS_PER_BAR_CAP = 600
 MIN_TOKEN_CAP = 4096
 PRIMER_TOKENS = 100  # a primer's length in tokens when none is asked (CLI and web)
+MAX_GUIDANCE = 8.0  # above this the controls drown the music
 
 
 @dataclass
@@ -57,6 +58,9 @@ class SamplingOptions:
     instruments: tuple[Any, ...] | None = None  # GM families or programs ("piano,bass,drums")
     density: str | int | None = None  # notes per bar: "low", "medium", "high" or a number
     polyphony: tuple[int, int] | int | str | None = None  # notes at once: 3 (at most), "2..4"
+    # how strongly the soft controls steer: 1 follows the model as trained; above 1 each step
+    # moves away from what the model would write without them (generation.guidance)
+    guidance: float = 1.0
 
     def __post_init__(self) -> None:
         if not self.temperature > 0:
@@ -77,6 +81,8 @@ class SamplingOptions:
         if self.max_seconds is not None and (self.seconds or 0) > self.max_seconds:
             raise SettingError(f"{self.seconds:g} seconds asked, over the "
                                f"{self.max_seconds:g} s cap", "max_seconds")  # fmt: skip
+        if not (isinstance(self.guidance, (int, float)) and 1 <= self.guidance <= MAX_GUIDANCE):
+            raise SettingError(f"guidance must be 1 (off) to {MAX_GUIDANCE:g}", "guidance")
         if self.program is not None and not 0 <= self.program <= 127:
             raise SettingError("the program must be a General MIDI program 0-127", "program")
         self._check_constraints()

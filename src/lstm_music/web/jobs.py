@@ -163,6 +163,8 @@ def shown_settings(sampling: SamplingOptions) -> dict[str, Any]:
                 "top_p": sampling.top_p}  # fmt: skip
     if sampling.tempo is not None:
         settings["tempo"] = sampling.tempo
+    if sampling.guidance != 1:
+        settings["guidance"] = sampling.guidance
     length = {"seconds": sampling.seconds} if sampling.seconds else {"tokens": sampling.tokens}
     asked = {name: getattr(sampling, name) for name in CONSTRAINTS if getattr(sampling, name)}
     if "pitch_range" in asked:

@@ -189,6 +189,7 @@ def _constraints(request: schemas.PieceRequest, summary: dict) -> dict:
             raise HTTPException(422, f"model {summary['id']!r} writes no instruments (its tokens "
                                      "name none): leave instruments out")  # fmt: skip
         given["instruments"] = tuple(given["instruments"])
+    given["guidance"] = request.guidance  # pushes the controls asked (none: no effect)
     probe = SamplingOptions(**given)  # the values checked before the model's abilities
     refuse_unknown(asked_controls(probe, tuple(summary["controls"])), tuple(summary["controls"]))
     return given

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lstm_music.generation.primers import PLAYED_TEMPO
-from lstm_music.generation.sampling import PRIMER_TOKENS, SamplingOptions
+from lstm_music.generation.sampling import MAX_GUIDANCE, PRIMER_TOKENS, SamplingOptions
 
 MAX_NUM = 8
 MAX_SECONDS = 120.0
@@ -151,6 +151,10 @@ class PieceRequest(BaseModel):
     polyphony: ShortText | int | None = Field(
         None, description="notes at once: 3 (at most) or 2..4 (control `polyphony`)"
     )
+    guidance: float = Field(
+        SamplingOptions.guidance, ge=1, le=MAX_GUIDANCE,
+        description="how strongly the controls steer: 1 as trained, more pushes harder",
+    )  # fmt: skip
 
     @model_validator(mode="after")
     def _one_length(self) -> PieceRequest:

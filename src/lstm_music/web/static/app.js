@@ -247,6 +247,7 @@ function constraintsBody(model) {
   if (controls.includes("density") && shown("density-field") && text("density")) {
     body.density = text("density");
   }
+  if (shown("model-controls") && Number(text("guidance")) > 1) body.guidance = Number(text("guidance"));
   if (controls.includes("polyphony") && shown("polyphony-field") && text("polyphony")) {
     const value = text("polyphony");
     body.polyphony = /^\d+$/.test(value) ? Number(value) : value;

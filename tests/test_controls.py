@@ -15,7 +15,7 @@ from test_instruments import BASS, PIANO, STRINGS, band, check_channels, per_ins
 from lstm_music.cli import main
 from lstm_music.corpus.prepare import PrepareConfig
 from lstm_music.corpus.store import Corpus
-from lstm_music.errors import SettingError
+from lstm_music.errors import LstmMusicError, SettingError
 from lstm_music.generation.controls import parse_density, parse_polyphony
 from lstm_music.generation.generate import generate
 from lstm_music.generation.masks import parse_key
@@ -266,6 +266,53 @@ def test_tempo_tokens_keep_to_the_asked_tempo() -> None:
     nearest = min(tempos, key=lambda value: abs(value - 100))
     sampled = {float(t.split("_")[1]) for t in piece.tokens if t.startswith("Tempo_")}
     assert sampled <= {nearest}
+
+
+def test_with_a_primer_the_instruments_open_the_piece_and_its_controls_go(models) -> None:
+    """The instruments control comes first, before the primer, as in training; a primer's
+    own control tokens (a file read with dropout) are left out: the asked ones are forced."""
+    corpus = Corpus.load(models["root"] / "bc")
+    primer = [t for t in corpus.pieces[0].tokens[:60]]
+    primer = ["ACBarNoteDensity_3", *[t for t in primer if not t.startswith("AC")]]
+    [piece] = generate(models["band"], tokens=120, seed=1, primer=primer,
+                       instruments=("bass", "piano"), guidance=2.0)  # fmt: skip
+    opening = [f"ACPieceProgram_{PIANO}", f"ACPieceProgram_{BASS}"]
+    assert piece.tokens[:2] == opening and piece.primer_length == 2 + len(primer) - 1
+    assert piece.tokens[2 : piece.primer_length] == primer[1:]
+    assert not any(t.startswith("ACPieceProgram") for t in piece.tokens[2:])
+
+
+def test_corpus_statistics_are_no_tokenizer_difference(models) -> None:
+    """Density levels and instruments by notes are measured on a corpus: a model and another
+    corpus of the same settings may differ in them (fine-tuning, primers, evaluation)."""
+    from types import SimpleNamespace
+
+    from lstm_music.model.checkpoint import check_corpus_fits
+
+    checkpoint = models["band"]
+    real = Corpus.load(models["root"] / "bc")
+    params = real.tokenizer_config["params"]
+    controls = {**params["controls"], "density_levels": [1, 2, 3], "programs": [5]}
+
+    def corpus_with(controls: dict) -> SimpleNamespace:
+        config = {**real.tokenizer_config, "params": {**params, "controls": controls}}
+        return SimpleNamespace(tokenizer_config=config, vocabulary=real.vocabulary, path=real.path)
+
+    check_corpus_fits(checkpoint, corpus_with(controls))  # no refusal
+    with pytest.raises(LstmMusicError, match="keep_bar"):
+        check_corpus_fits(checkpoint, corpus_with({**controls, "keep_bar": 0.9}))
+
+
+def test_a_run_saved_before_validation_left_controls_out_chooses_its_best_afresh() -> None:
+    from lstm_music.training.resume import VALID_SCORING, rescore_older_best
+
+    old = {"best": 0.5, "bad_evals": 2}
+    assert "chosen afresh" in rescore_older_best(old, ["Bar_None", "ACBarNoteDensity_3"])
+    assert old["best"] is None and old["bad_evals"] == 0 and old["valid_scoring"] == VALID_SCORING
+    plain = {"best": 0.5, "bad_evals": 2}
+    assert rescore_older_best(plain, ["Bar_None", "Pitch_60"]) == "" and plain["best"] == 0.5
+    new = {"best": 0.5, "bad_evals": 1, "valid_scoring": VALID_SCORING}
+    assert rescore_older_best(new, ["ACBarNoteDensity_3"]) == "" and new["best"] == 0.5
 
 
 def test_the_unsteered_state_reads_the_music_without_the_controls(models) -> None:

@@ -127,11 +127,11 @@ class ControlPlan:
         """Whether anything is forced (not only banned), for guidance to push."""
         return bool(self.bar_ids or self.start_ids)
 
-    def start(self, num: int, last: int | None) -> None:
-        """One queue per piece, opening with the piece's controls; a primer ending on a bar
-        header has its bar's controls next."""
+    def start(self, num: int, last: int | None, opened: bool = False) -> None:
+        """One queue per piece, opening with the piece's controls unless the primer already
+        did (`opened`); a primer ending on a bar header has its bar's controls next."""
         pending = last is not None and bool(self.bar_ids) and bool(self.header_end[last])
-        first = self.start_ids + (self.bar_ids if pending else [])
+        first = ([] if opened else self.start_ids) + (self.bar_ids if pending else [])
         self.queues = [list(first) for _ in range(num)]
 
     def force(self, picks: np.ndarray) -> np.ndarray:

@@ -101,10 +101,20 @@ class _Session:
         self.options, self.rng, self.mask, self.controls = options, rng, mask, controls
         self.unsteered = None  # the state without the controls, when guidance asks for one
         if controls is not None and controls.steers and options.guidance > 1:
-            from lstm_music.generation.guidance import Unsteered
+            self.unsteered = self._unsteered(checkpoint, primer_ids, options.num)
 
-            control_ids = np.array([is_control(t) for t in checkpoint.vocabulary], dtype=bool)
-            self.unsteered = Unsteered(self.stepper, self.state, self.logits, control_ids)
+    def _unsteered(self, checkpoint: Checkpoint, primer_ids: list[int], num: int):
+        """Guidance's second state: <bos> and the primer without its control tokens."""
+        from lstm_music.generation.guidance import Unsteered
+
+        control_ids = np.array([is_control(t) for t in checkpoint.vocabulary], dtype=bool)
+        plain = [i for i in primer_ids if not control_ids[i]]
+        if len(plain) == len(primer_ids):  # the same tokens so far: the same state
+            return Unsteered(self.stepper, self.state, self.logits, control_ids)
+        state = self.stepper.convert_state(checkpoint.model.init_state(num))
+        for token in [BOS_ID, *plain]:
+            logits, state = self.stepper.step(self._tokens(np.full(num, token)), state)
+        return Unsteered(self.stepper, state, self._numpy(logits), control_ids)
 
     def _tokens(self, ids: np.ndarray):
         return ids if self.stepper.use_numpy else torch.from_numpy(ids).to(self.device)
@@ -290,14 +300,19 @@ def start_generation(checkpoint: Checkpoint | str | Path, options: SamplingOptio
     controls = control_plan(checkpoint.vocabulary, config, options)  # refusals before work
     mask = token_mask(checkpoint.vocabulary, tokenizer.name, options, understood_controls(config))
     index = {token: i for i, token in enumerate(checkpoint.vocabulary)}
-    primer_ids = [index[t] for t in options.primer if t in index]
+    # a primer's own control tokens (a file's, read with dropout; a corpus window's) go: the
+    # asked ones are forced, and guidance's unsteered state must read none
+    primer_ids = [index[t] for t in options.primer if t in index and not is_control(t)]
+    opened = bool(controls is not None and controls.start_ids and primer_ids)
+    if opened:  # the piece's controls (the instruments) open it, before the primer, as in
+        primer_ids = [*controls.start_ids, *primer_ids]  # training (and not again after it)
     plan = _Plan(tokenizer, checkpoint.vocabulary, primer_ids, options)
     if options.include_primer and primer_ids:
         primer = [checkpoint.vocabulary[i] for i in primer_ids]
         plan.primer_end = _decode(tokenizer, primer, options)[0].end()
     rng = np.random.default_rng(options.seed)
     if controls is not None:
-        controls.start(options.num, primer_ids[-1] if primer_ids else None)
+        controls.start(options.num, primer_ids[-1] if primer_ids else None, opened)
     blas = _blas_controller(checkpoint)
     with _one_blas_thread(blas):  # the primer's steps too
         session = _Session(checkpoint, primer_ids, options, rng, mask, controls)

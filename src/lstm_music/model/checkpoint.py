@@ -150,8 +150,23 @@ def base_of(checkpoint: Checkpoint) -> Checkpoint | None:
         base = load_checkpoint(path, checkpoint.model.head.weight.device)
     except (LstmMusicError, OSError):  # gone, damaged or unreadable: nothing to compare with
         return None
-    same = base.tokenizer_config == checkpoint.tokenizer_config
+    same = token_settings(base.tokenizer_config) == token_settings(checkpoint.tokenizer_config)
     return base if same and base.vocabulary == checkpoint.vocabulary else None
+
+
+# what a corpus measured of its music for the controls (their levels, its instruments): the
+# same tokens whatever they are, so a model and a corpus may differ in them
+CORPUS_STATISTICS = ("density_levels", "programs")
+
+
+def token_settings(tokenizer_config: dict[str, Any]) -> dict[str, Any]:
+    """A tokenizer config without the corpus's statistics: what decides the tokens."""
+    params = tokenizer_config.get("params")
+    controls = params.get("controls") if isinstance(params, dict) else None
+    if not isinstance(controls, dict):
+        return tokenizer_config
+    kept = {key: value for key, value in controls.items() if key not in CORPUS_STATISTICS}
+    return {**tokenizer_config, "params": {**params, "controls": kept}}
 
 
 def check_corpus_fits(checkpoint: Checkpoint, corpus: Corpus, same_ids: bool = True) -> None:
@@ -165,7 +180,7 @@ def check_corpus_fits(checkpoint: Checkpoint, corpus: Corpus, same_ids: bool = T
     if theirs.get("tokenizer") != ours.get("tokenizer"):
         raise LstmMusicError(f"{corpus.path} uses {theirs.get('tokenizer')!r} tokens, this model "
                              f"{ours.get('tokenizer')!r} tokens")  # fmt: skip
-    differ = _differences(ours, theirs)
+    differ = _differences(token_settings(ours), token_settings(theirs))
     if differ:
         shown = ", ".join(differ[:4]) + (f" and {len(differ) - 4} more" if len(differ) > 4 else "")
         raise LstmMusicError(f"{corpus.path} uses {theirs.get('tokenizer')!r} tokens with other "

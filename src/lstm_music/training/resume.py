@@ -379,3 +379,20 @@ def prepare_run_dir(
         write_bytes_atomically(run_dir / "config.json", text.encode())
     if runtime.distributed:
         torch.distributed.barrier()
+
+
+VALID_SCORING = 2  # in a run's progress: 2 = validation leaves control tokens out (issue 13)
+
+
+def rescore_older_best(progress: dict[str, Any], vocabulary: list[str]) -> str:
+    """A run saved by a version that scored control tokens in validation compares no more with
+    today's validation loss: its best is forgotten (a note to say so), else nothing changes."""
+    from lstm_music.tokens.controls import is_control
+
+    older = progress.get("valid_scoring") != VALID_SCORING
+    progress["valid_scoring"] = VALID_SCORING
+    if not (older and any(is_control(token) for token in vocabulary)):
+        return ""
+    progress["best"], progress["bad_evals"] = None, 0
+    return ("this run's best validation loss was measured by an older version, which scored "
+            "the control tokens too: the best checkpoint is chosen afresh")  # fmt: skip

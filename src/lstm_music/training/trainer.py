@@ -30,8 +30,10 @@ from lstm_music.training.finetune import load_initial_model
 from lstm_music.training.loop import TrainResult, run_epochs, time_is_up
 from lstm_music.training.resume import (
     NO_VALIDATION,
+    VALID_SCORING,
     load_train_state,
     rank_state,
+    rescore_older_best,
     resumable,
     save_train_state,
     state_path,
@@ -60,6 +62,7 @@ def _fresh_progress() -> dict[str, Any]:
         "seconds": 0.0,
         "stopped_by": "",
         "plan": PLAN_VERSION,
+        "valid_scoring": VALID_SCORING,
     }
 
 
@@ -141,6 +144,9 @@ class Trainer:
             )
             self.progress["batch"], self.hidden = 0, None
         self.progress["plan"] = PLAN_VERSION
+        note = rescore_older_best(self.progress, self.corpus.vocabulary)
+        if note:
+            self.note(note)
 
     def note(self, text: str) -> None:
         """Something the user should hear: kept for the result, and told `notify` now."""

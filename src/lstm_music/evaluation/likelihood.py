@@ -189,9 +189,9 @@ def without_controls(vocabulary: list[str], pieces: list[np.ndarray]) -> list[np
     """The pieces with their attribute-control tokens taken out: held-out music scored as
     generation without controls meets it (a model trained with controls sees bars without
     them too). Pieces of a vocabulary without controls come back as they are."""
-    from lstm_music.tokens.controls import is_control
+    from lstm_music.tokens.controls import control_mask
 
-    control = np.array([is_control(token) for token in vocabulary], dtype=bool)
+    control = control_mask(vocabulary)
     if not control.any():
         return pieces
     return [np.asarray(ids)[~control[np.asarray(ids)]] for ids in pieces]

@@ -41,7 +41,7 @@ from lstm_music.tokens.controls import (
     INSTRUMENTS,
     POLYPHONY_MAX,
     POLYPHONY_MIN,
-    is_control,
+    control_mask,
     program_token,
     understood_controls,
 )
@@ -156,7 +156,7 @@ def control_plan(
     asked = asked_controls(options, understood)
     refuse_unknown(asked, understood)
     index = {token: i for i, token in enumerate(vocabulary)}
-    banned = np.array([isinstance(t, str) and is_control(t) for t in vocabulary], dtype=bool)
+    banned = control_mask(vocabulary)
     if options.tempo is not None:
         banned |= _other_tempos(vocabulary, options.tempo)
     if not (asked or banned.any()):

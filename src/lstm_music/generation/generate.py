@@ -34,7 +34,7 @@ from lstm_music.generation.sampling import GenerateOptions, SamplingOptions
 from lstm_music.generation.stepper import FastStepper, pick_tokens
 from lstm_music.model.checkpoint import Checkpoint, load_checkpoint
 from lstm_music.tokens import keeps_instruments, understood_controls
-from lstm_music.tokens.controls import is_control
+from lstm_music.tokens.controls import control_mask, is_control
 from lstm_music.tokens.instruments import fit_channels
 from lstm_music.tokens.midi import cut_score, duration_seconds, note_count
 from lstm_music.tokens.timing import seconds_at, ticks_at
@@ -107,7 +107,7 @@ class _Session:
         """Guidance's second state: <bos> and the primer without its control tokens."""
         from lstm_music.generation.guidance import Unsteered
 
-        control_ids = np.array([is_control(t) for t in checkpoint.vocabulary], dtype=bool)
+        control_ids = control_mask(checkpoint.vocabulary)
         plain = [i for i in primer_ids if not control_ids[i]]
         if len(plain) == len(primer_ids):  # the same tokens so far: the same state
             return Unsteered(self.stepper, self.state, self.logits, control_ids)

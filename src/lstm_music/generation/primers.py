@@ -24,15 +24,13 @@ BAR_TOKEN = "Bar_None"  # REMI's bar line
 
 def midi_primer(path: str | Path, checkpoint: Checkpoint, max_tokens: int) -> list[str]:
     """The last `max_tokens` tokens of a MIDI file, read the way the model's corpus was."""
-    from lstm_music.tokens.midi import MidiError, load_pieces, options_like, read_file
+    from lstm_music.tokens.midi import MidiError, read_file, read_score
 
-    tokenizer = checkpoint.tokenizer()
-    options = options_like(checkpoint.corpus_config, tokenizer.timed)
     try:
-        pieces = load_pieces(read_file(Path(path)), options)
+        score = read_score(read_file(Path(path)))
     except MidiError as error:
         raise LstmMusicError(f"primer {path}: {error}") from error
-    return _last_tokens(pieces[0][1], tokenizer, checkpoint, max_tokens, f"primer {path}")
+    return score_primer(score, checkpoint, max_tokens, f"primer {path}")
 
 
 def score_primer(

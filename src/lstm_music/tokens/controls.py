@@ -265,6 +265,11 @@ def is_control(token: str) -> bool:
     return token.startswith(AC_PREFIX)
 
 
+def control_mask(vocabulary: Sequence[Any]) -> np.ndarray:
+    """(V,) bool: which ids of a vocabulary are control tokens (inputs only, never sampled)."""
+    return np.array([isinstance(t, str) and is_control(t) for t in vocabulary], dtype=bool)
+
+
 def transpose_control(token: str, semitones: int) -> str:
     """A pitch class moves with the notes; density and polyphony stay."""
     kind, _, value = token.partition("_")

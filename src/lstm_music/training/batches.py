@@ -166,7 +166,7 @@ def make_batcher(
 ) -> tuple[Batcher, list[tuple[int, int]] | None, list[str]]:
     """The batcher a `TrainConfig` asks for, the pieces' allowed transpositions (None: off) and
     notes for the user (augmentation asked that the corpus cannot have)."""
-    from lstm_music.tokens.controls import is_control
+    from lstm_music.tokens.controls import control_mask
     from lstm_music.tokens.transpose import allowed_shifts, transpose_tables
     from lstm_music.training.settings import parse_transpose
 
@@ -174,7 +174,7 @@ def make_batcher(
     velocity = VelocityAugment(vocabulary, config.velocity_shift, config.velocity_jitter)
     if (config.velocity_shift or config.velocity_jitter) and not velocity.active:
         notes.append("this corpus's tokens have no velocities: velocity augmentation is off")
-    inputs_only = np.array([is_control(token) for token in vocabulary], dtype=bool)
+    inputs_only = control_mask(vocabulary)
     low, high = parse_transpose(config.transpose)
     if (low, high) == (0, 0) or not tokenizer.has_pitch:
         return Batcher(train_ids, config.window, None, velocity, inputs_only), None, notes

@@ -290,12 +290,13 @@ def test_primers_are_read_as_the_corpus_was(monkeypatch, name: str, timed: bool)
 
     seen = []
 
-    def capture(data, options):
+    def capture(score, options):
         seen.append(options)
         raise _Stop
 
     monkeypatch.setattr(midi, "read_file", lambda path: b"")
-    monkeypatch.setattr(midi, "load_pieces", capture)
+    monkeypatch.setattr(midi, "read_score", lambda data: None)
+    monkeypatch.setattr(midi, "score_pieces", capture)
     checkpoint = SimpleNamespace(
         corpus_config={"max_silence": 0.0, "drums": True},
         tokenizer=lambda: get_tokenizer(name),

@@ -10,13 +10,18 @@ per (MIDI track, channel). When both count the same, the k-th part is the k-th s
 with notes. Otherwise (9 files: one-track files with two channels, AT.mid with 14) each part is
 matched to the best of: every single track and all tracks read as one part (one MIDI track).
 
-The second table is the seed's own output (`seed`: `partitionByInstrument`'s first part, which
-merges the tracks of one instrument) for the 72 files where it is not empty, against what
-`--tracks seed` gives: the file's piece from `load_pieces` with the track options that `prepare
---tokenizer seed --tracks seed` uses, encoded whole (several tracks are read as music21's merged
-part).
+The second table is what `prepare --tokenizer seed --tracks separate` makes of each file (its
+pieces from `load_pieces` with prepare's track options: drum tracks dropped, silences cut) against
+the same reference parts, matched the same way; symusic's tracks being channels, a one-track
+file with two channels gives two pieces where music21 reads one part (see RESULTS.md).
 
-    python benchmarks/seed_agreement.py [--reference PATH] [--midi-dir DIR]
+The last two are the seed's own output (`seed`: `partitionByInstrument`'s first part, which
+merges the tracks of one instrument) for the 72 files where it is not empty, against the piece
+that `--tracks seed` gives (several tracks are read as music21's merged part), then the one that
+`--tracks merge` gives (every track in one piano track: chords across the hands, which the seed
+never makes; for comparison only).
+
+    python benchmarks/seed_agreement.py [--reference PATH] [--midi-dir DIR] [--worst N]
 """
 
 from __future__ import annotations
@@ -92,27 +97,56 @@ def measure_agreement(
     return per_file, overall
 
 
-def measure_seed_agreement(
+def prepared_tokens(path: Path, tracks: str, tokenizer: SeedTokenizer) -> list[list[str]]:
+    """Our tokens for each piece that `prepare --tokenizer seed --tracks <tracks>` makes."""
+    options = PrepareConfig(inputs=[], out="", tokenizer="seed", tracks=tracks).track_options()
+    return [tokenizer.encode(piece) for _, piece in load_pieces(path.read_bytes(), options)]
+
+
+def measure_separate_agreement(
     midi_dir: Path = MIDI_DIR, reference_json: Path = REFERENCE
 ) -> tuple[dict[str, tuple[float, int]], float]:
-    """Like `measure_agreement`, against the seed's own tokens (files where they are not empty),
-    for the piece that `--tracks seed` makes of each file."""
+    """Like `measure_agreement`, for the pieces of `--tracks separate` (by order when they are as
+    many as the reference parts, else the best piece for each part)."""
     reference = json.loads(Path(reference_json).read_text())["files"]
     tokenizer = SeedTokenizer()
-    options = PrepareConfig(inputs=[], out="", tokenizer="seed", tracks="seed").track_options()
     per_file: dict[str, tuple[float, int]] = {}
     for name in sorted(reference):
-        if seed := reference[name]["seed"]:
-            [(_, piece)] = load_pieces((Path(midi_dir) / name).read_bytes(), options)
-            per_file[name] = (ratio(tokenizer.encode(piece), seed), len(seed))
+        parts = [part["tokens"] for part in reference[name]["tracks"]]
+        pieces = prepared_tokens(Path(midi_dir) / name, "separate", tokenizer)
+        ours = match_parts(parts, [*pieces, []])  # no piece reads all the tracks as one part
+        length = sum(len(ref) for ref in parts)
+        matched = sum(ratio(mine, ref) * len(ref) for mine, ref in zip(ours, parts))
+        per_file[name] = (matched / length if length else 1.0, length)
     total = sum(length for _, length in per_file.values())
     overall = sum(score * length for score, length in per_file.values()) / max(total, 1)
     return per_file, overall
 
 
-def _print_table(title: str, per_file: dict[str, tuple[float, int]], overall: float) -> None:
+def measure_seed_agreement(
+    midi_dir: Path = MIDI_DIR, reference_json: Path = REFERENCE, tracks: str = "seed"
+) -> tuple[dict[str, tuple[float, int]], float]:
+    """Like `measure_agreement`, against the seed's own tokens (files where they are not empty),
+    for the piece that `--tracks <tracks>` (seed or merge) makes of each file."""
+    reference = json.loads(Path(reference_json).read_text())["files"]
+    tokenizer = SeedTokenizer()
+    per_file: dict[str, tuple[float, int]] = {}
+    for name in sorted(reference):
+        if seed := reference[name]["seed"]:
+            [ours] = prepared_tokens(Path(midi_dir) / name, tracks, tokenizer)
+            per_file[name] = (ratio(ours, seed), len(seed))
+    total = sum(length for _, length in per_file.values())
+    overall = sum(score * length for score, length in per_file.values()) / max(total, 1)
+    return per_file, overall
+
+
+def _print_table(
+    title: str, per_file: dict[str, tuple[float, int]], overall: float, worst: int | None = None
+) -> None:
+    """The files, lowest agreement first (the `worst` lowest only, when given), and overall."""
     print(f"{title:<60} {'agreement':>9} {'tokens':>7}")
-    for name, (score, length) in sorted(per_file.items(), key=lambda item: item[1][0]):
+    ranked = sorted(per_file.items(), key=lambda item: item[1][0])
+    for name, (score, length) in ranked[:worst]:
         print(f"{name:<60} {score:>9.4f} {length:>7}")
     print(f"{'overall (weighted by reference tokens)':<60} {overall:>9.4f}")
 
@@ -134,17 +168,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reference", type=Path, default=REFERENCE)
     parser.add_argument("--midi-dir", type=Path, default=None, help="default: beside --reference")
+    parser.add_argument("--worst", type=int, default=None, help="list only the N lowest files")
     args = parser.parse_args(argv)
     if not args.reference.exists():
         print(f"no reference at {args.reference}", file=sys.stderr)
         return 1
     midi_dir = args.midi_dir or args.reference.parent
     per_file, overall = measure_agreement(midi_dir, args.reference)
-    _print_table("per track: file", per_file, overall)
+    _print_table("per track: file", per_file, overall, args.worst)
     print(f"encode time, {len(per_file)} files (best of 3): {encode_time(midi_dir):.3f} s")
     print()
-    seed_files, seed_overall = measure_seed_agreement(midi_dir, args.reference)
-    _print_table("merged part (`seed`, --tracks seed): file", seed_files, seed_overall)
+    separate, separate_overall = measure_separate_agreement(midi_dir, args.reference)
+    _print_table(
+        "per track, prepare --tracks separate: file", separate, separate_overall, args.worst
+    )
+    for tracks in ("seed", "merge"):
+        print()
+        seed_files, seed_overall = measure_seed_agreement(midi_dir, args.reference, tracks)
+        title = f"merged part (`seed`), --tracks {tracks}: file"
+        _print_table(title, seed_files, seed_overall, args.worst)
     return 0
 
 

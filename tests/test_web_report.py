@@ -193,8 +193,14 @@ def _check_page(browser, url: str) -> None:
     assert "this model" in table and "unigram (train split)" in table
     assert "Copy check: 4 sampled pieces" in page.locator(".report").text_content()
     assert page.locator(".report .warning").count() >= 1  # one held-out piece
+    assert page.locator(".report .origin").text_content().startswith("Computed by this server")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "web-report.png"), full_page=True)
+    page.select_option("#model", "reported")  # a run with train's report.json: shown at once
+    _wait(page, "document.querySelector('#model-info h3')?.textContent === 'reported'")
+    page.click("text=How good is it?")
+    _wait(page, "document.querySelector('.report .verdict') !== null")
+    assert page.locator(".report .origin").text_content().startswith("From training's report")
     page.select_option("#model", "bach-chorales")  # a shipped model: no report section
     _wait(page, "document.querySelector('#model-info h3')?.textContent === 'bach-chorales'")
     assert page.locator(".report").count() == 0

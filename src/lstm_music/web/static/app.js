@@ -101,11 +101,11 @@ function adaptStrict() {
   const control = (model.controls || []).includes("key");
   const keyed = $("key").value.trim() !== "";
   const strict = $("key-strict");
-  if (!keyed || control) {
-    if (strict.disabled) strict.checked = false;
-    strict.disabled = !keyed;
+  if (keyed && control) {
+    if (strict.disabled) strict.checked = false; // newly the user's to choose: the API's default
+    strict.disabled = false;
   } else {
-    strict.checked = true;
+    strict.checked = keyed;
     strict.disabled = true;
   }
   $("key-strict-why").hidden = !keyed || control;

@@ -103,6 +103,63 @@ def browser():
         chromium.close()
 
 
+def _fresh_page(browser, url: str):
+    """A new visitor (nothing remembered) on the page, once it has loaded its models."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, reduced_motion="reduce")
+    page = context.new_page()
+    page.goto(url)
+    wait_until(page, "document.body.dataset.ready === 'true'")
+    return context, page
+
+
+def test_the_page_opens_on_the_newest_run_and_strict_waits_for_a_key(
+    served, browser, tmp_path_factory
+) -> None:
+    """Run before the test below, which stops the server."""
+    url = served[0]
+    runs = make_tiny_runs(tmp_path_factory.getbasetemp() / "web-runs")
+    newest = time.time() + 100
+    os.utime(runs / "nested" / "again" / "best.safetensors", (newest, newest))
+    context, page = _fresh_page(browser, url)
+    problems = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    assert page.input_value("#model") == "nested-again"  # the run trained last
+    wait_until(page, "document.querySelector('#model-info h3')?.textContent === 'nested/again'")
+
+    # Strict: off and greyed until a key is typed; this model has no key control: then strict
+    strict = page.locator("#key-strict")
+    assert not strict.is_checked() and strict.is_disabled()
+    assert page.locator("#key-strict-why").is_hidden()
+    page.fill("#key", "D-minor")
+    assert strict.is_checked() and strict.is_disabled()
+    assert "not trained with the key control" in page.locator("#key-strict-why").text_content()
+    assert page.locator("#key-strict-why").is_visible()
+    page.fill("#key", "")
+    assert not strict.is_checked() and strict.is_disabled()
+
+    # the primer's length in plain words, with what it comes to in notes for this model's tokens
+    assert page.locator("label[for=primer-tokens]").text_content() == (
+        "How much of the primer to continue from"
+    )
+    assert "roughly the last 29 notes" in page.locator("#primer-tokens-notes").text_content()
+    page.fill("#primer-tokens", "35")
+    assert "roughly the last 10 notes" in page.locator("#primer-tokens-notes").text_content()
+
+    # a model the user chose is kept ... until a newer run appears
+    page.select_option("#model", "tiny")
+    wait_until(page, "document.querySelector('#model-info h3')?.textContent === 'tiny'")
+    page.reload()
+    wait_until(page, "document.body.dataset.ready === 'true'")
+    assert page.input_value("#model") == "tiny"
+    newer = newest + 100
+    os.utime(runs / "exports" / "solo.safetensors", (newer, newer))
+    page.reload()
+    wait_until(page, "document.body.dataset.ready === 'true'")
+    assert page.input_value("#model") == "exports-solo"
+    assert problems == []
+    context.close()
+
+
 def test_generate_and_listen_in_a_real_browser(served, browser) -> None:
     url, process, temp = served
     ARTIFACTS.mkdir(exist_ok=True)
@@ -143,6 +200,8 @@ def test_generate_and_listen_in_a_real_browser(served, browser) -> None:
     assert page.locator("#error").text_content() == ""
     assert "seed 7" in page.locator("#history .meta").first.text_content()
     assert "Wrote 1 piece" in page.locator("#status").text_content()
+    card = page.locator("#history > li").first.bounding_box()  # scrolled into view, whole
+    assert card["y"] >= 0 and card["y"] + card["height"] <= 900, card
 
     audio = page.request.get(page.locator("#history audio").first.evaluate("a => a.src"))
     assert audio.headers["content-type"] == "audio/wav" and audio.body()[:4] == b"RIFF"

@@ -129,3 +129,39 @@ def test_live_play_answer_and_conversation(served, live_browser) -> None:
     assert all(address.startswith(url) or address.startswith("blob:") for address in requests)
     assert problems == []
     context.close()
+
+
+def test_after_stop_the_players_notes_stand_alone_on_the_roll(served, live_browser) -> None:
+    """Stop a live piece, then play: the piece leaves the roll (its unsounded notes at Stop, the
+    rest at the first played note) and the player's notes are named in the legend."""
+    url, _process, _temp = served
+    model = shipped_default(url)
+    context = live_browser.new_context(
+        viewport={"width": 1280, "height": 900}, reduced_motion="reduce"
+    )
+    page = context.new_page()
+    problems = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.goto(url)
+    wait_until(page, "document.body.dataset.ready === 'true'")
+    page.select_option("#model", model)
+    page.fill("#length", "30")
+    page.fill("#seed", "5")
+    page.uncheck("#live-auto")  # no answer after the note played below
+    page.click("#live-play")
+    wait_until(page, "(window.lstmLive.roll?.model ?? 0) >= 8", timeout=120)
+    page.click("#live-stop")
+    wait_until(page, f"{STATE} === 'stopped'")
+    assert page.evaluate("window.lstmLive.roll.you") == 0
+    box = page.locator('#keyboard [data-pitch="60"]').bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] * 0.8)
+    page.mouse.down()
+    time.sleep(0.2)
+    page.mouse.up()
+    assert page.evaluate("window.lstmLive.roll") == {"you": 1, "model": 0}
+    legend = page.locator("#live-legend")
+    assert legend.is_visible() and legend.locator("li.you .swatch.you").count() == 1
+    assert legend.locator("li.you").text_content() == "you (keyboard)"
+    page.screenshot(path=str(ARTIFACTS / "web-live-play-along.png"))
+    assert problems == []
+    context.close()

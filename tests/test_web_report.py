@@ -4,9 +4,11 @@ the page (in headless Chromium, when it is installed)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ pytest.importorskip("httpx")
 from fastapi.testclient import TestClient  # noqa: E402
 from test_web import make_tiny_runs  # noqa: E402
 
+from lstm_music.errors import LstmMusicError  # noqa: E402
 from lstm_music.web.app import create_app  # noqa: E402
 from lstm_music.web.catalog import run_corpus  # noqa: E402
 
@@ -32,6 +35,11 @@ def runs(tmp_path_factory) -> Path:
     config["corpus"] = str(moved / "no-such-corpus")
     (moved / "lost" / "config.json").write_text(json.dumps(config))
     shutil.copytree(root / "exports", moved / "exports")
+    from lstm_music.corpus.store import Corpus
+    from lstm_music.evaluation.report import run_report
+
+    shutil.copytree(root / "tiny", moved / "reported")  # as `train` leaves it: with report.json
+    run_report(moved / "reported", Corpus.load(run_corpus(moved / "reported")))
     return moved
 
 
@@ -64,6 +72,63 @@ def test_the_report_is_computed_once_per_checkpoint(client, monkeypatch) -> None
 
     monkeypatch.setattr("lstm_music.evaluation.report.held_out_report", refuse)
     assert client.get("/api/models/tiny/report").json() == first
+
+
+def _refuse_to_score(monkeypatch) -> None:
+    def refuse(*args, **kwargs):
+        raise LstmMusicError("scored afresh")
+
+    monkeypatch.setattr("lstm_music.evaluation.report.held_out_report", refuse)
+
+
+def test_the_report_train_wrote_is_served_as_it_is(client, runs, monkeypatch) -> None:
+    _refuse_to_score(monkeypatch)  # nothing is scored: the run folder's report.json is current
+    answer = client.get("/api/models/reported/report")
+    assert answer.status_code == 200, answer.text
+    report = answer.json()
+    saved = json.loads((runs / "reported" / "report.json").read_text())
+    assert report["origin"] == "training"
+    written = datetime.fromtimestamp((runs / "reported" / "report.json").stat().st_mtime, UTC)
+    assert report["written"] == written.isoformat(timespec="seconds")
+    assert report["verdict"] == saved["verdict"] and report["predictors"] == saved["predictors"]
+    assert report["copies"] == saved["copies"] and report["gap"] == saved["gap"]
+
+
+def test_a_stale_or_broken_report_json_is_scored_afresh(client, runs, monkeypatch) -> None:
+    _refuse_to_score(monkeypatch)
+    for name in ("stale", "broken", "huge", "pipe"):
+        shutil.copytree(runs / "reported", runs / name)
+    later = (runs / "stale" / "report.json").stat().st_mtime + 60  # trained on after the report
+    os.utime(runs / "stale" / "best.safetensors", (later, later))
+    (runs / "broken" / "report.json").write_text('{"split": "valid", "pieces": NaN}')
+    (runs / "huge" / "report.json").write_bytes(b" " * 2_000_000)
+    (runs / "pipe" / "report.json").unlink()
+    os.mkfifo(runs / "pipe" / "report.json")  # read, it would hang the worker
+    for name in ("stale", "broken", "huge", "pipe"):
+        answer = client.get(f"/api/models/{name}/report")
+        assert answer.status_code == 422, (name, answer.text)
+        assert "scored afresh" in answer.json()["detail"], name
+    assert client.get("/api/models/reported/report").json()["origin"] == "training"
+
+
+def test_a_report_scored_by_the_server_says_so(client) -> None:
+    report = client.get("/api/models/tiny/report").json()
+    assert report["origin"] == "server"
+    assert datetime.fromisoformat(report["written"]).tzinfo is not None
+
+
+def test_runs_are_listed_newest_first_then_the_shipped_models(client, runs) -> None:
+    """The page opens on the first model listed: the run trained last."""
+    now = time.time()
+    for age, name in enumerate(["lost/best.safetensors", "exports/solo.safetensors"]):
+        os.utime(runs / name, (now + 100 - age, now + 100 - age))  # newer than the others
+    models = client.get("/api/models").json()
+    assert [m["id"] for m in models[:2]] == ["lost", "exports-solo"]
+    os.utime(runs / "exports" / "solo.safetensors", (now + 200, now + 200))
+    models = client.get("/api/models").json()
+    assert [m["id"] for m in models[:2]] == ["exports-solo", "lost"]
+    sources = [m["source"] for m in models]
+    assert sources == sorted(sources, key=lambda source: source != "run")
 
 
 def test_models_without_a_recorded_corpus_have_no_report(client, runs) -> None:
@@ -128,8 +193,14 @@ def _check_page(browser, url: str) -> None:
     assert "this model" in table and "unigram (train split)" in table
     assert "Copy check: 4 sampled pieces" in page.locator(".report").text_content()
     assert page.locator(".report .warning").count() >= 1  # one held-out piece
+    assert page.locator(".report .origin").text_content().startswith("Computed by this server")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "web-report.png"), full_page=True)
+    page.select_option("#model", "reported")  # a run with train's report.json: shown at once
+    _wait(page, "document.querySelector('#model-info h3')?.textContent === 'reported'")
+    page.click("text=How good is it?")
+    _wait(page, "document.querySelector('.report .verdict') !== null")
+    assert page.locator(".report .origin").text_content().startswith("From training's report")
     page.select_option("#model", "bach-chorales")  # a shipped model: no report section
     _wait(page, "document.querySelector('#model-info h3')?.textContent === 'bach-chorales'")
     assert page.locator(".report").count() == 0

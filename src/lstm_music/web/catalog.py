@@ -130,6 +130,23 @@ def _abilities(header: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _modified(path: Path) -> int:
+    """When a checkpoint was last written (ns), 0 when it cannot be read."""
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+def _listing_order(entry: ModelEntry) -> tuple[bool, int]:
+    """The user's runs first, the newest checkpoint first (the page opens on the first one: the
+    run just trained, whose held-out figures need not compare with others', trained on other
+    corpora); then the shipped models in their own order (sorting is stable)."""
+    if entry.source != "run":
+        return True, 0
+    return False, -_modified(entry.path)
+
+
 class Catalog:
     """The current list of models, rescanned on `refresh`; safe to use from several threads."""
 
@@ -178,8 +195,8 @@ class Catalog:
                 n += 1
                 model_id = f"{entry.id}-{n}"
             unique[model_id] = replace(entry, id=model_id)
-        # shipped models keep their names (above); the user's runs are listed first
-        ordered = sorted(unique.values(), key=lambda entry: entry.source != "run")
+        # shipped models keep their names (above); the user's runs come first, newest first
+        ordered = sorted(unique.values(), key=_listing_order)
         with self._lock:
             self._entries = {entry.id: entry for entry in ordered}
         return ordered

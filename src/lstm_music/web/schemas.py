@@ -94,6 +94,12 @@ class RunReport(BaseModel):
     fine_tuned: bool = Field(
         default=False, description="the base model is the one this model was fine-tuned from"
     )
+    origin: Literal["training", "server"] = Field(
+        "server",
+        description="training: the run's report.json, which `train` wrote; server: "
+        "computed here, since that file is missing or older than the checkpoint or corpus",
+    )
+    written: str | None = Field(None, description="when it was made (ISO 8601, UTC)")
 
 
 class PrimerInfo(BaseModel):

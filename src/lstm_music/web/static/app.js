@@ -50,11 +50,25 @@ async function loadModels() {
     $("generate").disabled = true;
     return;
   }
-  const remembered = localStorage.getItem("lstm-music:model");
-  const initial = state.models.has(remembered) ? remembered
-    : models[0].id; // the user's runs come first, then the shipped models, the default first
-  select.value = initial;
-  await showModel(initial);
+  select.value = initialModel(models);
+  await showModel(select.value);
+}
+
+function initialModel(models) {
+  // the newest run (the server lists runs first, newest first), else the default shipped model;
+  // a model the user chose is kept until a newer run appears
+  const first = models.find((model) => model.source === "run")
+    || models.find((model) => model.default) || models[0];
+  state.newest = first.id;
+  const chosen = localStorage.getItem("lstm-music:model");
+  const newestThen = localStorage.getItem("lstm-music:newest");
+  return state.models.has(chosen) && newestThen === first.id ? chosen : first.id;
+}
+
+function chooseModel(id) {
+  localStorage.setItem("lstm-music:model", id);
+  localStorage.setItem("lstm-music:newest", state.newest);
+  return showModel(id);
 }
 
 function adaptLength(model) {
@@ -76,9 +90,36 @@ function adaptConstraints(model) {
   for (const name of ["density", "polyphony"]) $(`${name}-field`).hidden = !controls.includes(name);
   $("key-control").hidden = !controls.includes("key");
   $("model-controls").hidden = !controls.some((name) => name !== "instruments");
+  adaptStrict();
+}
+
+function adaptStrict() {
+  // Strict means nothing without a key: off and greyed until one is typed. Then it is the
+  // user's choice, off as in the API, for a model trained with the key control; any other model
+  // takes a key only as a strict one (the API refuses it otherwise), so it is on, and says why.
+  const model = state.models.get($("model").value) || {};
+  const control = (model.controls || []).includes("key");
+  const keyed = $("key").value.trim() !== "";
   const strict = $("key-strict");
-  if (!controls.includes("key")) strict.checked = true;
-  strict.disabled = !controls.includes("key");
+  if (keyed && control) {
+    if (strict.disabled) strict.checked = false; // newly the user's to choose: the API's default
+    strict.disabled = false;
+  } else {
+    strict.checked = keyed;
+    strict.disabled = true;
+  }
+  $("key-strict-why").hidden = !keyed || control;
+}
+
+function adaptPrimerHint() {
+  // primer_tokens counts the model's tokens (events); with REMI tokens a note takes about 3.5
+  // (measured: 3.4 to 3.8 on the seed MIDI files), other tokenizers differ
+  const model = state.models.get($("model").value) || {};
+  const count = Number($("primer-tokens").value);
+  const notes = model.tokenizer === "remi" && count > 0 ? Math.max(1, Math.round(count / 3.5)) : 0;
+  $("primer-tokens-notes").textContent = notes
+    ? `With this model's events (REMI), ${count} is roughly the last ${notes} note${notes === 1 ? "" : "s"}.`
+    : "How many notes that is depends on the model's events.";
 }
 
 function adaptUnit() {
@@ -96,9 +137,9 @@ function adaptUnit() {
 async function showModel(id) {
   const model = state.models.get(id);
   if (!model) return;
-  localStorage.setItem("lstm-music:model", id);
   adaptLength(model);
   adaptConstraints(model);
+  adaptPrimerHint();
   const box = $("model-info");
   box.setAttribute("aria-busy", "true");
   try {
@@ -222,7 +263,7 @@ function requestBody() {
     top_p: Number($("top-p").value),
     top_k: numberField("top-k", "Top-k"),
     num: numberField("num", "Pieces"),
-    primer_tokens: numberField("primer-tokens", "Primer tokens"),
+    primer_tokens: numberField("primer-tokens", "How much of the primer"),
   };
   body[$("length-unit").value] = numberField("length", "Length");
   if ($("seed").value.trim() !== "") body.seed = numberField("seed", "Seed");
@@ -302,6 +343,7 @@ async function generate(event) {
     for (const old of document.querySelectorAll(".piece.fresh")) old.classList.remove("fresh");
     for (const piece of result.pieces) $("history").prepend(pieceItem(piece, true));
     updateCount();
+    showNewest();
     say(`Wrote ${count} in ${result.elapsed.toFixed(1)} s (seed ${result.seed}).`);
   } catch (error) {
     complain(error.message);
@@ -310,6 +352,15 @@ async function generate(event) {
     clearInterval(timer);
     setBusy(false);
   }
+}
+
+function showNewest() {
+  // the new piece's card (the first of several) into view: whole when it fits, else its top
+  const card = $("history").firstElementChild;
+  if (!card) return;
+  const calm = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+  const fits = card.getBoundingClientRect().height <= window.innerHeight;
+  card.scrollIntoView({ behavior: calm ? "auto" : "smooth", block: fits ? "nearest" : "start" });
 }
 
 function bindOutputs() {
@@ -323,7 +374,9 @@ function bindOutputs() {
 async function start() {
   bindOutputs();
   $("generate-form").addEventListener("submit", generate);
-  $("model").addEventListener("change", (event) => showModel(event.target.value));
+  $("model").addEventListener("change", (event) => chooseModel(event.target.value));
+  $("key").addEventListener("input", adaptStrict);
+  $("primer-tokens").addEventListener("input", adaptPrimerHint);
   $("length-unit").addEventListener("change", adaptUnit);
   try {
     const status = await api("/api/status");

@@ -4,7 +4,9 @@
 // (starved: notes that came after their time; skipped: those of them too late to sound, still
 // drawn and kept), its start event (lastStart), the tempo sent with an answer and where it came
 // from, the conversation, and the conversation seconds of the last answer's piece time 0
-// (answerOffset: an answer note at piece time t is at answerOffset + t there).
+// (answerOffset: an answer note at piece time t is at answerOffset + t there), and the notes on
+// the roll (roll: {you, model}). A piece played live leaves the roll when the player starts to
+// play after it (or the next one starts); a stopped one at once loses the notes it never sounded.
 
 import { estimateTempo } from "./beat.js";
 import { Conversation } from "./conversation.js";
@@ -28,6 +30,7 @@ const sound = new Sound();
 const conversation = new Conversation();
 let roll = null;
 let session = null; // the piece or answer playing now
+let lastPiece = null; // the last piece played live (not an answer), while it is on the roll
 let answerTimer = null;
 let answerOrigin = null; // page seconds of the last answer's piece time 0
 let lastProgress = 0;
@@ -38,6 +41,7 @@ Object.defineProperties(live, {
     get: () => (answerOrigin === null ? null : conversation.offset(answerOrigin)),
   },
   trimmed: { enumerable: true, get: () => conversation.dropped },
+  roll: { enumerable: true, get: () => (roll ? roll.counts() : null) },
 });
 
 function status(text) {
@@ -100,13 +104,19 @@ function stopSession() {
   if (!session) return;
   const stopped = session;
   stopped.stop();
-  if (stopped.kind === "answer") {
-    const now = performance.now() / 1000;
-    conversation.cut(stopped.answer, now);
-    roll.remove((note) => note.session === stopped && note.start >= now);
-  }
+  const now = performance.now() / 1000;
+  if (stopped.kind === "answer") conversation.cut(stopped.answer, now);
+  roll.remove((note) => note.session === stopped && note.start >= now); // never to sound
   session = null;
   showButtons();
+}
+
+function clearPiece() {
+  // the last live piece off the roll, once it no longer plays: the player's notes stand alone
+  if (!lastPiece || lastPiece === session) return;
+  const old = lastPiece;
+  lastPiece = null;
+  roll.remove((note) => note.session === old);
 }
 
 async function play(body, kind, pressed, phrase = null) {
@@ -135,6 +145,10 @@ async function play(body, kind, pressed, phrase = null) {
   });
   current.kind = kind;
   current.answer = kind === "answer" ? ++live.answers : 0;
+  if (kind === "piece") {
+    clearPiece();
+    lastPiece = current;
+  }
   if (kind === "answer") answerOrigin = null;
   session = current;
   showButtons();
@@ -211,6 +225,7 @@ async function answer() {
 function keyDown(pitch, velocity) {
   clearTimeout(answerTimer);
   if (session && session.kind === "answer") stopSession(); // the player takes over again
+  if (!session) clearPiece(); // a new play-along: not over the piece that was playing
   if (!sound.running) sound.resume().then(() => sound.sync());
   sound.down(pitch, velocity);
   const at = performance.now() / 1000;

@@ -1,5 +1,6 @@
 // A run's held-out report: bits per note beside simple guesses, the overfitting gap, the copy
-// check; fetched when the user asks, since scoring takes a few seconds.
+// check; fetched when the user asks: the one `train` wrote comes at once, scoring afresh takes
+// a few seconds. The page says which it shows.
 
 import { el, formatValue } from "./dom.js";
 import { fetchJson } from "./stream.js";
@@ -33,8 +34,23 @@ function bits(value) {
   return value === null || value === undefined ? "–" : value.toFixed(2);
 }
 
+function when(iso) {
+  const date = new Date(iso);
+  return Number.isNaN(date.getTime()) ? "" : date.toLocaleString(undefined,
+    { dateStyle: "medium", timeStyle: "short" });
+}
+
+function origin(report) {
+  const written = report.written ? when(report.written) : "";
+  const text = report.origin === "training"
+    ? `From training's report (report.json in the run folder)${written ? `, ${written}` : ""}.`
+    : `Computed by this server${written ? ` on ${written}` : ""}: the run folder has no current `
+      + "report.json (none, or older than the checkpoint or the corpus).";
+  return el("p", { class: "origin muted", text });
+}
+
 function renderReport(report) {
-  const parts = [el("p", { class: "verdict", text: `Verdict: ${report.verdict}` })];
+  const parts = [el("p", { class: "verdict", text: `Verdict: ${report.verdict}` }), origin(report)];
   if (report.split) {
     parts.push(el("p", { class: "muted",
       text: `${report.split} split: ${plural(report.pieces, "piece")}, ${plural(report.tokens, "token")}, ${plural(report.notes, "note")}` }));

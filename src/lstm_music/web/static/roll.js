@@ -1,5 +1,6 @@
 // The live piano roll: a canvas that draws notes as they arrive and scrolls with the playhead.
-// Time across (the playhead fixed at a quarter of the width), pitch up, one colour an instrument.
+// Time across (the playhead fixed at a quarter of the width), pitch up, one colour an instrument;
+// the player's own notes drawn on top, in the warm colour with an outline, and named in the legend.
 
 const PAST_SECONDS = 3;
 const AHEAD_SECONDS = 9;
@@ -58,9 +59,21 @@ export class PianoRoll {
     return note;
   }
 
-  /** Removes the notes that `drop(note)` picks (say, an answer cut short). */
+  /** Removes the notes that `drop(note)` picks (say, an answer cut short, or a piece that
+   * ended), and the legend's names that no note is left for. */
   remove(drop) {
     this.notes = this.notes.filter((note) => !drop(note));
+    const left = new Set(this.notes.map(keyOf));
+    for (const key of [...this.colours.keys()]) if (!left.has(key)) this.colours.delete(key);
+    this.updateLegend();
+    this.draw();
+  }
+
+  /** How many notes are drawn, by whose they are ("you", "model"): for tests. */
+  counts() {
+    const found = { you: 0, model: 0 };
+    for (const note of this.notes) found[note.who === YOU ? "you" : "model"] += 1;
+    return found;
   }
 
   keepAwake(until) {
@@ -93,16 +106,19 @@ export class PianoRoll {
   }
 
   updateLegend() {
-    const items = [...this.colours.values()].map(({ colour, label }) => {
+    // the player first; shown past one colour, and always once the player has played
+    const entries = [...this.colours.entries()].sort(([a], [b]) => (b === YOU) - (a === YOU));
+    const items = entries.map(([key, { colour, label }]) => {
       const item = document.createElement("li");
       const swatch = document.createElement("span");
-      swatch.className = "swatch";
+      swatch.className = key === YOU ? "swatch you" : "swatch";
       swatch.style.background = colour;
+      if (key === YOU) item.className = "you";
       item.append(swatch, document.createTextNode(label));
       return item;
     });
     this.legend.replaceChildren(...items);
-    this.legend.hidden = items.length < 2;
+    this.legend.hidden = items.length < 2 && !this.colours.has(YOU);
   }
 
   pitchRange(from, to) {
@@ -149,14 +165,23 @@ export class PianoRoll {
       context.stroke();
       context.fillText(octaveName(pitch), 4, Math.max(11, line - 3));
     }
-    for (const note of this.notes) {
-      const end = note.start + (note.duration ?? now - note.start);
-      if (end < from || note.start > to) continue;
-      const left = (note.start - from) * perSecond;
-      context.globalAlpha = 0.45 + 0.55 * (note.velocity / 127);
-      context.fillStyle = this.colourOf(note);
-      context.fillRect(left, y(note.pitch), Math.max(2, (end - note.start) * perSecond - 1),
-        Math.max(2, row - 1));
+    const outline = style.getPropertyValue("--text").trim() || "#1d2433";
+    for (const yours of [false, true]) { // the player's notes last: on top of the model's
+      for (const note of this.notes) {
+        if ((note.who === YOU) !== yours) continue;
+        const end = note.start + (note.duration ?? now - note.start);
+        if (end < from || note.start > to) continue;
+        const box = [(note.start - from) * perSecond, y(note.pitch),
+          Math.max(2, (end - note.start) * perSecond - 1), Math.max(2, row - 1)];
+        context.globalAlpha = yours ? 1 : 0.45 + 0.55 * (note.velocity / 127);
+        context.fillStyle = this.colourOf(note);
+        context.fillRect(...box);
+        if (yours) {
+          context.strokeStyle = outline;
+          context.lineWidth = 1.5;
+          context.strokeRect(...box);
+        }
+      }
     }
     context.globalAlpha = 1;
     const playhead = Math.round(PAST_SECONDS * perSecond) + 0.5;

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from lstm_music.errors import LstmMusicError
+from lstm_music.fsutil import require_regular_file
 
 FORMAT_NAME = "lstm-music-corpus"
 FORMAT_VERSION = 1
@@ -334,6 +335,7 @@ def _token_ids(file: Path, vocabulary_size: int) -> np.ndarray:
     model's embedding table later, in the middle of training.
     """
     try:
+        require_regular_file(file, str(file), CorpusError)
         if file.stat().st_size == 0:
             raise CorpusError(f"{file} is empty (0 bytes): re-run `lstm-music prepare`")
         ids = np.load(file, mmap_mode="r", allow_pickle=False)
@@ -365,6 +367,7 @@ def _read_json(folder: Path, name: str) -> Any:
     if not folder.is_dir():
         raise CorpusError(f"no corpus at {folder}; make one with `lstm-music prepare`")
     try:
+        require_regular_file(file, str(file), CorpusError)  # a named pipe blocks forever
         return json.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError as error:
         raise CorpusError(f"{folder} is not a complete corpus: {name} is missing") from error

@@ -15,6 +15,7 @@ import numpy as np
 import symusic
 
 from lstm_music.errors import LstmMusicError, SettingError
+from lstm_music.fsutil import not_regular
 from lstm_music.tokens.instruments import (
     DEFAULT_MAX_INSTRUMENTS,
     INSTRUMENTS_MODE,
@@ -401,7 +402,12 @@ def duration_seconds(score: symusic.Score) -> float:
 
 
 def read_file(path: Path) -> bytes:
+    """The file's bytes; `MidiError` for a file that cannot be read, or that is not a regular
+    file (a named pipe would block the read forever)."""
     try:
+        problem = not_regular(path)
+        if problem:
+            raise MidiError(problem)
         return path.read_bytes()
     except OSError as error:
         raise MidiError(f"unreadable: {error.strerror or error}") from error

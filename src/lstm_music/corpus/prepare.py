@@ -58,7 +58,7 @@ from lstm_music.tokens.midi import (
 )
 
 MAX_FILE_BYTES = 64 * 1024 * 1024  # the largest MIDI files in public collections are ~10 MB
-READER_VERSION = 2  # bump when reading MIDI changes tokens: cached tokens are then redone
+READER_VERSION = 3  # bump when reading MIDI changes tokens: cached tokens are then redone
 
 
 @dataclass

@@ -22,6 +22,7 @@ from lstm_music.tokens.instruments import (
     MAX_INSTRUMENTS,
     instrument_tracks,
 )
+from lstm_music.tokens.ticks import MAX_TICK, event_time_span
 from lstm_music.tokens.timing import (
     clamp_tempos,
     end_seconds,
@@ -104,8 +105,9 @@ def options_like(corpus_config: dict, timed: bool) -> TrackOptions:
 def read_score(data: bytes) -> symusic.Score:
     """Parse MIDI bytes into a score with a sane time base, or raise `MidiError` saying why.
 
-    The division (header bytes 12-13) is checked before parsing: see `_division`. Tempos are
-    clamped here, so every path that reads MIDI (prepare, primers, render, upload) gets them.
+    The division (header bytes 12-13) is checked before parsing: see `_division`; event times
+    after it (see `tokens.ticks`). Tempos are clamped here, so every path that reads MIDI
+    (prepare, primers, render, upload) gets them.
     """
     if len(data) < 14 or data[:4] != b"MThd":
         raise MidiError("not a MIDI file (no MThd header)")
@@ -119,6 +121,9 @@ def read_score(data: bytes) -> symusic.Score:
     except Exception as error:  # symusic raises RuntimeError with its own wording
         reason = str(error).split(":")[1].strip() if ":" in str(error) else str(error)
         raise MidiError(f"corrupt MIDI: {reason or 'parser error'}") from error
+    first, last = event_time_span(score)
+    if first < 0 or last > MAX_TICK:  # symusic's int32 ticks overflowed, or nearly: see ticks.py
+        raise MidiError(f"corrupt MIDI: times past {MAX_TICK:,} ticks")
     if smpte_qpm:  # SMPTE time ignores tempo events: one fixed tempo gives the real timing
         score.tempos.clear()
         score.tempos.append(symusic.Tempo(0, smpte_qpm))

@@ -135,7 +135,8 @@ class TokenizeJob:
             return {"status": "skipped", "reason": str(skip)}
         if not pieces:
             return {"status": "skipped", "reason": "no tokens"}
-        said = {k: v for k, v in asdict(trimmed).items() if k != "dropped_instruments" or v}
+        optional = ("dropped_instruments", "merged_tracks")  # said only when there are some
+        said = {k: v for k, v in asdict(trimmed).items() if k not in optional or v}
         return {"status": "ok", "pieces": pieces, "trimmed": said}
 
 

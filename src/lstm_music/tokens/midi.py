@@ -8,7 +8,7 @@ in the corpus manifest.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +21,7 @@ from lstm_music.tokens.instruments import (
     INSTRUMENTS_MODE,
     MAX_INSTRUMENTS,
     instrument_tracks,
+    shared_instruments,
 )
 from lstm_music.tokens.ticks import MAX_TICK, event_time_span
 from lstm_music.tokens.timing import (
@@ -337,6 +338,7 @@ def choose_tracks(
         kept, dropped = instrument_tracks(usable, options.max_instruments)
         if report is not None:
             report.dropped_instruments = dropped
+            report.merged_tracks = shared_instruments(usable)
         return [("", _with_tracks(score, kept))]
     return [("", merge_tracks(score, usable))]
 
@@ -350,6 +352,9 @@ class Trimmed:
     capped_quarters: float = 0.0  # leading silence and gaps over max_silence, all pieces
     long_notes: int = 0  # notes held over MAX_NOTE_QUARTERS, shortened to it
     dropped_instruments: str = ""  # mode "instruments": what went over the cap, in one line
+    # mode "instruments": instruments played by several tracks, merged into one stream each:
+    # [{"program": 0, "name": "Acoustic Grand Piano", "tracks": 2}] (instruments.shared_instruments)
+    merged_tracks: list[dict] = field(default_factory=list)
 
 
 def load_pieces(data: bytes, options: TrackOptions) -> list[tuple[str, symusic.Score]]:

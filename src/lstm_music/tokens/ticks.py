@@ -5,6 +5,10 @@ up to 2^28 - 1, so eight or nine of them do) comes back with negative times, or 
 end past 2^31 - 1, which later arithmetic (symusic's `adjust_time` among it) cannot hold. No
 music needs such times: 2^30 ticks are 13 days at 480 ticks per quarter and 120 quarters a
 minute, and 39 hours at the finest SMPTE division.
+
+Not caught: times that wrap all the way round (past 2^32) through events symusic does not keep
+(SysEx, text), landing on small positive times again. Such a file reads with wrong timing, but
+with nothing left to overflow.
 """
 
 from __future__ import annotations

@@ -30,7 +30,9 @@ def corpus_instruments(
     programs = {
         index: int(match.group(1))
         for index, token in enumerate(vocabulary)
-        if (match := PROGRAM_TOKEN.fullmatch(token)) and DRUM_PROGRAM <= int(match.group(1)) <= 127
+        if isinstance(token, str)
+        and (match := PROGRAM_TOKEN.fullmatch(token))
+        and DRUM_PROGRAM <= int(match.group(1)) <= 127
     }
     if not programs:
         return []
@@ -46,16 +48,20 @@ def corpus_instruments(
 def merged_tracks(files: list[dict[str, Any]]) -> dict[str, Any]:
     """The corpus's files whose tracks shared an instrument and were merged into one stream:
     {"files": [source, ...], "instruments": [{"program", "name", "files"}, ...]}, the
-    instruments by the number of files, most first."""
+    instruments by the number of files, most first. A damaged manifest's odd entries are
+    passed over: a corpus is an outside input."""
     sources: list[str] = []
     by_program: dict[int, int] = {}
     for entry in files:
-        merged = entry.get("trimmed", {}).get("merged_tracks") or []
-        if not merged:
+        trimmed = entry.get("trimmed") if isinstance(entry, dict) else None
+        merged = trimmed.get("merged_tracks") if isinstance(trimmed, dict) else None
+        programs = {item.get("program") for item in merged or () if isinstance(item, dict)}
+        programs = {p for p in programs if type(p) is int and DRUM_PROGRAM <= p <= 127}
+        if not programs:
             continue
-        sources.append(entry["source"])
-        for item in merged:
-            by_program[item["program"]] = by_program.get(item["program"], 0) + 1
+        sources.append(str(entry.get("source")))
+        for program in programs:
+            by_program[program] = by_program.get(program, 0) + 1
     instruments = [
         {"program": program, "name": instrument_name(program), "files": count}
         for program, count in sorted(by_program.items(), key=lambda item: (-item[1], item[0]))

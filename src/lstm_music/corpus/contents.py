@@ -17,7 +17,7 @@ import numpy as np
 
 from lstm_music.tokens.instruments import DRUM_PROGRAM, instrument_name
 
-PROGRAM_TOKEN = re.compile(r"Program_(-?\d+)")
+PROGRAM_TOKEN = re.compile(r"Program_(-?\d{1,3})")  # no 5,000-digit int() of a damaged one
 
 
 def corpus_instruments(

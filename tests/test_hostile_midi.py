@@ -176,3 +176,110 @@ def test_a_note_held_for_hours_shelters_nothing() -> None:
     [(_, piece)], trimmed = read_pieces(score.dumps_midi(), TrackOptions())
     assert trimmed.long_notes == 1
     assert len(get_tokenizer("remi").encode(piece)) < 150
+
+
+# ---------------------------------------------------------- delta times past 2^31 (issue 19.5)
+
+BIGGEST_DELTA = 0x0FFFFFFF  # four bytes of variable-length quantity: 268,435,455 ticks
+OVERFLOW = "corrupt MIDI: times past 1,073,741,824 ticks"
+
+
+def vlq(number: int) -> bytes:
+    """A MIDI variable-length quantity: seven bits a byte, high bit set on all but the last."""
+    out = [number & 0x7F]
+    number >>= 7
+    while number:
+        out.append((number & 0x7F) | 0x80)
+        number >>= 7
+    return bytes(reversed(out))
+
+
+def one_track_file(events: list[tuple[int, bytes]], tpq: int = 480) -> bytes:
+    """A format-0 file of (delta time, event bytes), written by hand: symusic cannot write
+    times that symusic cannot hold."""
+    body = b"".join(vlq(delta) + event for delta, event in events) + b"\x00\xff\x2f\x00"
+    header = b"MThd" + (6).to_bytes(4, "big") + (0).to_bytes(2, "big") + (1).to_bytes(2, "big")
+    track = b"MTrk" + len(body).to_bytes(4, "big") + body
+    return header + tpq.to_bytes(2, "big") + track
+
+
+def note(delta: int, pitch: int, length: int = 480) -> list[tuple[int, bytes]]:
+    return [(delta, bytes([0x90, pitch, 64])), (length, bytes([0x80, pitch, 0]))]
+
+
+def overflowing_files() -> dict[str, bytes]:
+    """Notes BIGGEST_DELTA apart: nine of them add up past 2^31 ticks."""
+    apart = note(0, 60) + [e for i in range(9) for e in note(BIGGEST_DELTA, 62 + i)]
+    # a note that starts just under 2^31 and ends past it (end 2^31 + 379 in 64 bits)
+    start = 2**31 - 100 - (480 + 7 * (BIGGEST_DELTA + 480))
+    straddling = note(0, 60) + [e for i in range(7) for e in note(BIGGEST_DELTA, 62 + i)]
+    straddling += note(start, 70)
+    # controls only, far out: a note held over all of them
+    held = [(0, b"\x90\x3c\x40"), *[(BIGGEST_DELTA, b"\xb0\x07\x40")] * 9, (480, b"\x80\x3c\x00")]
+    return {
+        "wrapped to negative times": one_track_file(apart),
+        "a note ending past 2^31": one_track_file(straddling),
+        "controls past 2^31": one_track_file(held),
+    }
+
+
+@pytest.mark.parametrize("name", list(overflowing_files()))
+def test_times_past_the_tick_range_are_refused_in_one_line(name: str) -> None:
+    data = overflowing_files()[name]
+    with pytest.raises(MidiError) as caught:
+        read_score(data)  # render, web upload, primers
+    assert str(caught.value) == OVERFLOW
+    for options in (TrackOptions(), TrackOptions(max_silence=0), TrackOptions(mode="instruments")):
+        with pytest.raises(MidiError, match=OVERFLOW):
+            read_pieces(data, options)  # prepare
+
+
+def test_times_within_the_range_are_read() -> None:
+    """Four of the biggest delta times (a billion ticks) are absurd but fit: capped, not refused."""
+    data = one_track_file(note(0, 60) + [e for i in range(3) for e in note(BIGGEST_DELTA, 62)])
+    assert len(read_score(data).tracks[0].notes) == 4
+    [(_, piece)], trimmed = read_pieces(data, TrackOptions())
+    assert piece.end() == 4 * 480 + 3 * 8 * 480 and trimmed.capped_quarters > 1_000_000
+
+
+def test_prepare_lists_an_overflowing_file_with_the_line(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for number, data in enumerate(overflowing_files().values()):
+        (folder / f"over{number}.mid").write_bytes(data)
+    (folder / "plain.mid").write_bytes(melody_bytes())
+    out = tmp_path / "corpus"
+    prepare(PrepareConfig(inputs=[str(folder)], out=str(out)), progress=False)
+    files = {f["source"]: f for f in json.loads((out / "manifest.json").read_text())["files"]}
+    assert files["plain.mid"]["status"] == "ok"
+    for number in range(3):
+        entry = files[f"over{number}.mid"]
+        assert (entry["status"], entry["reason"]) == ("failed", OVERFLOW), entry
+
+
+def test_generate_with_an_overflowing_primer_says_one_line(tmp_path: Path, capsys) -> None:
+    from lstm_music.cli import main
+
+    primer = tmp_path / "over.mid"
+    primer.write_bytes(overflowing_files()["a note ending past 2^31"])
+    code = main(["generate", "--primer", str(primer), "--tokens", "16", "--out",
+                 str(tmp_path / "out.mid")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1, err
+    assert f"primer {primer}: {OVERFLOW}" in err
+    assert not (tmp_path / "out.mid").exists()
+
+
+def test_the_web_upload_refuses_an_overflowing_file(tmp_path: Path) -> None:
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from lstm_music.web.app import create_app
+
+    (tmp_path / "runs").mkdir()
+    with TestClient(create_app(tmp_path / "runs", tmp_path)) as client:
+        for name, data in overflowing_files().items():
+            answer = client.post("/api/primers", files={"file": ("over.mid", data, "audio/midi")})
+            assert answer.status_code in (400, 422), (name, answer.text)
+            assert answer.json()["detail"] == f"over.mid: {OVERFLOW}", (name, answer.text)
+        assert client.get("/api/status").status_code == 200

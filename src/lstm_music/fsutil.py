@@ -5,8 +5,20 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
+
+from lstm_music.errors import LstmMusicError
+
+# what a path names when it is not a regular file, for messages
+_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a named pipe"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
 
 
 def write_bytes_atomically(path: Path, data: bytes) -> None:
@@ -51,3 +63,25 @@ def file_sha256(path: str | Path) -> str:
         for block in iter(lambda: file.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def not_regular(path: str | Path) -> str:
+    """ "" for a regular file (or a link to one), else why not, e.g. "not a regular file (a
+    named pipe)". Reading a named pipe blocks until someone writes to it, and a device such as
+    /dev/zero never ends: a reader that asks first refuses them instead of hanging. OSError
+    (a missing file) is left to the caller, who already says it."""
+    mode = os.stat(path).st_mode
+    if stat.S_ISREG(mode):
+        return ""
+    kind = next((name for test, name in _KINDS if test(mode)), "a special file")
+    return f"not a regular file ({kind})"
+
+
+def require_regular_file(
+    path: str | Path, what: str, error: type[LstmMusicError] = LstmMusicError
+) -> None:
+    """Raise `error` "{what}: not a regular file (a named pipe)" unless `path` is a regular
+    file (see `not_regular`); `what` names the file for the user, e.g. "checkpoint x.fifo"."""
+    problem = not_regular(path)
+    if problem:
+        raise error(f"{what}: {problem}")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from lstm_music.errors import LstmMusicError
+from lstm_music.fsutil import require_regular_file
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -24,6 +25,7 @@ T = TypeVar("T")
 def load_toml(path: str | Path, table: str | None = None) -> dict[str, Any]:
     """The TOML file as a dict; its `[table]` when given and present, else the top level."""
     try:
+        require_regular_file(path, f"config {path}")  # a named pipe would block forever
         with open(path, "rb") as file:
             data = tomllib.load(file)
     except OSError as error:

@@ -18,9 +18,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     info = actions.add_parser(
         "info",
-        help="pieces per split, tokens, vocabulary, skipped files",
-        description="Pieces and tokens per split, vocabulary size, and every "
-        "input file that was skipped or failed, with the reason.",
+        help="pieces per split, tokens, vocabulary, instruments, skipped files",
+        description="Pieces and tokens per split, vocabulary size, the instruments (General "
+        "MIDI programs and drums, with their notes: corpora of --tracks instruments) and the "
+        "files whose tracks shared an instrument and were merged, and every input file that "
+        "was skipped or failed, with the reason.",
     )
     info.add_argument("corpus", metavar="CORPUS_DIR")
     info.add_argument("--json", action="store_true", help="machine-readable output")
@@ -56,12 +58,47 @@ def run_info(args: argparse.Namespace) -> int:
         f"{summary['files']} input files"
     )
     print(format_table(("split", "pieces", "tokens", "hours"), rows))
+    print("\n" + "\n".join(instrument_lines(summary)))
     problems = summary["problems"]
     if problems:
         print(f"\n{len(problems)} file(s) not used:")
         for problem in problems:
             print(f"  {problem['status']:8} {problem['source']}: {problem['reason']}")
     return 0
+
+
+# what each track mode but instruments makes of a file's tracks, for `instrument_lines`
+NO_INSTRUMENTS = {
+    "merge": "every file's tracks merged into one piano stream",
+    "separate": "each track a piece of its own, without its program",
+    "seed": "the tracks of each file's first instrument, without their program",
+    "programs": "the tracks of the chosen programs merged into one stream",
+}
+
+
+def instrument_lines(summary: dict, shown: int = 10) -> list[str]:
+    """The instruments of a corpus (`Corpus.summary`) as a table, or why it has none; and the
+    files whose tracks shared an instrument and were merged into one stream."""
+    instruments = summary["instruments"]
+    if not instruments:
+        mode = summary["tracks"]
+        how = NO_INSTRUMENTS.get(mode, "no programs in the tokens")
+        return [f"instruments: not kept (--tracks {mode}: {how}; --tracks instruments keeps "
+                "each track's program, and the drums)"]  # fmt: skip
+    rows = [(i["program"] if i["program"] >= 0 else "drums", i["name"], i["notes"])
+            for i in instruments]  # fmt: skip
+    lines = [f"{len(instruments)} instrument(s):", format_table(("program", "name", "notes"), rows)]
+    merged = summary["merged_tracks"]
+    if merged["files"]:
+        said = ", ".join(f"{i['name']} in {i['files']}" for i in merged["instruments"])
+        files = merged["files"]
+        more = f" and {len(files) - shown} more" if len(files) > shown else ""
+        lines += [
+            f"tracks that share one instrument were merged into one stream in {len(files)} "
+            f"file(s) ({said}): {', '.join(files[:shown])}{more} "
+            '(per file in manifest.json, "trimmed", "merged_tracks")'
+        ]
+    return lines
 
 
 def builtin_rows() -> list[dict]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from lstm_music.cli.corpus_cmd import instrument_lines
 from lstm_music.cli.table import format_table
 from lstm_music.errors import LstmMusicError
 
@@ -241,6 +242,8 @@ def summary(result) -> str:
         lines += [f"  {f['source']}: {f['trimmed']['dropped_instruments']}" for f in dropped[:10]]
         if len(dropped) > 10:
             lines.append(f'  ... and {len(dropped) - 10} more (manifest.json, "trimmed")')
+    if info["instruments"]:  # a corpus of --tracks instruments: which, and what was merged
+        lines += ["", *instrument_lines(info)]
     if result.problems:
         lines += ["", "not used:"]
         lines += [f"  {p['status']:8} {p['source']}: {p['reason']}" for p in result.problems]

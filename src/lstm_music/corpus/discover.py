@@ -66,7 +66,7 @@ def find_midi_files(inputs: list[str | Path]) -> tuple[list[FoundFile], list[str
         if not root.exists():
             kind = "broken symlink" if root.is_symlink() else "no such file or folder"
             raise LstmMusicError(f"{raw}: {kind}")
-        if root.is_file():
+        if not root.is_dir():  # a file; a named pipe or device too, which prepare reports
             found.setdefault(os.path.realpath(root), FoundFile(root, root.name))
             continue
         files, walk_notes = _walk(root)

@@ -22,7 +22,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from stat import S_ISREG
 from typing import Any
 
 from lstm_music import __version__
@@ -36,7 +35,7 @@ from lstm_music.corpus.store import (
     write_metadata,
 )
 from lstm_music.errors import LstmMusicError, SettingError
-from lstm_music.fsutil import swap_in
+from lstm_music.fsutil import not_regular, swap_in
 from lstm_music.settings import to_dict
 from lstm_music.tokens import (
     DEFAULT_TOKENIZER,
@@ -59,7 +58,7 @@ from lstm_music.tokens.midi import (
 )
 
 MAX_FILE_BYTES = 64 * 1024 * 1024  # the largest MIDI files in public collections are ~10 MB
-READER_VERSION = 2  # bump when reading MIDI changes tokens: cached tokens are then redone
+READER_VERSION = 3  # bump when reading MIDI changes tokens: cached tokens are then redone
 
 
 @dataclass
@@ -136,7 +135,8 @@ class TokenizeJob:
             return {"status": "skipped", "reason": str(skip)}
         if not pieces:
             return {"status": "skipped", "reason": "no tokens"}
-        said = {k: v for k, v in asdict(trimmed).items() if k != "dropped_instruments" or v}
+        optional = ("dropped_instruments", "merged_tracks")  # said only when there are some
+        said = {k: v for k, v in asdict(trimmed).items() if k not in optional or v}
         return {"status": "ok", "pieces": pieces, "trimmed": said}
 
 
@@ -156,10 +156,10 @@ def _settings_key(tokenizer: Tokenizer, config: PrepareConfig) -> str:
 
 def _read_input(found: FoundFile) -> bytes:
     """One input file's bytes; SkipFile for what is not a regular file of sane size."""
-    stat = found.path.stat()
-    if not S_ISREG(stat.st_mode):  # a FIFO or device would block or never end
-        raise SkipFile("not a regular file")
-    if stat.st_size > MAX_FILE_BYTES:
+    problem = not_regular(found.path)  # a FIFO or device would block or never end
+    if problem:
+        raise SkipFile(problem)
+    if found.path.stat().st_size > MAX_FILE_BYTES:
         raise SkipFile(f"larger than {MAX_FILE_BYTES // 2**20} MB")
     return found.path.read_bytes()
 

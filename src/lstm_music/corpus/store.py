@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from lstm_music.errors import LstmMusicError
+from lstm_music.fsutil import require_regular_file
 
 FORMAT_NAME = "lstm-music-corpus"
 FORMAT_VERSION = 1
@@ -238,8 +239,18 @@ class Corpus:
 
         return stored_tokenizer(self.tokenizer_config)
 
+    def token_counts(self) -> np.ndarray:
+        """How often each id of the vocabulary occurs in the corpus, shape (vocabulary size,)."""
+        counts = np.zeros(len(self.vocabulary), dtype=np.int64)
+        for part in _chunks(self.path / "tokens.npy", self.ids):
+            counts += np.bincount(part, minlength=len(counts))
+        return counts
+
     def summary(self) -> dict[str, Any]:
-        """Counts for `corpus info`: pieces and tokens per split, vocabulary, bad files."""
+        """Counts for `corpus info`: pieces and tokens per split, vocabulary, bad files, and the
+        instruments (see `corpus.contents`)."""
+        from lstm_music.corpus.contents import corpus_instruments, merged_tracks
+
         splits = {
             name: {
                 "pieces": sum(1 for i in self.infos if i.split == name),
@@ -256,6 +267,9 @@ class Corpus:
             "splits": splits,
             "files": len(files),
             "problems": [f for f in files if f["status"] != "ok"],
+            "tracks": self.meta.get("config", {}).get("tracks", "merge"),
+            "instruments": corpus_instruments(self.vocabulary, self.token_counts),
+            "merged_tracks": merged_tracks(files),
         }
 
 
@@ -334,6 +348,7 @@ def _token_ids(file: Path, vocabulary_size: int) -> np.ndarray:
     model's embedding table later, in the middle of training.
     """
     try:
+        require_regular_file(file, str(file), CorpusError)
         if file.stat().st_size == 0:
             raise CorpusError(f"{file} is empty (0 bytes): re-run `lstm-music prepare`")
         ids = np.load(file, mmap_mode="r", allow_pickle=False)
@@ -349,15 +364,19 @@ def _token_ids(file: Path, vocabulary_size: int) -> np.ndarray:
     return ids
 
 
-def _largest(file: Path, ids: np.memmap, chunk: int = 1 << 22) -> int:
-    """The largest id, read in chunks rather than through the map, which would keep every page
-    of tokens.npy resident in this process (its RSS would grow with the corpus)."""
-    top = -1
+def _largest(file: Path, ids: np.memmap) -> int:
+    """The largest id (see `_chunks`)."""
+    return max((int(part.max()) for part in _chunks(file, ids)), default=-1)
+
+
+def _chunks(file: Path, ids: np.memmap, chunk: int = 1 << 22) -> Iterable[np.ndarray]:
+    """The ids of tokens.npy, a few million at a time, read rather than through the map, which
+    would keep every page of tokens.npy resident in this process (its RSS would grow with the
+    corpus)."""
     with open(file, "rb") as stream:
         stream.seek(ids.offset)
         while len(part := np.fromfile(stream, dtype=ids.dtype, count=chunk)):
-            top = max(top, int(part.max()))
-    return top
+            yield part
 
 
 def _read_json(folder: Path, name: str) -> Any:
@@ -365,6 +384,7 @@ def _read_json(folder: Path, name: str) -> Any:
     if not folder.is_dir():
         raise CorpusError(f"no corpus at {folder}; make one with `lstm-music prepare`")
     try:
+        require_regular_file(file, str(file), CorpusError)  # a named pipe blocks forever
         return json.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError as error:
         raise CorpusError(f"{folder} is not a complete corpus: {name} is missing") from error

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from lstm_music.errors import LstmMusicError
+from lstm_music.fsutil import not_regular
 from lstm_music.model.lstm import ModelConfig, expected_shapes
 from lstm_music.tokens import TokenizerError, check_tokenizer_config
 from lstm_music.tokens.midi import TRACK_MODES
@@ -159,6 +160,9 @@ def _read_frame(path: Path, kind: str) -> tuple[bytes, int]:
     if path.is_dir():
         raise CheckpointError(f"{path} is a folder; name a .safetensors file in it (best or last)")
     try:
+        problem = not_regular(path)  # a named pipe would block the read forever
+        if problem:
+            raise CheckpointError(f"{kind} {path}: {problem}", problem)
         size = path.stat().st_size
         with path.open("rb") as file:
             head = file.read(8)

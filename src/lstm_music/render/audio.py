@@ -20,6 +20,7 @@ import numpy as np
 import symusic
 
 from lstm_music.errors import LstmMusicError, SettingError
+from lstm_music.fsutil import not_regular
 from lstm_music.render.synth import PEAK, read_wav, synthesize, write_wav
 from lstm_music.tokens.midi import (
     MidiError,
@@ -93,8 +94,11 @@ def _check_soundfont(path: Path, origin: str | None = None) -> Path:
             return LstmMusicError(f"{origin}: {problem}")
         return SettingError(problem, "soundfont")
 
-    if not path.is_file():
+    if not path.exists():
         raise refuse(f"no such SoundFont file: {path}")
+    problem = not_regular(path)  # a named pipe would block the read below forever
+    if problem:
+        raise refuse(f"SoundFont {path}: {problem}")
     with open(path, "rb") as file:
         head = file.read(12)
     if head[:4] != b"RIFF" or head[8:12] != b"sfbk":
@@ -108,7 +112,7 @@ def load_midi(path: str | Path) -> symusic.Score:
     Events after the last note (a crafted file can hold them hours later) are dropped: they make
     no sound, and the audio would otherwise be that long."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise LstmMusicError(f"{path}: no such MIDI file")
     try:
         return trim_after_last_note(read_score(read_file(path)))[0]

@@ -9,6 +9,7 @@ piano roll (render.pianoroll) all take their names and limits from here.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import symusic
 
@@ -174,6 +175,21 @@ def instrument_tracks(tracks: list[symusic.Track], cap: int) -> tuple[list[symus
     note = (f"{len(merged)} instruments, over the cap of {cap}: dropped the {len(dropped)} with "
             f"the fewest notes: {', '.join(dropped)}")  # fmt: skip
     return [track for i, track in enumerate(merged) if i in kept], note
+
+
+def shared_instruments(tracks: list[symusic.Track]) -> list[dict[str, Any]]:
+    """The instruments that several of `tracks` play, each {"program", "name", "tracks"}, in
+    the order they first appear. `instrument_tracks` merges each into one stream (a melody and
+    its accompaniment both on piano, common in pop arrangements, become one piano part), which
+    the corpus manifest and prepare's summary say."""
+    counts: dict[int, int] = {}
+    for track in tracks:
+        counts[instrument_of(track)] = counts.get(instrument_of(track), 0) + 1
+    return [
+        {"program": program, "name": instrument_name(program), "tracks": count}
+        for program, count in counts.items()
+        if count > 1
+    ]
 
 
 def _notes(count: int) -> str:

@@ -8,19 +8,22 @@ in the corpus manifest.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import symusic
 
 from lstm_music.errors import LstmMusicError, SettingError
+from lstm_music.fsutil import not_regular
 from lstm_music.tokens.instruments import (
     DEFAULT_MAX_INSTRUMENTS,
     INSTRUMENTS_MODE,
     MAX_INSTRUMENTS,
     instrument_tracks,
+    shared_instruments,
 )
+from lstm_music.tokens.ticks import MAX_TICK, event_time_span
 from lstm_music.tokens.timing import (
     clamp_tempos,
     end_seconds,
@@ -103,8 +106,9 @@ def options_like(corpus_config: dict, timed: bool) -> TrackOptions:
 def read_score(data: bytes) -> symusic.Score:
     """Parse MIDI bytes into a score with a sane time base, or raise `MidiError` saying why.
 
-    The division (header bytes 12-13) is checked before parsing: see `_division`. Tempos are
-    clamped here, so every path that reads MIDI (prepare, primers, render, upload) gets them.
+    The division (header bytes 12-13) is checked before parsing: see `_division`; event times
+    after it (see `tokens.ticks`). Tempos are clamped here, so every path that reads MIDI
+    (prepare, primers, render, upload) gets them.
     """
     if len(data) < 14 or data[:4] != b"MThd":
         raise MidiError("not a MIDI file (no MThd header)")
@@ -118,6 +122,9 @@ def read_score(data: bytes) -> symusic.Score:
     except Exception as error:  # symusic raises RuntimeError with its own wording
         reason = str(error).split(":")[1].strip() if ":" in str(error) else str(error)
         raise MidiError(f"corrupt MIDI: {reason or 'parser error'}") from error
+    first, last = event_time_span(score)
+    if first < 0 or last > MAX_TICK:  # symusic's int32 ticks overflowed, or nearly: see ticks.py
+        raise MidiError(f"corrupt MIDI: times past {MAX_TICK:,} ticks")
     if smpte_qpm:  # SMPTE time ignores tempo events: one fixed tempo gives the real timing
         score.tempos.clear()
         score.tempos.append(symusic.Tempo(0, smpte_qpm))
@@ -331,6 +338,7 @@ def choose_tracks(
         kept, dropped = instrument_tracks(usable, options.max_instruments)
         if report is not None:
             report.dropped_instruments = dropped
+            report.merged_tracks = shared_instruments(usable)
         return [("", _with_tracks(score, kept))]
     return [("", merge_tracks(score, usable))]
 
@@ -344,6 +352,9 @@ class Trimmed:
     capped_quarters: float = 0.0  # leading silence and gaps over max_silence, all pieces
     long_notes: int = 0  # notes held over MAX_NOTE_QUARTERS, shortened to it
     dropped_instruments: str = ""  # mode "instruments": what went over the cap, in one line
+    # mode "instruments": instruments played by several tracks, merged into one stream each:
+    # [{"program": 0, "name": "Acoustic Grand Piano", "tracks": 2}] (instruments.shared_instruments)
+    merged_tracks: list[dict] = field(default_factory=list)
 
 
 def load_pieces(data: bytes, options: TrackOptions) -> list[tuple[str, symusic.Score]]:
@@ -406,7 +417,12 @@ def duration_seconds(score: symusic.Score) -> float:
 
 
 def read_file(path: Path) -> bytes:
+    """The file's bytes; `MidiError` for a file that cannot be read, or that is not a regular
+    file (a named pipe would block the read forever)."""
     try:
+        problem = not_regular(path)
+        if problem:
+            raise MidiError(problem)
         return path.read_bytes()
     except OSError as error:
         raise MidiError(f"unreadable: {error.strerror or error}") from error

@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import difflib
 import itertools
+import signal
 import sys
+import time
 from collections.abc import Iterable, Sequence
 from typing import NoReturn
 
@@ -182,17 +184,21 @@ def _flag_hint(parser: CommandParser, args: argparse.Namespace, setting: str | N
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    began = time.perf_counter()  # a command's time budget (train --max-minutes) counts from here
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.started_at = began
     try:
         return int(args.run(args) or 0)
     except LstmMusicError as error:
         hint = _flag_hint(parser, args, getattr(error, "setting", None))
         print(f"lstm-music {args.command}: error: {error}{hint}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"lstm-music {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:  # Ctrl-C; or SIGTERM where a command turned it into one
+        signum = getattr(stop, "signum", signal.SIGINT)
+        word = "terminated" if signum == signal.SIGTERM else "interrupted"
+        print(f"lstm-music {args.command}: {word}", file=sys.stderr)
+        return 128 + signum
     except BrokenPipeError:  # output piped into `head` and closed early: not an error
         sys.stderr.close()
         return 0

@@ -18,6 +18,7 @@ import torch
 from conftest import random_melody, write_midi
 
 import lstm_music.training.budget as budget_module
+import lstm_music.training.closing as closing_module
 import lstm_music.training.loop as trainloop_module
 import lstm_music.training.trainer as train_module
 from lstm_music.corpus.prepare import PrepareConfig, prepare
@@ -161,6 +162,7 @@ def _fake_clock(monkeypatch, step_seconds: float, score_seconds: float) -> _Fake
     monkeypatch.setattr(train_module.Trainer, "step", slow_step)
     monkeypatch.setattr(train_module, "score_pieces", slow_score)
     monkeypatch.setattr(report_module, "score_pieces", slow_score)
+    monkeypatch.setattr(closing_module, "score_pieces", slow_score)
     return clock
 
 
@@ -203,6 +205,8 @@ def test_the_budget_covers_start_up_training_and_the_closing_report(
 def test_a_budget_too_short_for_any_report_skips_it_with_a_note(
     corpus, tmp_path, monkeypatch
 ) -> None:
+    """Scoring 12 times slower than the training speed foretells (0.3 s a token): the closing
+    validation is skipped, a probe measures the real speed, and the report is skipped."""
     clock = _fake_clock(monkeypatch, step_seconds=1.0, score_seconds=30.0)
     began = clock.now
     result = train(
@@ -211,12 +215,14 @@ def test_a_budget_too_short_for_any_report_skips_it_with_a_note(
     )  # fmt: skip
     assert result.report is None
     assert any(note.startswith("no closing report:") for note in result.notes), result.notes
-    assert clock.now - began <= 30.0 + 30.0 * 2  # at most the one validation group it began
+    assert any("scored 0 of 2 pieces" in note for note in result.notes), result.notes
+    assert clock.now - began <= 30.0, result.notes
 
 
 def test_whole_command_wall_time_within_a_short_budget(corpus, tmp_path) -> None:
     """The real thing, generously: `train --max-minutes 0.1` (6 s) of a tiny model, report
-    included, ends within the budget and a margin for Python's own start and exit."""
+    included, ends within the budget and a wide margin (Python's start before `main`, and a
+    machine busy with other work: the fake-clock tests above hold the budget to the second)."""
     env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     command = [sys.executable, "-m", "lstm_music", "train", str(corpus), "--out",
                str(tmp_path / "run"), "--max-minutes", "0.1", "--quiet", *FLAGS]  # fmt: skip
@@ -225,4 +231,4 @@ def test_whole_command_wall_time_within_a_short_budget(corpus, tmp_path) -> None
     took = time.monotonic() - began
     assert result.returncode == 0, result.stderr
     assert "stopped by max-minutes" in result.stdout
-    assert took <= 6.0 + 15.0, took  # the margin: the interpreter's start before `main`
+    assert took <= 6.0 + 40.0, took

@@ -11,10 +11,10 @@ scoring speed (seconds per token of its validations) and the corpus's own piece 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from lstm_music.corpus.store import Corpus
 from lstm_music.errors import LstmMusicError
+from lstm_music.evaluation.likelihood import score_pieces
 from lstm_music.evaluation.report import (
     COPY_PIECES,
     COPY_TOKENS,
@@ -36,6 +36,8 @@ REPORT_SHARE = 0.25  # at most this share of a time budget is kept for the repor
 CAPS = (HELD_OUT_TOKENS_CAP, 100_000, 50_000, 20_000, 10_000, 5_000, 2_000)  # tried in turn
 SAMPLE_STEP_TOKENS = 64  # one sampling step of the copy check, in scored tokens' time
 SAMPLE_STEP_SECONDS = 0.002  # ... and at least this (a small model's step is all overhead)
+PROBE_TOKENS = (16, 256)  # scored to measure the scoring speed just before the report
+PROBE_SHARE = 0.02  # ... taking about this share of the time budget, as foreseen
 
 
 @dataclass(frozen=True)
@@ -96,30 +98,52 @@ def plan_report(corpus: Corpus, per_token: float, seconds_left: float | None) ->
     return None
 
 
-def closing_report(
-    run_dir: Path, corpus: Corpus, device, per_token: float, seconds_left: float | None
-) -> tuple[HeldOutReport | None, str]:
-    """The closing report as large as the time left allows, and a note when it was cut or
-    skipped. A skipped report leaves no report.json: an earlier one described other weights."""
+def _probe(trainer, per_token: float) -> float:
+    """Seconds per token of scoring now: a short stretch of a held-out piece, scored (about
+    `PROBE_SHARE` of the budget at the `per_token` foreseen). The machine may be busier than
+    when the run last validated, or it never did: the plan must not rest on other conditions."""
+    pieces = trainer.valid_ids or [piece.ids for piece in trainer.corpus.split("train")]
+    if not pieces:
+        return 0.0
+    tokens = PROBE_SHARE * trainer.config.max_minutes * 60 / max(per_token, 1e-9)
+    ids = min(pieces, key=len)[: int(min(max(tokens, PROBE_TOKENS[0]), PROBE_TOKENS[1]))]
+    began = trainer.clock()
+    score_pieces(trainer.model, [ids])
+    return (trainer.clock() - began) / (len(ids) + 1)
+
+
+def closing_report(trainer) -> HeldOutReport | None:
+    """The closing report of a finished run (`trainer`: its `Trainer`), as large as the time
+    left in its budget allows; a note when it was cut or skipped. A skipped report leaves no
+    report.json: an earlier one described other weights."""
+    corpus, run_dir, per_token = trainer.corpus, trainer.run_dir, trainer.scoring_per_token()
+    seconds_left = None
+    if trainer.config.max_minutes:
+        per_token = max(per_token, _probe(trainer, per_token))
+        seconds_left = trainer.started + trainer.config.max_minutes * 60 - trainer.clock()
     plan = plan_report(corpus, per_token, seconds_left)
     if plan is None:
         (run_dir / "report.json").unlink(missing_ok=True)
         smallest = report_seconds(corpus, per_token, CAPS[-1], 0)
-        return None, (
+        trainer.note(
             f"no closing report: {max(seconds_left or 0, 0):.0f} s of the time budget were "
             f"left and the smallest report takes about {smallest:.0f} s"
         )
+        return None
+    device = str(trainer.runtime.device)
     try:
-        report = run_report(run_dir, corpus, plan.copy_pieces, str(device), plan.tokens_cap)
+        report = run_report(run_dir, corpus, plan.copy_pieces, device, plan.tokens_cap)
     except LstmMusicError as error:  # the run is saved whatever happens here
-        return None, f"no closing report: {error}"
+        trainer.note(f"no closing report: {error}")
+        return None
     cuts = []
     if scored_tokens(corpus, plan.tokens_cap) < scored_tokens(corpus, HELD_OUT_TOKENS_CAP):
         cuts.append(f"at most {plan.tokens_cap:,} tokens scored")
     if not plan.copy_pieces:
         cuts.append("no copy check")
-    note = f"the closing report was cut to fit the time budget: {', '.join(cuts)}" if cuts else ""
-    return report, note
+    if cuts:
+        trainer.note(f"the closing report was cut to fit the time budget: {', '.join(cuts)}")
+    return report
 
 
 __all__ = [

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from lstm_music.errors import SettingError
+from lstm_music.training.resume import VALID_SCORING
 
 
 @dataclass
@@ -33,6 +34,13 @@ class TrainResult:
     best_is_last: bool = False  # no validation data: "best" is simply the last checkpoint
     batch_utilisation: float = 0.0  # share of the batch capacity holding real targets
     report: Any = None  # the closing report (evaluation.report.HeldOutReport), when asked for
+
+
+def fresh_progress(plan_version: int) -> dict[str, Any]:
+    """A new run's position and schedule (saved in the training state, restored on resume)."""
+    return {"step": 0, "epoch": 0, "batch": 0, "best": None, "bad_evals": 0, "lr_scale": 1.0,
+            "seconds": 0.0, "stopped_by": "", "plan": plan_version,
+            "valid_scoring": VALID_SCORING}  # fmt: skip
 
 
 def loss_is_finite(value: float) -> bool:

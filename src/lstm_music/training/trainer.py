@@ -30,10 +30,9 @@ from lstm_music.training.budget import RunClock
 from lstm_music.training.closing import closing_report
 from lstm_music.training.finetune import load_initial_model
 from lstm_music.training.interrupt import Interrupted, StopSignals, TrainingInterrupted
-from lstm_music.training.loop import TrainResult, run_epochs
+from lstm_music.training.loop import TrainResult, fresh_progress, run_epochs
 from lstm_music.training.resume import (
     NO_VALIDATION,
-    VALID_SCORING,
     load_train_state,
     rank_state,
     rescore_older_best,
@@ -52,21 +51,6 @@ from lstm_music.training.settings import TrainConfig
 
 PLAN_VERSION = 2  # 2: one stream cut into lanes (issue 12); 1: whole pieces dealt to lanes
 VALID_GROUP = 16  # validation pieces scored at a time (evaluate's batch), between clock checks
-
-
-def _fresh_progress() -> dict[str, Any]:
-    return {
-        "step": 0,
-        "epoch": 0,
-        "batch": 0,
-        "best": None,
-        "bad_evals": 0,
-        "lr_scale": 1.0,
-        "seconds": 0.0,
-        "stopped_by": "",
-        "plan": PLAN_VERSION,
-        "valid_scoring": VALID_SCORING,
-    }
 
 
 class Trainer(RunClock):
@@ -129,7 +113,7 @@ class Trainer(RunClock):
         self.optimizer = optimizer(
             self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay
         )
-        self.progress = _fresh_progress()
+        self.progress = fresh_progress(PLAN_VERSION)
         self.hidden: HiddenState | None = None
         use_amp = config.amp and runtime.device.type == "cuda"
         self.autocast = (lambda: torch.autocast("cuda", torch.bfloat16)) if use_amp else nullcontext
@@ -292,15 +276,7 @@ class Trainer(RunClock):
             progress["bad_evals"] += 1
             if progress["bad_evals"] % self.config.lr_patience == 0:
                 progress["lr_scale"] *= self.config.lr_decay
-        metrics = {
-            "step": progress["step"],
-            "epoch": round(self.epochs_done(), 4),
-            "valid_loss": loss,
-            "valid_accuracy": totals.accuracy if loss is not None else None,
-            "best_valid_loss": progress["best"],
-            "best_chosen_by": "validation loss" if progress["best"] is not None else "none: last",
-            "seconds": progress["seconds"],
-        }
+        metrics = self._metrics(loss, totals.accuracy if loss is not None else None)
         self._save(metrics, improved or not (self.run_dir / "best.safetensors").exists())
         self.finish_seconds = self.clock() - began
         self.valid_loss = loss if loss is not None else self.valid_loss
@@ -310,18 +286,21 @@ class Trainer(RunClock):
     def save_position(self, started: float) -> None:
         """A resumable state at this step, without a validation (a periodic save, or one on
         an interrupt): the schedule and the best are as they were."""
+        self.progress["seconds"] = self.clock() - started
+        self._save(self._metrics(None, None), not (self.run_dir / "best.safetensors").exists())
+
+    def _metrics(self, loss: float | None, accuracy: float | None) -> dict[str, Any]:
+        """What a checkpoint records of the run (and metrics.csv of a save)."""
         progress = self.progress
-        progress["seconds"] = self.clock() - started
-        metrics = {
+        return {
             "step": progress["step"],
             "epoch": round(self.epochs_done(), 4),
-            "valid_loss": None,
-            "valid_accuracy": None,
+            "valid_loss": loss,
+            "valid_accuracy": accuracy,
             "best_valid_loss": progress["best"],
             "best_chosen_by": "validation loss" if progress["best"] is not None else "none: last",
             "seconds": progress["seconds"],
         }
-        self._save(metrics, not (self.run_dir / "best.safetensors").exists())
 
     def _save(self, metrics: dict[str, Any], best: bool) -> None:
         """Checkpoints and the metrics row first, the training state last: a kill in between
@@ -380,7 +359,7 @@ def train(
                 trainer.note(note)
             result = trainer.run()
             if report and runtime.is_main:
-                result.report = _closing_report(trainer)
+                result.report = closing_report(trainer)
         except OSError as error:
             raise LstmMusicError(write_error(error, run_dir)) from error
         except Interrupted as stop:  # a signal after the last save (or during start-up)
@@ -406,20 +385,6 @@ def _trainer(corpus_path, run_dir, config, runtime, resume, progress, overwrite)
         trainer = _resume(trainer, corpus, corpus_path, config, runtime, progress)
     trainer.notes = notes + trainer.notes + ([] if trainer.valid_ids else [NO_VALIDATION])
     return trainer
-
-
-def _closing_report(trainer: Trainer):
-    """The closing report, fitted to the time budget left (or skipped, with a note)."""
-    seconds_left = None
-    if trainer.config.max_minutes:
-        seconds_left = trainer.started + trainer.config.max_minutes * 60 - trainer.clock()
-    report, note = closing_report(
-        trainer.run_dir, trainer.corpus, trainer.runtime.device,
-        trainer.scoring_per_token(), seconds_left,
-    )  # fmt: skip
-    if note:
-        trainer.note(note)
-    return report
 
 
 def _start(corpus, corpus_path, run_dir, config, runtime, progress, overwrite, resume) -> Trainer:

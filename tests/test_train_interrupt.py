@@ -232,3 +232,35 @@ def test_whole_command_wall_time_within_a_short_budget(corpus, tmp_path) -> None
     assert result.returncode == 0, result.stderr
     assert "stopped by max-minutes" in result.stdout
     assert took <= 6.0 + 40.0, took
+
+
+def test_stop_signals_note_while_deferring_and_stop_at_once_otherwise() -> None:
+    from lstm_music.training.interrupt import Interrupted, StopSignals
+
+    before = signal.getsignal(signal.SIGTERM)
+    with StopSignals() as signals:
+        with pytest.raises(Interrupted) as stop:  # start-up: at once
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)
+        assert stop.value.signum == signal.SIGTERM
+        signals.deferring = True
+        os.kill(os.getpid(), signal.SIGINT)  # the loop: noted only
+        assert signals.received == signal.SIGINT
+        with pytest.raises(Interrupted):  # a second one: at once
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+    assert signal.getsignal(signal.SIGTERM) is before  # restored
+
+
+def test_sigterm_in_start_up_is_one_word_and_exit_143(tmp_path, monkeypatch, capsys) -> None:
+    from lstm_music import cli
+    from lstm_music.training.interrupt import Interrupted
+
+    def stopped(args):
+        raise Interrupted(signal.SIGTERM)
+
+    args = cli.build_parser().parse_args(["train", str(tmp_path / "c"), "--out", str(tmp_path)])
+    args.run = stopped
+    monkeypatch.setattr(cli.CommandParser, "parse_args", lambda self, argv=None: args)
+    assert cli.main(["train"]) == 143
+    assert capsys.readouterr().err == "lstm-music train: terminated\n"

@@ -179,8 +179,6 @@ def _run_train(args: argparse.Namespace) -> int:
     from lstm_music.training.trainer import train
 
     config, corpus, run_dir = _config(args)
-    if args.no_report:  # a report of an earlier leg of this run would describe other weights
-        Path(run_dir, "report.json").unlink(missing_ok=True)
     try:
         result = train(
             corpus,
@@ -205,6 +203,8 @@ def _run_train(args: argparse.Namespace) -> int:
         _note(f"{stop}{resume if stop.step is not None else ''}")
         return 128 + stop.signum
     _summary(result)
+    if args.no_report:  # a report of an earlier leg of this run would describe other weights
+        Path(run_dir, "report.json").unlink(missing_ok=True)
     if result.report is not None:
         print("\n".join(report_lines(result.report)))
     return 0

@@ -85,3 +85,16 @@ def test_import_is_light_and_api_names_resolve() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("path", subcommands(build_parser()), ids=" ".join)
+def test_a_usage_error_is_two_short_lines(path: list[str], capsys) -> None:
+    """The fault first, then one short usage line: not argparse's 20-line usage block above it."""
+    with pytest.raises(SystemExit) as exit_info:
+        main([*path, "--no-such-flag"])
+    assert exit_info.value.code == 2
+    command = " ".join(["lstm-music", *path])
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].startswith(f"{command}: unknown option --no-such-flag")
+    assert lines[1].startswith(f"usage: {command}") and lines[1].endswith(f"{command} --help)")

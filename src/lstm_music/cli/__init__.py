@@ -1,8 +1,9 @@
 """The `lstm-music` command: sub-commands parse flags and call library functions, nothing more.
 
 Errors meant for users (`LstmMusicError`) are printed as one line with exit code 1; a usage
-error exits 2 (argparse's convention) with the usage of the command at fault and, for a mistyped
-flag or command, the nearest real one; Ctrl-C exits 130 without a traceback.
+error exits 2 (argparse's convention): first what is wrong (for a mistyped flag or command, the
+nearest real one), then one short usage line of the command at fault; Ctrl-C exits 130 without
+a traceback.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 import argparse
 import difflib
 import itertools
+import signal
 import sys
+import time
 from collections.abc import Iterable, Sequence
 from typing import NoReturn
 
@@ -71,13 +74,26 @@ class CommandParser(argparse.ArgumentParser):
         return namespace
 
     def error(self, message: str) -> NoReturn:
+        """The fault first, then one short usage line (the full one is --help's): a mistyped
+        flag or command gets the nearest real one, any other error argparse's own words."""
         typos = self._unknown_flags()
         if typos:
             flags = [o for a in self._actions for o in a.option_strings if o.startswith("--")]
-            message = "; ".join(f"unknown flag {t}{_did_you_mean(t, flags)}" for t in typos)
+            message = "; ".join(f"unknown option {t}{_did_you_mean(t, flags)}" for t in typos)
         else:
-            message = self._unknown_command_message() or message
-        super().error(message)
+            message = self._unknown_command_message() or f"error: {message}"
+        self.exit(2, f"{self.prog}: {message}\n{self.short_usage()}\n")
+
+    def short_usage(self) -> str:
+        """ "usage: lstm-music train [CORPUS_DIR] [options] (see lstm-music train --help)"."""
+        words = [self.prog]
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                words.append("COMMAND")
+            elif not action.option_strings:
+                name = action.metavar or action.dest
+                words.append(f"[{name}]" if action.nargs in ("?", "*") else name)
+        return f"usage: {' '.join(words)} [options] (see {self.prog} --help)"
 
     def _subcommands(self) -> argparse._SubParsersAction | None:
         return next((a for a in self._actions if isinstance(a, argparse._SubParsersAction)), None)
@@ -103,7 +119,7 @@ class CommandParser(argparse.ArgumentParser):
         if word in names:
             return None
         return (
-            f"unknown command {word!r}{_did_you_mean(word, names)} (choose from {', '.join(names)})"
+            f"unknown command {word!r}{_did_you_mean(word, names)} (commands: {', '.join(names)})"
         )
 
     def _chosen_commands(self, namespace: argparse.Namespace) -> list[CommandParser]:
@@ -135,7 +151,7 @@ def _did_you_mean(word: str, choices: Iterable[str]) -> str:
     if not matches:
         return ""
     listed = matches[0] if len(matches) == 1 else f"{', '.join(matches[:-1])} or {matches[-1]}"
-    return f": did you mean {listed}?"
+    return f"; did you mean {listed}?"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -168,17 +184,21 @@ def _flag_hint(parser: CommandParser, args: argparse.Namespace, setting: str | N
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    began = time.perf_counter()  # a command's time budget (train --max-minutes) counts from here
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.started_at = began
     try:
         return int(args.run(args) or 0)
     except LstmMusicError as error:
         hint = _flag_hint(parser, args, getattr(error, "setting", None))
         print(f"lstm-music {args.command}: error: {error}{hint}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"lstm-music {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:  # Ctrl-C; or SIGTERM where a command turned it into one
+        signum = getattr(stop, "signum", signal.SIGINT)
+        word = "terminated" if signum == signal.SIGTERM else "interrupted"
+        print(f"lstm-music {args.command}: {word}", file=sys.stderr)
+        return 128 + signum
     except BrokenPipeError:  # output piped into `head` and closed early: not an error
         sys.stderr.close()
         return 0

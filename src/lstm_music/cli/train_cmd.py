@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
+from pathlib import Path
 
+from lstm_music.cli.report_view import report_lines
 from lstm_music.errors import LstmMusicError
 
 DESCRIPTION = """\
@@ -14,7 +15,12 @@ target; the hidden state is carried from one window of a piece to the next (trun
 After each epoch the model is scored on the held-out (valid) pieces; RUN_DIR gets best.safetensors
 (lowest validation loss; the last checkpoint when the corpus has no validation pieces),
 last.safetensors, train_state.safetensors (for --resume), metrics.csv, loss.png and config.json.
---max-minutes covers the whole run, the closing validation included.
+--max-minutes covers the whole run, from the command's start to its last line: training stops
+early enough for the closing validation, the plot and the closing report, and the report is cut
+(fewer tokens scored, no copy check, or none at all) to fit what is left.
+
+Ctrl-C or SIGTERM stops at the next step with a resumable state saved (a second Ctrl-C stops at
+once); a resumable state is also saved at least every 2 minutes, mid-epoch if need be.
 
 Presets: `default` (what held-out measurements favour on a CPU), `seed` (the blog's LSTM
 512 -> 256, dropout 0.3, 100-token windows, Adam 1e-3, no transposition) and `finetune` (the default
@@ -161,28 +167,18 @@ def _flags(args: argparse.Namespace) -> dict:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from lstm_music.settings import build_config, load_toml
+    from lstm_music.training.interrupt import StopSignals
+
+    with StopSignals():  # SIGTERM during start-up: one word, not a silent exit
+        return _run_train(args)
+
+
+def _run_train(args: argparse.Namespace) -> int:
     from lstm_music.training.finetune import TokenizerMismatch
-    from lstm_music.training.rundir import read_run_config
-    from lstm_music.training.settings import FINE_TUNE_PRESET, TrainConfig, preset_layer
+    from lstm_music.training.interrupt import TrainingInterrupted
     from lstm_music.training.trainer import train
 
-    flags = _flags(args)
-    if args.resume and args.init:
-        raise LstmMusicError("--init starts a run; a resumed run keeps what it started from")
-    if args.resume:
-        saved = read_run_config(args.resume)
-        extend = {key: value for key, value in flags.items() if key in BUDGETS}
-        config = build_config(TrainConfig, saved["train"], extend)
-        corpus, run_dir = args.corpus or saved["corpus"], args.resume
-    else:
-        if not args.corpus or not args.out:
-            raise LstmMusicError("name a CORPUS_DIR and --out RUN_DIR (or --resume RUN_DIR)")
-        toml = load_toml(args.config, "train") if args.config else {}
-        starts_from = flags.get("init") or toml.get("init")
-        preset = args.preset or toml.get("preset", FINE_TUNE_PRESET if starts_from else "default")
-        config = build_config(TrainConfig, preset_layer(preset), toml, flags)
-        corpus, run_dir = args.corpus, args.out
+    config, corpus, run_dir = _config(args)
     try:
         result = train(
             corpus,
@@ -193,6 +189,8 @@ def run_train(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             notify=_note,
             on_epoch=print,
+            report=not args.no_report,
+            started_at=getattr(args, "started_at", None),
         )
     except TokenizerMismatch as error:
         settings = error.prepare_settings.items()
@@ -200,31 +198,40 @@ def run_train(args: argparse.Namespace) -> int:
         raise LstmMusicError(
             f"{error}: lstm-music prepare FOLDER --out CORPUS_DIR {prepare_flags}".rstrip()
         ) from error
+    except TrainingInterrupted as stop:
+        resume = f"; resume with: lstm-music train --resume {stop.run_dir}"
+        _note(f"{stop}{resume if stop.step is not None else ''}")
+        return 128 + stop.signum
     _summary(result)
-    if os.environ.get("RANK", "0") == "0":  # one report under torchrun
-        _report(result.run_dir, corpus, config.device, args.no_report)
+    if args.no_report:  # a report of an earlier leg of this run would describe other weights
+        Path(run_dir, "report.json").unlink(missing_ok=True)
+    if result.report is not None:
+        print("\n".join(report_lines(result.report)))
     return 0
 
 
-def _report(run_dir, corpus_path, device: str, skip: bool) -> None:
-    """The closing report on the held-out pieces, as `evaluate` prints it. The run is done and
-    saved whatever happens here, so a failure is a note, not the command's error."""
-    from pathlib import Path
+def _config(args: argparse.Namespace):
+    """The run's settings, its corpus and its run folder, from the flags (and a resumed run's
+    config.json)."""
+    from lstm_music.settings import build_config, load_toml
+    from lstm_music.training.rundir import read_run_config
+    from lstm_music.training.settings import FINE_TUNE_PRESET, TrainConfig, preset_layer
 
-    from lstm_music.cli.report_view import report_lines
-    from lstm_music.corpus.store import Corpus
-    from lstm_music.evaluation.report import run_report
-    from lstm_music.training.distributed import pick_device
-
-    if skip:  # a report of an earlier leg of this run would describe other weights
-        Path(run_dir, "report.json").unlink(missing_ok=True)
-        return
-    try:
-        report = run_report(run_dir, Corpus.load(corpus_path), device=pick_device(device))
-    except LstmMusicError as error:
-        _note(f"no closing report: {error}")
-        return
-    print("\n".join(report_lines(report)))
+    flags = _flags(args)
+    if args.resume and args.init:
+        raise LstmMusicError("--init starts a run; a resumed run keeps what it started from")
+    if args.resume:
+        saved = read_run_config(args.resume)
+        extend = {key: value for key, value in flags.items() if key in BUDGETS}
+        config = build_config(TrainConfig, saved["train"], extend)
+        return config, args.corpus or saved["corpus"], args.resume
+    if not args.corpus or not args.out:
+        raise LstmMusicError("name a CORPUS_DIR and --out RUN_DIR (or --resume RUN_DIR)")
+    toml = load_toml(args.config, "train") if args.config else {}
+    starts_from = flags.get("init") or toml.get("init")
+    preset = args.preset or toml.get("preset", FINE_TUNE_PRESET if starts_from else "default")
+    config = build_config(TrainConfig, preset_layer(preset), toml, flags)
+    return config, args.corpus, args.out
 
 
 def _prepare_flag(key: str, value) -> str:

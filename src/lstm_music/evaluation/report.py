@@ -222,12 +222,17 @@ def _base_predictor(base: Checkpoint, corpus: Corpus, ids, notes: int, window: i
     return Predictor("base", label, totals.nll_per_token, _bits_per_note(totals, notes)), None
 
 
-def loss_gap(checkpoint: Checkpoint, corpus: Corpus, held_out: Totals, window: int = 512):
-    """The model's loss on a fixed sample of training pieces against `held_out`'s."""
+def loss_gap(
+    checkpoint: Checkpoint, corpus: Corpus, held_out: Totals, window: int = 512,
+    tokens_cap: int | None = None,
+):  # fmt: skip
+    """The model's loss on a fixed sample of training pieces (at most `tokens_cap` tokens)
+    against `held_out`'s."""
     train = corpus.split("train")
     if not train:
         return None
     cap = min(TRAIN_TOKENS_CAP, max(TRAIN_TOKENS_FLOOR, held_out.tokens))
+    cap = cap if tokens_cap is None else min(cap, tokens_cap)
     sample = training_sample(train, cap)
     totals = score_pieces(checkpoint.model, sample, window)
     over = is_overfitting(totals.nll_per_token, held_out.nll_per_token)
@@ -273,13 +278,16 @@ def held_out_report(
     copy_pieces: int = 0,
     window: int = 512,
     scored: dict[str, Any] | None = None,
+    tokens_cap: int | None = None,
 ) -> HeldOutReport:
     """The report on `split` (valid or test; the other one when it is empty).
 
     base: the model to hold this one against (`model.checkpoint.base_of`: the one it was
     fine-tuned from, else the shipped base model when it reads the same tokens), or None;
     copy_pieces: short pieces sampled for the copy check (0: no check); scored: what
-    `evaluate_split` answered for this split, reused rather than scoring the pieces again.
+    `evaluate_split` answered for this split, reused rather than scoring the pieces again;
+    tokens_cap: held-out (and training) tokens scored at most, for a report on a time budget
+    (None: HELD_OUT_TOKENS_CAP).
     """
     check_corpus_fits(checkpoint, corpus)
     if copy_pieces < 0:
@@ -287,7 +295,7 @@ def held_out_report(
     chosen, warnings = held_out_split(corpus, split)
     report = HeldOutReport(chosen, 0, 0, 0, len(corpus.vocabulary), warnings=warnings)
     if chosen is not None:
-        _score(report, checkpoint, corpus, base, window, scored)
+        _score(report, checkpoint, corpus, base, window, scored, tokens_cap)
     if copy_pieces:
         report.copies = copy_check(checkpoint, corpus, copy_pieces)
         if report.copies is None:
@@ -296,16 +304,16 @@ def held_out_report(
     return report
 
 
-def _score(report: HeldOutReport, checkpoint, corpus, base, window: int, scored) -> None:
+def _score(report: HeldOutReport, checkpoint, corpus, base, window: int, scored, cap) -> None:
     """The held-out figures, the loss gap and their warnings, into `report`."""
     pieces = corpus.split(report.split)
-    if scored is None and sum(len(p.ids) + 1 for p in pieces) > HELD_OUT_TOKENS_CAP:
+    limit = HELD_OUT_TOKENS_CAP if cap is None else cap
+    if scored is None and sum(len(p.ids) + 1 for p in pieces) > limit:
         every = len(pieces)
-        pieces = held_out_sample(pieces, HELD_OUT_TOKENS_CAP)
+        pieces = held_out_sample(pieces, limit)
         report.remarks.append(
             f"scored {len(pieces):,} of the {every:,} {report.split} pieces (a fixed sample of "
-            f"about {HELD_OUT_TOKENS_CAP:,} tokens, to keep the report quick; `evaluate` scores "
-            "them all)"
+            f"about {limit:,} tokens, to keep the report quick; `evaluate` scores them all)"
         )
     ids = without_controls(corpus.vocabulary, [p.ids for p in pieces])
     notes = sum(p.info.notes for p in pieces)
@@ -335,7 +343,7 @@ def _score(report: HeldOutReport, checkpoint, corpus, base, window: int, scored)
             f"only {len(pieces)} held-out piece{'s' * (len(pieces) != 1)} (fewer than "
             f"{FEW_HELD_OUT}): the figures rest on little music and mean little"
         )
-    report.gap = loss_gap(checkpoint, corpus, model, window)
+    report.gap = loss_gap(checkpoint, corpus, model, window, cap)
     if report.gap is not None and report.gap.overfitting:
         report.warnings.append(
             f"overfitting: held-out loss {report.gap.held_out_nll:.3f} nats per token against "
@@ -360,15 +368,20 @@ def _verdict(report: HeldOutReport) -> str:
 
 
 def run_report(
-    run_dir: str | Path, corpus: Corpus, copy_pieces: int = COPY_PIECES, device: str = "cpu"
-) -> HeldOutReport:
+    run_dir: str | Path, corpus: Corpus, copy_pieces: int = COPY_PIECES, device: str = "cpu",
+    tokens_cap: int | None = None,
+) -> HeldOutReport:  # fmt: skip
     """The report `train` ends with: the run's best checkpoint on the corpus's valid split,
-    against its base model, with a copy check; kept in the run folder as report.json."""
+    against its base model, with a copy check; kept in the run folder as report.json.
+    `tokens_cap` bounds the tokens scored (training/closing.py fits it to a time budget)."""
     from lstm_music.fsutil import write_bytes_atomically
     from lstm_music.model.checkpoint import base_of, load_checkpoint
 
     checkpoint = load_checkpoint(run_dir, device)
-    report = held_out_report(checkpoint, corpus, base=base_of(checkpoint), copy_pieces=copy_pieces)
+    report = held_out_report(
+        checkpoint, corpus, base=base_of(checkpoint), copy_pieces=copy_pieces,
+        tokens_cap=tokens_cap,
+    )  # fmt: skip
     text = json.dumps(report.to_dict(), indent=1)
     write_bytes_atomically(Path(run_dir) / "report.json", text.encode())
     return report

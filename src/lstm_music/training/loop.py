@@ -14,8 +14,10 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from lstm_music.errors import SettingError
+from lstm_music.training.resume import VALID_SCORING
 
 
 @dataclass
@@ -31,6 +33,14 @@ class TrainResult:
     notes: list[str] = field(default_factory=list)  # what the user should hear about this run
     best_is_last: bool = False  # no validation data: "best" is simply the last checkpoint
     batch_utilisation: float = 0.0  # share of the batch capacity holding real targets
+    report: Any = None  # the closing report (evaluation.report.HeldOutReport), when asked for
+
+
+def fresh_progress(plan_version: int) -> dict[str, Any]:
+    """A new run's position and schedule (saved in the training state, restored on resume)."""
+    return {"step": 0, "epoch": 0, "batch": 0, "best": None, "bad_evals": 0, "lr_scale": 1.0,
+            "seconds": 0.0, "stopped_by": "", "plan": plan_version,
+            "valid_scoring": VALID_SCORING}  # fmt: skip
 
 
 def loss_is_finite(value: float) -> bool:
@@ -93,26 +103,37 @@ def _clock_text(seconds: float) -> str:
 def run_epochs(trainer) -> TrainResult:
     """Epochs until a budget, early stopping or the epoch count ends the run; the run's result.
 
-    `trainer` is a `Trainer`; each finished epoch is told to its `on_epoch` callback."""
+    `trainer` is a `Trainer`; each finished epoch is told to its `on_epoch` callback. The time
+    budget counts from `trainer.origin` (the command's start) when set. SIGINT and SIGTERM are
+    noted meanwhile: the loop saves the exact position and raises `TrainingInterrupted`."""
     config, progress = trainer.config, trainer.progress
-    started = trainer.clock() - progress["seconds"]
-    deadline = started + config.max_minutes * 60 if config.max_minutes else None
+    now = trainer.clock()
+    started = (now if trainer.origin is None else min(trainer.origin, now)) - progress["seconds"]
+    trainer.started, trainer.saved_at = started, now
+    trainer.signals.deferring = True
     stopped_by = ""
     while progress["epoch"] < config.epochs and not stopped_by:
         plan = trainer.plan_epoch()
-        stopped_by = _run_epoch(trainer, plan, started, deadline)
+        stopped_by = _run_epoch(trainer, plan, started)
+        if stopped_by == "interrupted":
+            if progress["step"] not in (0, trainer.saved_step):
+                trainer.save_position(started)
+            raise trainer.interrupted()
         if progress["batch"] >= plan.batches:  # the epoch is complete
             trainer.end_epoch()
-            if trainer.evaluate_and_save(started, deadline=deadline):
+            if trainer.evaluate_and_save(started, deadline=trainer.deadline(started)):
                 stopped_by = stopped_by or "early stopping"
         elif stopped_by != "early stopping" and trainer.saved_step != progress["step"]:
             # a budget ran out inside the epoch: save the exact position for --resume
-            trainer.evaluate_and_save(started, scheduled=False, deadline=deadline)
+            trainer.evaluate_and_save(started, scheduled=False, deadline=trainer.deadline(started))
         if trainer.show and trainer.on_epoch:
             trainer.on_epoch(
                 f"{format_epochs(trainer.epochs_done())} epochs: step {progress['step']}, "
                 f"validation loss {_fmt(trainer.valid_loss)}, best {_fmt(progress['best'])}"
             )
+    trainer.signals.deferring = False  # from here a signal stops at once: all is saved
+    if trainer.signals.received is not None:  # it came during the last validation
+        raise trainer.interrupted()
     progress["stopped_by"] = stopped_by or "epochs"
     seconds = trainer.clock() - started
     if trainer.runtime.is_main:
@@ -130,7 +151,7 @@ def run_epochs(trainer) -> TrainResult:
     )
 
 
-def _run_epoch(trainer, plan, started: float, deadline: float | None) -> str:
+def _run_epoch(trainer, plan, started: float) -> str:
     """Steps from the saved position to the end of the epoch; why it stopped early, or ""."""
     from tqdm import tqdm
 
@@ -147,8 +168,8 @@ def _run_epoch(trainer, plan, started: float, deadline: float | None) -> str:
     meter = _Throughput(trainer.smoothed_loss)
     try:
         for index in range(progress["batch"], plan.batches):
-            stopped_by = trainer.out_of_budget(started)  # before the step: room for it and
-            if stopped_by:  # the closing validation, even right after an epoch's validation
+            stopped_by = trainer.at_step_boundary(started)  # before the step: room for it and
+            if stopped_by:  # the closing work, even right after an epoch's validation
                 return stopped_by
             _timed_step(trainer, plan, index, meter)
             bar.update(1)
@@ -167,7 +188,7 @@ def _run_epoch(trainer, plan, started: float, deadline: float | None) -> str:
                     }
                 )
             due = config.eval_every and progress["step"] % config.eval_every == 0
-            if due and trainer.evaluate_and_save(started, deadline=deadline):
+            if due and trainer.evaluate_and_save(started, deadline=trainer.deadline(started)):
                 return "early stopping"
         return ""
     finally:

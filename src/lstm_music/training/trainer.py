@@ -26,11 +26,13 @@ from lstm_music.model.lstm import HiddenState, LSTMModel, ModelConfig, detach_st
 from lstm_music.settings import to_dict
 from lstm_music.training import distributed
 from lstm_music.training.batches import IGNORE, EpochPlan, make_batcher
+from lstm_music.training.budget import RunClock
+from lstm_music.training.closing import closing_report
 from lstm_music.training.finetune import load_initial_model
-from lstm_music.training.loop import TrainResult, run_epochs, time_is_up
+from lstm_music.training.interrupt import Interrupted, StopSignals, TrainingInterrupted
+from lstm_music.training.loop import TrainResult, fresh_progress, run_epochs
 from lstm_music.training.resume import (
     NO_VALIDATION,
-    VALID_SCORING,
     load_train_state,
     rank_state,
     rescore_older_best,
@@ -51,23 +53,9 @@ PLAN_VERSION = 2  # 2: one stream cut into lanes (issue 12); 1: whole pieces dea
 VALID_GROUP = 16  # validation pieces scored at a time (evaluate's batch), between clock checks
 
 
-def _fresh_progress() -> dict[str, Any]:
-    return {
-        "step": 0,
-        "epoch": 0,
-        "batch": 0,
-        "best": None,
-        "bad_evals": 0,
-        "lr_scale": 1.0,
-        "seconds": 0.0,
-        "stopped_by": "",
-        "plan": PLAN_VERSION,
-        "valid_scoring": VALID_SCORING,
-    }
-
-
-class Trainer:
-    """One training run (one process of it, under torchrun)."""
+class Trainer(RunClock):
+    """One training run (one process of it, under torchrun); its budget decisions are
+    `RunClock`'s."""
 
     def clock(self) -> float:
         """Seconds on the run's clock (tests replace this module's `time` with a fake one)."""
@@ -83,6 +71,11 @@ class Trainer:
         self.finish_seconds: float | None = None  # the last validation-and-save's duration
         self.valid_loss: float | None = None
         self.saved_step = -1  # the step of the last saved training state
+        self.saved_at = 0.0  # and when it was saved (the clock's time)
+        self.scoring_seconds: tuple[float, int] = (0.0, 0)  # validation time, tokens scored
+        self.origin: float | None = None  # when the command began: the time budget's start
+        self.report = False  # the closing report follows, in the time budget
+        self.signals = StopSignals()  # SIGINT and SIGTERM, noted during the epoch loop
         self.last_lr = config.lr  # the learning rate of the last step, for metrics.csv
         self.smoothed_loss: float | None = None  # the training loss the bar and metrics show
         self.notify: Callable[[str], None] | None = None  # hears each note as it arises
@@ -120,7 +113,7 @@ class Trainer:
         self.optimizer = optimizer(
             self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay
         )
-        self.progress = _fresh_progress()
+        self.progress = fresh_progress(PLAN_VERSION)
         self.hidden: HiddenState | None = None
         use_amp = config.amp and runtime.device.type == "cuda"
         self.autocast = (lambda: torch.autocast("cuda", torch.bfloat16)) if use_amp else nullcontext
@@ -222,7 +215,8 @@ class Trainer:
         """Held-out NLL summed over all processes' shares, and whether every piece was scored.
 
         With a `deadline` (the end of the time budget) pieces are scored a group at a time and
-        scoring stops before a group that would end past it. Groups are cut from the
+        scoring stops before a group that would end past it (the first one as the measured
+        scoring speed foretells, the others as long as the one before). Groups are cut from the
         length-sorted share, so they are the very batches one `score_pieces` call would make:
         the same figures either way.
         """
@@ -232,12 +226,14 @@ class Trainer:
         totals, scored, took = Totals(), 0, 0.0
         with self.autocast():
             while scored < len(share):
-                began = self.clock()
-                if deadline is not None and scored and began + took >= deadline:
+                began, group = self.clock(), share[scored : scored + VALID_GROUP]
+                guess = took if scored else sum(map(len, group)) * self.scoring_per_token()
+                if deadline is not None and began + guess >= deadline:
                     break  # the next group (as long as the last one) would end past the deadline
-                group = share[scored : scored + VALID_GROUP]
                 totals.add(score_pieces(self.model, group))
                 scored, took = scored + len(group), self.clock() - began
+                spent, tokens = self.scoring_seconds
+                self.scoring_seconds = (spent + took, tokens + sum(len(g) + 1 for g in group))
         summed = distributed.all_reduce_sum([*totals.as_list(), scored], self.runtime)
         totals = Totals(summed[0], int(summed[1]), int(summed[2]), int(summed[3]))
         complete = int(summed[4]) == len(self.valid_ids)
@@ -280,20 +276,31 @@ class Trainer:
             progress["bad_evals"] += 1
             if progress["bad_evals"] % self.config.lr_patience == 0:
                 progress["lr_scale"] *= self.config.lr_decay
-        metrics = {
+        metrics = self._metrics(loss, totals.accuracy if loss is not None else None)
+        self._save(metrics, improved or not (self.run_dir / "best.safetensors").exists())
+        self.finish_seconds = self.clock() - began
+        self.valid_loss = loss if loss is not None else self.valid_loss
+        patience = self.config.patience
+        return bool(patience and progress["bad_evals"] >= patience)
+
+    def save_position(self, started: float) -> None:
+        """A resumable state at this step, without a validation (a periodic save, or one on
+        an interrupt): the schedule and the best are as they were."""
+        self.progress["seconds"] = self.clock() - started
+        self._save(self._metrics(None, None), not (self.run_dir / "best.safetensors").exists())
+
+    def _metrics(self, loss: float | None, accuracy: float | None) -> dict[str, Any]:
+        """What a checkpoint records of the run (and metrics.csv of a save)."""
+        progress = self.progress
+        return {
             "step": progress["step"],
             "epoch": round(self.epochs_done(), 4),
             "valid_loss": loss,
-            "valid_accuracy": totals.accuracy if loss is not None else None,
+            "valid_accuracy": accuracy,
             "best_valid_loss": progress["best"],
             "best_chosen_by": "validation loss" if progress["best"] is not None else "none: last",
             "seconds": progress["seconds"],
         }
-        self._save(metrics, improved or not (self.run_dir / "best.safetensors").exists())
-        self.finish_seconds, self.saved_step = self.clock() - began, progress["step"]
-        self.valid_loss = loss if loss is not None else self.valid_loss
-        patience = self.config.patience
-        return bool(patience and progress["bad_evals"] >= patience)
 
     def _save(self, metrics: dict[str, Any], best: bool) -> None:
         """Checkpoints and the metrics row first, the training state last: a kill in between
@@ -309,28 +316,10 @@ class Trainer:
         if ranks is not None:
             path = state_path(self.run_dir)
             save_train_state(path, self.model, self.optimizer, ranks, self.progress)
+        self.saved_step, self.saved_at = self.progress["step"], self.clock()
 
     def log(self, row: dict[str, Any]) -> None:
         append_metrics(self.run_dir, row)
-
-    def out_of_budget(self, started: float) -> str:
-        config, progress = self.config, self.progress
-        if config.max_steps and progress["step"] >= config.max_steps:
-            return "max-steps"
-        late = time_is_up(
-            self.clock() - started, config.max_minutes * 60, self.step_seconds, self.finish_guess()
-        )
-        return "max-minutes" if distributed.any_process(late, self.runtime) else ""
-
-    def finish_guess(self) -> float:
-        """Seconds the closing validation and save will take: as long as the last one did, or
-        before any, scoring at a fifth of a training step's time per token (a forward pass in
-        long windows; measured 0.1-0.2 on a CPU). The deadline in `validate` backs it up."""
-        if self.finish_seconds is not None:
-            return self.finish_seconds
-        tokens = self.valid_tokens
-        per_token = self.step_seconds / max(self.config.batch_size * self.config.window, 1)
-        return 0.2 * tokens * per_token
 
     def run(self) -> TrainResult:
         return run_epochs(self)
@@ -345,38 +334,57 @@ def train(
     overwrite: bool = False,
     notify: Callable[[str], None] | None = None,
     on_epoch: Callable[[str], None] | None = None,
+    report: bool = False,
+    started_at: float | None = None,
 ) -> TrainResult:
     """Train a model on a prepared corpus; `resume` continues the run in `run_dir` (or starts
     it over, saying why, when nothing usable was saved), `overwrite` replaces a finished run.
 
     `notify` hears each note (also in the result's `notes`) as it arises; with `progress`,
-    a progress bar runs and `on_epoch` hears a one-line summary after each epoch.
+    a progress bar runs and `on_epoch` hears a one-line summary after each epoch. With
+    `report`, the closing report follows (the result's `report`; report.json). A time budget
+    covers it all, from `started_at` (a `time.perf_counter()` reading: when the command
+    began; default now) to the report's end. SIGINT and SIGTERM stop the run at the next step
+    with a resumable state saved: `TrainingInterrupted` says where.
     """
     runtime = distributed.start(config.device)
-    run_dir = Path(run_dir)
-    try:
-        corpus = Corpus.load(corpus_path)
-        notes: list[str] = []
-        restart = resume and not resumable(run_dir, runtime.world_size, notes)
-        resume = resume and not restart  # asked to resume, nothing usable: start over
-        if restart:
-            notes[-1] += set_aside_clause(run_dir, runtime)
-        overwrite = overwrite or restart
-        trainer = _start(corpus, corpus_path, run_dir, config, runtime, progress, overwrite, resume)
-        if resume:
-            trainer = _resume(trainer, corpus, corpus_path, config, runtime, progress)
-        notes += trainer.notes
-        if not trainer.valid_ids:
-            notes.append(NO_VALIDATION)
-        trainer.notes, trainer.notify = [], notify if runtime.is_main else None
-        trainer.on_epoch = on_epoch
-        for note in notes:
-            trainer.note(note)
-        return trainer.run()
-    except OSError as error:
-        raise LstmMusicError(write_error(error, run_dir)) from error
-    finally:
-        distributed.stop()
+    run_dir, trainer = Path(run_dir), None
+    with StopSignals() as signals:
+        try:
+            trainer = _trainer(corpus_path, run_dir, config, runtime, resume, progress, overwrite)
+            trainer.notify, trainer.on_epoch = notify if runtime.is_main else None, on_epoch
+            trainer.signals, trainer.origin, trainer.report = signals, started_at, report
+            notes, trainer.notes = trainer.notes, []
+            for note in notes:
+                trainer.note(note)
+            result = trainer.run()
+            if report and runtime.is_main:
+                result.report = closing_report(trainer)
+        except OSError as error:
+            raise LstmMusicError(write_error(error, run_dir)) from error
+        except Interrupted as stop:  # a signal after the last save (or during start-up)
+            if trainer is None or trainer.saved_step < 0:
+                raise
+            raise TrainingInterrupted(stop.signum, run_dir, trainer.saved_step) from None
+        finally:
+            distributed.stop()
+    return result
+
+
+def _trainer(corpus_path, run_dir, config, runtime, resume, progress, overwrite) -> Trainer:
+    """The trainer of a new or resumed run, with the notes of how it began."""
+    corpus = Corpus.load(corpus_path)
+    notes: list[str] = []
+    restart = resume and not resumable(run_dir, runtime.world_size, notes)
+    resume = resume and not restart  # asked to resume, nothing usable: start over
+    if restart:
+        notes[-1] += set_aside_clause(run_dir, runtime)
+    overwrite = overwrite or restart
+    trainer = _start(corpus, corpus_path, run_dir, config, runtime, progress, overwrite, resume)
+    if resume:
+        trainer = _resume(trainer, corpus, corpus_path, config, runtime, progress)
+    trainer.notes = notes + trainer.notes + ([] if trainer.valid_ids else [NO_VALIDATION])
+    return trainer
 
 
 def _start(corpus, corpus_path, run_dir, config, runtime, progress, overwrite, resume) -> Trainer:

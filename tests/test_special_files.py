@@ -107,3 +107,41 @@ def test_the_helper_names_what_the_path_is(path: str, kind: str) -> None:
     with pytest.raises(LstmMusicError, match=rf"^primer {path}: not a regular file \({kind}\)$"):
         require_regular_file(path, f"primer {path}")
     assert not_regular(__file__) == ""
+
+
+def test_run_folder_files_that_are_pipes_are_refused_or_skipped(tmp_path: Path) -> None:
+    """A run folder's config.json, metrics.csv and state as named pipes: `train --resume` says
+    so in one line, and the readers of optional records (the web catalog, the loss plot, the
+    resume checks) skip them rather than block."""
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("config.json", "metrics.csv", "train_state.safetensors"):
+        os.mkfifo(run / name)
+    script = f"""
+import json, signal, sys
+from pathlib import Path
+signal.alarm(60)
+from lstm_music.cli import main
+from lstm_music.render.plots import plot_losses
+from lstm_music.training.resume import _looks_like_safetensors, truncate_metrics
+from lstm_music.web.catalog import run_corpus, run_metrics
+run = Path({str(run)!r})
+try:
+    plot_losses(run / "metrics.csv", run / "loss.png")
+    plotted = "drawn"
+except ValueError as error:
+    plotted = str(error)
+print(json.dumps([run_metrics(run / "metrics.csv"), str(run_corpus(run)),
+                  _looks_like_safetensors(run / "train_state.safetensors"),
+                  truncate_metrics(run / "metrics.csv", 3, ("step",)), plotted]))
+sys.stdout.flush()
+sys.exit(main(["train", "--resume", str(run)]))
+"""
+    probe = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert probe.returncode == 1, probe.stderr[-2000:]
+    metrics, corpus, looks, dropped, plotted = json.loads(probe.stdout.splitlines()[0])
+    assert (metrics, corpus, looks, dropped) == ({}, "None", False, 0)
+    assert "not a regular file" in plotted
+    assert probe.stderr.count("\n") == 1 and "not a regular file (a named pipe)" in probe.stderr

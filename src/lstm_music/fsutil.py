@@ -77,6 +77,15 @@ def not_regular(path: str | Path) -> str:
     return f"not a regular file ({kind})"
 
 
+def is_regular_file(path: str | Path) -> bool:
+    """True for a regular file (or a link to one); False for anything else, missing included.
+    For readers of optional files (metrics, records) that skip what they cannot read."""
+    try:
+        return not not_regular(path)
+    except OSError:
+        return False
+
+
 def require_regular_file(
     path: str | Path, what: str, error: type[LstmMusicError] = LstmMusicError
 ) -> None:

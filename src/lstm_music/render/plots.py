@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
+from lstm_music.fsutil import is_regular_file
+
 STYLE = {
     "figure.figsize": (8, 4.5),
     "figure.dpi": 110,
@@ -37,6 +39,8 @@ def plot_losses(metrics_csv: Path, png: Path | BinaryIO, title: str = "") -> Pat
     from matplotlib.figure import Figure
 
     steps, train, valid_steps, valid = [], [], [], []
+    if not is_regular_file(metrics_csv):  # its callers skip the plot on ValueError
+        raise ValueError(f"{metrics_csv}: not a regular file")
     with open(metrics_csv, newline="") as file:
         for row in csv.DictReader(file):
             if row.get("train_loss"):

@@ -29,7 +29,7 @@ import torch
 
 from lstm_music import __version__
 from lstm_music.errors import LstmMusicError
-from lstm_music.fsutil import write_bytes_atomically
+from lstm_music.fsutil import is_regular_file, write_bytes_atomically
 from lstm_music.model.checkpoint import load_checkpoint, write_safetensors
 from lstm_music.model.header import (
     CheckpointError,
@@ -269,6 +269,8 @@ def remove_leftovers(run_dir: Path) -> int:
 
 
 def _looks_like_safetensors(path: Path) -> bool:
+    if not is_regular_file(path):  # a named pipe would block the read
+        return False
     try:
         with path.open("rb") as file:
             head = file.read(9)
@@ -310,6 +312,8 @@ def truncate_metrics(path: Path, step: int, fields: tuple[str, ...]) -> int:
     A run killed after logging but before saving its state logged steps that the resumed run
     will train (and log) again.
     """
+    if not is_regular_file(path):
+        return 0
     try:
         with path.open(newline="") as file:
             rows = list(csv.DictReader(file))

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from lstm_music.errors import LstmMusicError
+from lstm_music.fsutil import require_regular_file
 from lstm_music.training.resume import (
     clear_run,
     prepare_run_dir,
@@ -42,6 +43,7 @@ def append_metrics(run_dir: Path, row: dict[str, Any]) -> None:
     new = not path.exists()
     columns = METRICS
     if not new:  # a run resumed from an older version keeps its file's columns
+        require_regular_file(path, f"cannot log to {path}")
         with path.open(newline="") as file:
             columns = tuple(next(csv.reader(file), METRICS)) or METRICS
     with path.open("a", newline="") as file:
@@ -96,6 +98,7 @@ def read_run_config(run_dir: str | Path) -> dict[str, Any]:
     """The resolved settings a run saved, to resume it with."""
     path = Path(run_dir) / "config.json"
     try:
+        require_regular_file(path, f"cannot read {path}")
         return json.loads(path.read_text())
     except (OSError, ValueError) as error:
         raise LstmMusicError(f"cannot read {path}: is {run_dir} a training run?") from error

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from lstm_music.errors import LstmMusicError
+from lstm_music.fsutil import is_regular_file
 from lstm_music.web.markdown import markdown_to_html
 
 MAX_DEPTH = 8  # folders below --runs that are searched
@@ -287,6 +288,8 @@ def header_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
 
 def run_metrics(path: Path) -> dict[str, Any]:
     """What a person wants from a run's metrics.csv: how long, how far, how good."""
+    if not is_regular_file(path):  # missing, or a named pipe that would block the read
+        return {}
     try:
         with open(path, newline="") as file:
             rows = list(csv.DictReader(file))
@@ -325,6 +328,8 @@ def run_corpus(run_dir: Path | None) -> Path | None:
     if run_dir is None:
         return None
     file = run_dir / "config.json"
+    if not is_regular_file(file):
+        return None
     try:
         if file.stat().st_size > MAX_RUN_CONFIG:  # not one `train` wrote
             return None

@@ -396,7 +396,6 @@ def score_pieces(
     for label, piece in choose_tracks(score, options, report):
         if options.trim_after_music:
             piece = trim_after_last_note(piece)[0]  # a track may end before the others
-        if options.trim_after_music:
             piece, removed = _cap_silences(piece, options.max_silence)
         else:  # untimed (seed): cut in whole bars, music21's reading counts from the bar lines
             from lstm_music.tokens.seed.silences import cap_silences_in_bars

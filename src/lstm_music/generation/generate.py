@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from lstm_music.tokens.instruments import fit_channels
 from lstm_music.tokens.midi import cut_score, duration_seconds, note_count
 from lstm_music.tokens.timing import seconds_at, ticks_at
 
+PROGRESS_STEPS = 256  # tokens between two reports of progress, when a caller listens
 CHUNK = 256  # tokens generated before the first length check when the length is in seconds/bars
 __all__ = ["GenerateOptions", "GeneratedPiece", "SamplingOptions", "generate"]
 
@@ -213,16 +214,23 @@ def _next_steps(done: int, progress: float, budget: int) -> int:
 
 
 def generate(
-    checkpoint: Checkpoint | str | Path, options: SamplingOptions | None = None, **settings
+    checkpoint: Checkpoint | str | Path,
+    options: SamplingOptions | None = None,
+    on_progress: Callable[[float], None] | None = None,
+    **settings,
 ) -> list[GeneratedPiece]:
     """Write `options.num` new pieces; each has its tokens (primer first) and a symusic Score.
 
+    `on_progress` hears how far the batch has come (0 to 1) every `PROGRESS_STEPS` tokens: a
+    long piece takes minutes, and the library prints nothing itself.
     `generate("runs/bach/best.safetensors", tokens=400, temperature=0.9, seed=1)`
     """
     generation = start_generation(checkpoint, options or SamplingOptions(**settings))
     while not generation.done:
-        generation.advance(generation.next_steps())
+        generation.advance(generation.next_steps(), on_progress)
         generation.measure()
+    if on_progress is not None:
+        on_progress(1.0)
     return generation.finish()
 
 
@@ -253,9 +261,25 @@ class Generation:
             return self.budget
         return _next_steps(self.new.shape[1], self.progress, self.budget)
 
-    def advance(self, steps: int) -> None:
-        with _one_blas_thread(self.blas):
-            self.new = np.concatenate([self.new, self.session.advance(steps)], 1)
+    def advance(self, steps: int, on_progress: Callable[[float], None] | None = None) -> None:
+        """`steps` more tokens of every piece; `on_progress` hears the fraction done between
+        parts of the chunk (the same tokens either way: the session keeps its state)."""
+        measured = self.new.shape[1]  # tokens when `progress` was measured
+        while steps > 0:
+            part = steps if on_progress is None else min(steps, PROGRESS_STEPS)
+            with _one_blas_thread(self.blas):
+                self.new = np.concatenate([self.new, self.session.advance(part)], 1)
+            steps -= part
+            if on_progress is not None:
+                on_progress(self._fraction(measured))
+
+    def _fraction(self, measured: int) -> float:
+        """How far the batch has come: tokens of the budget, or for a length in seconds or bars
+        the progress measured, projected at the pace so far (below 1 until measured done)."""
+        done = self.new.shape[1]
+        if self.plan.options.timed and self.progress > 0 and measured > 0:
+            return min(0.99, self.progress * done / measured)
+        return min(0.99, done / max(1, self.budget))
 
     def decode(
         self, row: int = 0, length: int | None = None, then: Sequence[int] = ()

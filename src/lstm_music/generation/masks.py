@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lstm_music.errors import SettingError
+from lstm_music.settings import shown
 from lstm_music.tokens.instruments import DRUM_PROGRAM, instrument_words, programs_named
 
 if TYPE_CHECKING:
@@ -56,7 +57,9 @@ _SCALE_ALIASES = {"ionian": "major", "maj": "major", "aeolian": "minor", "natura
                   "min": "minor", "m": "minor", "pentatonic": "major-pentatonic"}  # fmt: skip
 _STEPS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 _KEY_RE = re.compile(r"([A-Ga-g])([#b♯♭]?)[\s_-]*([A-Za-z][A-Za-z\s_-]*)")
-_NOTE_RE = re.compile(r"([A-Ga-g])([#b]*)(-?\d+)")  # C4 = 60, the seed's and music21's octaves
+_NOTE_RE = re.compile(
+    r"([A-Ga-g])([#b]{0,3})(-?\d{1,2})"
+)  # C4 = 60, the seed's and music21's octaves
 KEY_EXAMPLES = "D-minor, Bb-major, F#-dorian"
 
 DRUMS = DRUM_PROGRAM  # drums are program -1, as in MidiTok
@@ -100,10 +103,17 @@ def parse_key(text: str) -> Key:
     return Key(tonic, scale, f"{letter}{accidental} {scale.replace('-', ' ')}")
 
 
+def as_text(value: Any) -> str:
+    """`str(value)` for parsing; a huge int (str() refuses past 4,300 digits) reads as none."""
+    if isinstance(value, int) and not -(10**9) < value < 10**9:
+        return "?"
+    return str(value)
+
+
 def note_number(text: str) -> int | None:
     """MIDI number of `60` or of a note name (`C4` = 60, `Bb3`, `F#5`, `C-1` = 0); None if not."""
     text = text.strip()
-    if re.fullmatch(r"\d+", text):
+    if re.fullmatch(r"\d{1,4}", text):  # no int() of thousands of digits
         value = int(text)
     elif match := _NOTE_RE.fullmatch(text):
         letter, accidentals, octave = match.groups()
@@ -132,10 +142,10 @@ def parse_pitch_range(value: str | Sequence[Any]) -> tuple[int, int]:
         if all(isinstance(v, int) and not isinstance(v, bool) for v in value):
             bounds = tuple(value) if all(0 <= v <= 127 for v in value) else None
         else:
-            bounds = (note_number(str(value[0])), note_number(str(value[1])))
+            bounds = (note_number(as_text(value[0])), note_number(as_text(value[1])))
     if bounds is None or None in bounds or bounds[0] > bounds[1]:
         raise SettingError(
-            f"pitch range {value!r} not understood: write LOW..HIGH, low first, as MIDI numbers "
+            f"pitch range {shown(value)} not understood: write LOW..HIGH, low first, as MIDI numbers "
             "0-127 (48..84) or note names (C3..C6, C4 = 60)",
             "pitch_range",
         )
@@ -150,9 +160,9 @@ def instrument_items(value: str | Iterable[Any]) -> tuple[str | int, ...]:
 
 def programs_of_item(item: str | int) -> tuple[int, ...]:
     """The programs one asked instrument names (a word or a number, -1 drums); () unknown."""
-    name = str(item).strip()
-    if re.fullmatch(r"-?\d+", name):
-        return (int(name),) if -1 <= int(name) <= 127 else ()
+    name = as_text(item).strip()
+    if re.fullmatch(r"-?\d+", name):  # no int() of thousands of digits
+        return (int(name),) if len(name) <= 4 and -1 <= int(name) <= 127 else ()
     return programs_named(name)
 
 
@@ -166,7 +176,7 @@ def parse_instruments(value: str | Iterable[Any]) -> frozenset[int]:
             programs.update(named)
         else:
             raise SettingError(
-                f"instrument {item!r} unknown: use General MIDI programs 0-127, -1 for drums, "
+                f"instrument {shown(item)} unknown: use General MIDI programs 0-127, -1 for drums, "
                 f"or {', '.join(INSTRUMENT_NAMES)}",
                 "instruments",
             )
@@ -202,7 +212,7 @@ def _seed_facts(token: str) -> TokenFacts:
 def _kind_value_facts(token: str) -> TokenFacts:
     """`Kind_value` tokens (MidiTok's and the grid's): pitches, drum tokens, programs."""
     kind, _, value = token.partition("_")
-    if not re.fullmatch(r"-?\d+", value):
+    if not re.fullmatch(r"-?\d{1,9}", value):
         return TokenFacts(relative=kind in _RELATIVE_KINDS)
     number = int(value)
     drum = kind in _DRUM_KINDS

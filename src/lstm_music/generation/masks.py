@@ -57,9 +57,7 @@ _SCALE_ALIASES = {"ionian": "major", "maj": "major", "aeolian": "minor", "natura
                   "min": "minor", "m": "minor", "pentatonic": "major-pentatonic"}  # fmt: skip
 _STEPS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 _KEY_RE = re.compile(r"([A-Ga-g])([#b♯♭]?)[\s_-]*([A-Za-z][A-Za-z\s_-]*)")
-_NOTE_RE = re.compile(
-    r"([A-Ga-g])([#b]{0,3})(-?\d{1,2})"
-)  # C4 = 60, the seed's and music21's octaves
+_NOTE_RE = re.compile(r"([A-Ga-g])([#b]{0,3})(-?\d{1,2})")  # C4 = 60 (the seed's, music21's)
 KEY_EXAMPLES = "D-minor, Bb-major, F#-dorian"
 
 DRUMS = DRUM_PROGRAM  # drums are program -1, as in MidiTok
@@ -145,8 +143,8 @@ def parse_pitch_range(value: str | Sequence[Any]) -> tuple[int, int]:
             bounds = (note_number(as_text(value[0])), note_number(as_text(value[1])))
     if bounds is None or None in bounds or bounds[0] > bounds[1]:
         raise SettingError(
-            f"pitch range {shown(value)} not understood: write LOW..HIGH, low first, as MIDI numbers "
-            "0-127 (48..84) or note names (C3..C6, C4 = 60)",
+            f"pitch range {shown(value)} not understood: write LOW..HIGH, low first, as MIDI "
+            "numbers 0-127 (48..84) or note names (C3..C6, C4 = 60)",
             "pitch_range",
         )
     return int(bounds[0]), int(bounds[1])

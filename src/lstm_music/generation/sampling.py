@@ -92,8 +92,9 @@ class SamplingOptions:
             )
         check_bounds(self, BOUNDS)
         if self.seconds is not None and self.seconds > self.cap_seconds:
-            raise SettingError(f"{self.seconds:g} seconds asked, over the {self.cap_seconds:g} s "
-                               "cap on a piece; max_seconds raises the cap", "max_seconds")  # fmt: skip
+            cap = self.cap_seconds
+            raise SettingError(f"{self.seconds:g} seconds asked, over the {cap:g} s cap on a "
+                               "piece; max_seconds raises the cap", "max_seconds")  # fmt: skip
         self._check_constraints()
 
     def _check_constraints(self) -> None:

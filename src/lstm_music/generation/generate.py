@@ -26,7 +26,7 @@ import numpy as np
 import symusic
 import torch
 
-from lstm_music.corpus.store import BOS_ID, SPECIAL_TOKENS
+from lstm_music.corpus.store import BOS_ID, PAD_ID, SPECIAL_TOKENS
 from lstm_music.errors import LstmMusicError, SettingError
 from lstm_music.generation.controls import ControlPlan, control_plan
 from lstm_music.generation.masks import TokenMask, token_mask
@@ -253,7 +253,10 @@ class Generation:
 
     @property
     def done(self) -> bool:
-        return self.new.shape[1] >= self.budget or self.progress >= 1
+        ended = (
+            self.mask is not None and self.mask.ended is not None and (self.mask.ended >= 0).all()
+        )
+        return self.new.shape[1] >= self.budget or self.progress >= 1 or bool(ended)
 
     def next_steps(self) -> int:
         """The length of the next chunk: all the tokens at once for a length in tokens."""
@@ -294,8 +297,14 @@ class Generation:
         and how far the slowest has come."""
         options = self.plan.options
         self.pieces = pieces or [_piece(self.plan, row) for row in self.new]
+        ended = self.mask.ended if self.mask is not None else None
         self.progress = (
-            min(_progress(p.score, options) for p in self.pieces) if options.timed else 1.0
+            min(
+                1.0 if ended is not None and ended[row] >= 0 else _progress(piece.score, options)
+                for row, piece in enumerate(self.pieces)
+            )
+            if options.timed
+            else 1.0
         )
 
     def limit_tick(self, score: symusic.Score) -> int:
@@ -370,7 +379,10 @@ def _one_blas_thread(controller: Any):
 def _piece(plan: _Plan, row: np.ndarray) -> GeneratedPiece:
     """A row of new ids as a piece; a primer too long for the piece keeps only its end."""
     options = plan.options
-    new = [plan.vocabulary[i] for i in row.tolist()]
+    ids = row.tolist()
+    if PAD_ID in ids:  # the piece ended there: its mask left nothing to write (masks.py)
+        ids = ids[: ids.index(PAD_ID)]
+    new = [plan.vocabulary[i] for i in ids]
     tokens = [plan.vocabulary[i] for i in plan.primer_ids] + new
     score, warnings = _decode(plan.tokenizer, tokens if options.include_primer else new, options)
     keep = _limit_tick(score, options) // 2

@@ -107,7 +107,11 @@ class SamplingOptions:
             self.pitch_range = parse_pitch_range(self.pitch_range)
         if self.instruments is not None:
             self.instruments = instrument_items(self.instruments)
-            parse_instruments(self.instruments)
+            programs = parse_instruments(self.instruments)
+            if self.program is not None and self.program not in programs:
+                asked = ", ".join(map(str, self.instruments))
+                raise SettingError(f"program {self.program} is not among the instruments "
+                                   f"asked ({asked})", "program")  # fmt: skip
         if self.density is not None:
             self.density = parse_density(self.density)
         if self.polyphony is not None:

@@ -36,13 +36,15 @@ the piece starts from nothing. The primer is part of the piece and takes at most
 
 Length: --seconds and --bars give pieces of exactly that length (the model writes until it gets
 there, up to --max-tokens); a piece that falls short says so and by how much. No piece is longer
-than --max-seconds ({MAX_SECONDS_TEXT} unless --seconds asks for more), whatever the primer holds.
+than --max-seconds ({MAX_SECONDS_TEXT} unless raised), whatever the primer holds: a longer
+--seconds is refused unless --max-seconds raises the cap. A long piece shows a progress bar.
 
 Constraints (any model): --key D-minor --key-strict samples no pitch outside the scale,
 --pitch-range 48..84 (or C3..C6) none outside the range, --instruments piano,bass,drums only
 those instruments (models whose tokens name instruments). Drums are not pitches: the key and the
-range leave them alone. A constraint the model cannot meet at all is not applied, and the piece
-says so. The primer is your music and is kept as it is.
+range leave them alone. A constraint the model cannot meet at all is refused before generating;
+a piece that the constraints leave nothing to continue with ends there, and says so. The primer
+is your music and is kept as it is.
 
 Controls (models prepared with `prepare --controls`): --density low|medium|high|N (notes per
 bar; the levels are the training corpus's 10th, 50th and 90th percentiles), --polyphony N or
@@ -68,7 +70,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         nargs="?",
         help=".safetensors file, run folder or shipped model name (default: the shipped model)",
     )
-    parser.add_argument("--out", "-o", required=True, metavar="FILE.mid", help="MIDI file to write")
+    parser.add_argument(
+        "--out", "-o", required=True, metavar="FILE.mid", help="MIDI file to write, or a folder/"
+    )
     length = parser.add_argument_group(f"length (default {SamplingOptions.tokens} tokens)")
     length.add_argument(
         "--tokens", type=int, default=SamplingOptions.tokens, help="new tokens per piece"
@@ -78,7 +82,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     length.add_argument(
         "--max-seconds",
         type=float,
-        help=f"cap on every piece, primer included ({DEFAULT_MAX_SECONDS:g}, or --seconds)",
+        help=f"cap on every piece, primer included ({DEFAULT_MAX_SECONDS:g}); raise it for a "
+        "longer --seconds",
     )
     length.add_argument(
         "--max-tokens",

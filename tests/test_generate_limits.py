@@ -12,7 +12,6 @@ import pytest
 
 import lstm_music.model.checkpoint as checkpoint_module
 from lstm_music.cli import main
-from lstm_music.cli.generate_cmd import ProgressBar
 from lstm_music.errors import SettingError
 from lstm_music.generation.generate import generate
 from lstm_music.generation.sampling import SamplingOptions
@@ -73,6 +72,8 @@ class _Terminal(io.StringIO):
 
 
 def test_the_progress_bar_shows_on_a_terminal_only() -> None:
+    from lstm_music.cli.generate_cmd import ProgressBar
+
     terminal, log = _Terminal(), io.StringIO()
     for stream in (terminal, log):
         bar = ProgressBar(after=0, stream=stream)

@@ -92,7 +92,8 @@ def test_out_a_folder_writes_into_it(tmp_path: Path, capsys) -> None:
     assert sorted(p.name for p in (tmp_path / "new").iterdir()) == ["piece-1.mid", "piece-2.mid"]
 
 
-@pytest.mark.parametrize("flags", [["--out", "FILE/x.mid"], ["--out", "x.mid", "--wav", "FILE/a.wav"],
+@pytest.mark.parametrize("flags", [["--out", "FILE/x.mid"],
+                                   ["--out", "x.mid", "--wav", "FILE/a.wav"],
                                    ["--out", "x.mid", "--png", "FILE/y.png"]])  # fmt: skip
 def test_unwritable_paths_are_refused_before_generating(tmp_path, monkeypatch, capsys, flags):
     (tmp_path / "FILE").write_text("a file")

@@ -32,7 +32,8 @@ def bach():
      ({"tokens": 10**5000}, "tokens"), ({"primer_tokens": 0}, "primer_tokens"),
      ({"pitch_range": "9" * 5000}, "pitch_range"), ({"density": 10**5000}, "density"),
      ({"polyphony": "9" * 5000}, "polyphony"), ({"instruments": "9" * 5000}, "instruments"),
-     ({"program": 5, "instruments": "bass"}, "program")],
+     ({"program": 5, "instruments": "bass"}, "program"),
+     ({"tokens": 10**6, "num": 100}, "num")],
 )  # fmt: skip
 def test_numbers_out_of_bounds_are_refused_in_one_line(settings, setting) -> None:
     with pytest.raises(SettingError) as error:

@@ -32,6 +32,7 @@ PRIMER_TOKENS = 100  # a primer's length in tokens when none is asked (CLI and w
 MAX_GUIDANCE = 8.0  # above this the controls drown the music
 MAX_NEW_TOKENS = 30_000_000  # new tokens of a piece at most: 100,000 s at the seconds' cap
 MAX_PIECE_SECONDS = 100_000.0  # what max_seconds may raise the cap to (MIDI holds far more)
+MAX_BATCH_TOKENS = 64_000_000  # new tokens of a batch at most (their ids: 512 MB)
 # every number's range, in one place (the CLI and the web API refuse by these; the API's own
 # upper bounds are tighter). Tempo: MIDI writes microseconds a quarter in 24 bits (>= 3.6 bpm)
 BOUNDS: dict[str, Bound] = {
@@ -95,6 +96,9 @@ class SamplingOptions:
             cap = self.cap_seconds
             raise SettingError(f"{self.seconds:g} seconds asked, over the {cap:g} s cap on a "
                                "piece; max_seconds raises the cap", "max_seconds")  # fmt: skip
+        if self.num * (budget := self.token_budget()) > MAX_BATCH_TOKENS:
+            raise SettingError(f"{self.num} pieces of up to {budget:,} new tokens are over "
+                               f"{MAX_BATCH_TOKENS:,} tokens in one batch", "num")  # fmt: skip
         self._check_constraints()
 
     def _check_constraints(self) -> None:

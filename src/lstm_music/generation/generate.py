@@ -15,7 +15,6 @@ caller can watch a piece being written (generation/stream.py) and get the same p
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ from lstm_music.errors import LstmMusicError, SettingError
 from lstm_music.generation.controls import ControlPlan, control_plan
 from lstm_music.generation.masks import TokenMask, token_mask
 from lstm_music.generation.sampling import GenerateOptions, SamplingOptions
-from lstm_music.generation.stepper import FastStepper, pick_tokens
+from lstm_music.generation.stepper import FastStepper, blas_controller, one_blas_thread, pick_tokens
 from lstm_music.model.checkpoint import Checkpoint, load_checkpoint
 from lstm_music.tokens import keeps_instruments, understood_controls
 from lstm_music.tokens.controls import control_mask, is_control
@@ -253,10 +252,8 @@ class Generation:
 
     @property
     def done(self) -> bool:
-        ended = (
-            self.mask is not None and self.mask.ended is not None and (self.mask.ended >= 0).all()
-        )
-        return self.new.shape[1] >= self.budget or self.progress >= 1 or bool(ended)
+        ended = _ended(self.mask, len(self.new))  # every piece ended: the mask left them nothing
+        return self.new.shape[1] >= self.budget or self.progress >= 1 or bool(ended.all())
 
     def next_steps(self) -> int:
         """The length of the next chunk: all the tokens at once for a length in tokens."""
@@ -270,7 +267,7 @@ class Generation:
         measured = self.new.shape[1]  # tokens when `progress` was measured
         while steps > 0:
             part = steps if on_progress is None else min(steps, PROGRESS_STEPS)
-            with _one_blas_thread(self.blas):
+            with one_blas_thread(self.blas):
                 self.new = np.concatenate([self.new, self.session.advance(part)], 1)
             steps -= part
             if on_progress is not None:
@@ -297,15 +294,9 @@ class Generation:
         and how far the slowest has come."""
         options = self.plan.options
         self.pieces = pieces or [_piece(self.plan, row) for row in self.new]
-        ended = self.mask.ended if self.mask is not None else None
-        self.progress = (
-            min(
-                1.0 if ended is not None and ended[row] >= 0 else _progress(piece.score, options)
-                for row, piece in enumerate(self.pieces)
-            )
-            if options.timed
-            else 1.0
-        )
+        ended, pieces = _ended(self.mask, len(self.new)), self.pieces
+        progress = [1.0 if ended[i] else _progress(p.score, options) for i, p in enumerate(pieces)]
+        self.progress = min(progress) if options.timed else 1.0
 
     def limit_tick(self, score: symusic.Score) -> int:
         """Where the piece ends at the latest, in `score`'s ticks (see `_limit_tick`)."""
@@ -346,34 +337,16 @@ def start_generation(checkpoint: Checkpoint | str | Path, options: SamplingOptio
     rng = np.random.default_rng(options.seed)
     if controls is not None:
         controls.start(options.num, primer_ids[-1] if primer_ids else None, opened)
-    blas = _blas_controller(checkpoint)
-    with _one_blas_thread(blas):  # the primer's steps too
+    blas = blas_controller(checkpoint.model)
+    with one_blas_thread(blas):  # the primer's steps too
         session = _Session(checkpoint, primer_ids, options, rng, mask, controls)
     new = np.zeros((options.num, 0), dtype=np.int64)
     return Generation(plan, session, mask, options.token_budget(), new, blas=blas)
 
 
-def _blas_controller(checkpoint: Checkpoint) -> Any:
-    """threadpoolctl's view of the loaded BLAS libraries, made once per generation (each
-    `threadpool_limits` call rescans them: 0.3 ms idle, up to 2 ms a call on a busy machine)."""
-    from threadpoolctl import ThreadpoolController
-
-    on_cpu = checkpoint.model.head.weight.device.type == "cpu"  # FastStepper steps NumPy there
-    return ThreadpoolController() if on_cpu else None
-
-
-def _one_blas_thread(controller: Any):
-    """One BLAS thread while stepping on the CPU.
-
-    A step multiplies a few rows by the weights: too little work to share, and OpenBLAS's
-    threads spin-wait for each other, which on a busy machine costs ten times over. Measured on
-    the 2-core machine with other work running (benchmarks/RESULTS.md): 0.25 against 2.9-4.9 ms
-    per token for one piece, 0.09 against 0.19-0.90 for 64; a phrase primer's 100 tokens took
-    0.1-1.4 s instead of 0.06-0.1 s.
-    """
-    if controller is None:
-        return contextlib.nullcontext()
-    return controller.limit(limits=1, user_api="blas")
+def _ended(mask: TokenMask | None, rows: int) -> np.ndarray:
+    """(rows,) True for the pieces that ended because their mask left nothing to write."""
+    return np.zeros(rows, bool) if mask is None or mask.ended is None else mask.ended >= 0
 
 
 def _piece(plan: _Plan, row: np.ndarray) -> GeneratedPiece:

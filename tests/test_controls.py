@@ -358,7 +358,7 @@ def test_guidance_pushes_the_controls_and_is_off_at_one(models, tmp_path, capsys
     assert main(["generate", str(models["root"] / "pr"), "--guidance", "20", "-o",
                  str(tmp_path / "x.mid")]) == 1  # fmt: skip
     error = capsys.readouterr().err.strip().splitlines()[-1]
-    assert "guidance must be 1 (off) to 8" in error
+    assert "guidance must be a number from 1 to 8" in error
 
 
 def test_bad_control_settings_are_refused() -> None:

@@ -276,47 +276,59 @@ def test_a_key_alone_is_refused_in_one_line() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kind", "settings", "warning"),
+    ("kind", "settings", "refusal", "setting"),
     [("remi", {"pitch_range": "0..10"}, "the pitch range 0..10 allows none of this model's "
-      "pitches (21..10"),
-     ("seed", {"pitch_range": "0..10"}, "the pitch range 0..10 allows none of this model's "
-      "pitches (36..84): not applied"),
+      "pitches (its pitches: 21..", "pitch_range"),
+     ("seed", {"pitch_range": "0..1"}, "the pitch range 0..1 allows none of this model's "
+      "pitches (its pitches: 36..84)", "pitch_range"),
      ("grid", {"pitch_range": "61..61", "key": "C-major", "key_strict": True},
-      "the key C major allows none of this model's pitches left (61..61): not applied"),
+      "the key C major within the pitch range 61..61 allows none of this model's pitches "
+      "(its pitches there: 61..61)", "key_strict"),
      ("programs", {"instruments": "bass"},
-      "this model has tokens for none of the instruments bass: not applied")],
+      "this model has tokens for none of the instruments bass", "instruments")],
 )  # fmt: skip
-def test_a_constraint_nothing_meets_completes_with_a_warning(kind, settings, warning) -> None:
+def test_a_constraint_nothing_meets_is_refused_before_generating(
+    kind, settings, refusal, setting
+) -> None:
     # the programs model has a token for the piano only
     checkpoint = tiny_model(kind, keep=lambda t: not t.startswith("Program_") or t == "Program_0")
-    pieces = generate(checkpoint, tokens=200, seed=5, num=2, **settings)
-    for piece in pieces:
-        assert len(piece.tokens) == 200
-        assert any(warning in line for line in piece.warnings), piece.warnings
+    with pytest.raises(SettingError) as error:
+        generate(checkpoint, tokens=200, seed=5, num=2, **settings)
+    assert refusal in str(error.value) and error.value.setting == setting
+    assert "\n" not in str(error.value)
+
+
+def test_the_cli_refuses_a_key_outside_the_range_in_one_line(capsys) -> None:
+    code = main(["generate", "--out", "x.mid", "--key", "C-major", "--key-strict",
+                 "--pitch-range", "61..61"])  # fmt: skip
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(lines) == 1
+    assert "key C major within the pitch range 61..61" in lines[0] and "(--key-strict)" in lines[0]
 
 
 @pytest.mark.parametrize("greedy", [False, True])
-def test_a_mask_leaving_nothing_never_stalls(monkeypatch, greedy: bool) -> None:
+def test_a_mask_leaving_nothing_ends_the_piece(monkeypatch, greedy: bool) -> None:
     checkpoint = tiny_model("seed")
     nothing = TokenMask(np.zeros(len(checkpoint.vocabulary), dtype=bool), "test mask")
     monkeypatch.setattr(generate_module, "token_mask", lambda *args: nothing)
     pieces = generate(checkpoint, tokens=50, seed=6, num=2, greedy=greedy)
     for piece in pieces:
-        assert len(piece.tokens) == 50 and not set(piece.tokens) & set(SPECIAL_TOKENS)
-        assert "the test mask left nothing to sample at 50 steps: those steps sampled freely" in (
-            piece.warnings
-        )
+        assert piece.tokens == [] and piece.score.note_num() == 0
+        assert "ended after 0 new tokens: the test mask left nothing the model could write " \
+            "next" in piece.warnings  # fmt: skip
 
 
-def test_a_mask_row_falls_back_alone() -> None:
+def test_a_mask_row_ends_alone() -> None:
     allowed = np.array([False, True, True, False])
     mask = TokenMask(allowed, "key X")
     logits = np.array([[0.0, -np.inf, -np.inf, 1.0], [0.0, 2.0, 1.0, 3.0]])
     masked = mask.apply(logits)
-    assert np.array_equal(masked[0], logits[0])  # nothing allowed left: samples freely
+    assert masked[0, 0] == 0.0 and np.isneginf(masked[0, 1:]).all()  # <pad>: the piece ends
     assert np.isneginf(masked[1, [0, 3]]).all() and np.isfinite(masked[1, 1:3]).all()
+    masked = mask.apply(np.array([[0.0, 5.0, 5.0, 1.0], [0.0, 2.0, 1.0, 3.0]]))
+    assert masked[0, 0] == 0.0 and np.isneginf(masked[0, 1:]).all()  # and stays ended
     assert mask.warnings(0) == [
-        "the key X left nothing to sample at 1 step: that step sampled freely"
+        "ended after 0 new tokens: the key X left nothing the model could write next"
     ]
     assert mask.warnings(1) == []
 

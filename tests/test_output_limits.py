@@ -109,7 +109,7 @@ def test_render_cuts_audio_at_its_cap(tmp_path, engine: str) -> None:
         frames, rate = audio.getnframes(), audio.getframerate()
     assert frames <= (5 + 2) * rate and result.seconds <= 7
     assert "audio cap" in (result.warning or "")
-    with pytest.raises(Exception, match="positive"):
+    with pytest.raises(Exception, match="above 0"):
         render_wav(score, tmp_path / "x.wav", engine="fallback", max_seconds=0)
 
 

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any, TypeVar
 
-from lstm_music.errors import LstmMusicError
+from lstm_music.errors import LstmMusicError, SettingError
 from lstm_music.fsutil import require_regular_file
 
 if sys.version_info >= (3, 11):
@@ -68,3 +68,44 @@ def to_dict(config: Any) -> dict[str, Any]:
         return value
 
     return {key: plain(value) for key, value in dataclasses.asdict(config).items()}
+
+
+@dataclasses.dataclass(frozen=True)
+class Bound:
+    """The values a numeric setting may take: `low`..`high` (`low` itself excluded when
+    `above`), integers only when `integer`. One per setting, kept with its settings object, so
+    the CLI, the web API and the library refuse a value alike."""
+
+    low: float
+    high: float
+    integer: bool = False
+    above: bool = False  # `low` itself is refused (temperature above 0)
+
+    def accepts(self, value: Any) -> bool:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        if self.integer and not isinstance(value, int):
+            return False
+        low_ok = value > self.low if self.above else value >= self.low
+        return bool(low_ok and value <= self.high)  # nan fails both comparisons
+
+    def text(self) -> str:
+        kind = "a whole number" if self.integer else "a number"
+        low = f"above {self.low:g}" if self.above else f"from {self.low:g}"
+        return f"{kind} {low} to {self.high:g}"
+
+
+def shown(value: Any) -> str:
+    """A value for a one-line message: a number of thousands of digits is not printed whole."""
+    if isinstance(value, int) and value.bit_length() > 80:  # str() refuses past 4,300 digits
+        return f"a number of about {int(value.bit_length() * 0.30103):,} digits"
+    text = f"{value:g}" if isinstance(value, float) else repr(value)
+    return text if len(text) <= 40 else f"{text[:16]}... ({len(text):,} characters)"
+
+
+def check_bounds(settings: Any, bounds: dict[str, Bound]) -> None:
+    """Refuse the first field of `settings` outside its `Bound` (None means "not given")."""
+    for name, bound in bounds.items():
+        value = getattr(settings, name)
+        if value is not None and not bound.accepts(value):
+            raise SettingError(f"{name} must be {bound.text()}, not {shown(value)}", name)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,13 +36,15 @@ the piece starts from nothing. The primer is part of the piece and takes at most
 
 Length: --seconds and --bars give pieces of exactly that length (the model writes until it gets
 there, up to --max-tokens); a piece that falls short says so and by how much. No piece is longer
-than --max-seconds ({MAX_SECONDS_TEXT} unless --seconds asks for more), whatever the primer holds.
+than --max-seconds ({MAX_SECONDS_TEXT} unless raised), whatever the primer holds: a longer
+--seconds is refused unless --max-seconds raises the cap. A long piece shows a progress bar.
 
 Constraints (any model): --key D-minor --key-strict samples no pitch outside the scale,
 --pitch-range 48..84 (or C3..C6) none outside the range, --instruments piano,bass,drums only
 those instruments (models whose tokens name instruments). Drums are not pitches: the key and the
-range leave them alone. A constraint the model cannot meet at all is not applied, and the piece
-says so. The primer is your music and is kept as it is.
+range leave them alone. A constraint the model cannot meet at all is refused before generating;
+a piece that the constraints leave nothing to continue with ends there, and says so. The primer
+is your music and is kept as it is.
 
 Controls (models prepared with `prepare --controls`): --density low|medium|high|N (notes per
 bar; the levels are the training corpus's 10th, 50th and 90th percentiles), --polyphony N or
@@ -65,7 +70,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         nargs="?",
         help=".safetensors file, run folder or shipped model name (default: the shipped model)",
     )
-    parser.add_argument("--out", "-o", required=True, metavar="FILE.mid", help="MIDI file to write")
+    parser.add_argument(
+        "--out", "-o", required=True, metavar="FILE.mid", help="MIDI file to write, or a folder/"
+    )
     length = parser.add_argument_group(f"length (default {SamplingOptions.tokens} tokens)")
     length.add_argument(
         "--tokens", type=int, default=SamplingOptions.tokens, help="new tokens per piece"
@@ -75,7 +82,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     length.add_argument(
         "--max-seconds",
         type=float,
-        help=f"cap on every piece, primer included ({DEFAULT_MAX_SECONDS:g}, or --seconds)",
+        help=f"cap on every piece, primer included ({DEFAULT_MAX_SECONDS:g}); raise it for a "
+        "longer --seconds",
     )
     length.add_argument(
         "--max-tokens",
@@ -198,11 +206,15 @@ def _add_constraints(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def output_paths(out: str, num: int) -> list[Path]:
+def output_paths(out: str, num: int, suffix: str = ".mid") -> list[Path]:
+    """The files of `num` pieces: `out`, or out-1.mid, out-2.mid, ...; a folder (one that is
+    there, or a path ending in /) gets piece.mid (piece-1.mid, ...) inside."""
     path = Path(out)
+    if out.endswith(("/", os.sep)) or path.is_dir():
+        path = path / f"piece{suffix}"
     if num == 1:
         return [path]
-    return [path.with_name(f"{path.stem}-{i}{path.suffix or '.mid'}") for i in range(1, num + 1)]
+    return [path.with_name(f"{path.stem}-{i}{path.suffix or suffix}") for i in range(1, num + 1)]
 
 
 def sampling_options(args: argparse.Namespace) -> SamplingOptions:
@@ -229,6 +241,7 @@ def sampling_options(args: argparse.Namespace) -> SamplingOptions:
         density=args.density,
         polyphony=args.polyphony,
         guidance=args.guidance,
+        primer_tokens=args.primer_tokens,
     )
 
 
@@ -244,7 +257,7 @@ def piece_files(args: argparse.Namespace) -> Callable[[int], PieceFiles]:
         return (
             midis[index].with_suffix(suffix)
             if flag is True
-            else output_paths(flag, args.num)[index]
+            else output_paths(flag, args.num, suffix)[index]
         )
 
     def where(index: int) -> PieceFiles:
@@ -256,7 +269,7 @@ def piece_files(args: argparse.Namespace) -> Callable[[int], PieceFiles]:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    from lstm_music.generation.pipeline import RenderSettings, write_pieces
+    from lstm_music.generation.pipeline import RenderSettings, check_writable, write_pieces
     from lstm_music.generation.primers import corpus_primer, midi_primer
     from lstm_music.model.checkpoint import load_checkpoint
     from lstm_music.model.shipped import resolve_checkpoint
@@ -265,20 +278,26 @@ def run_generate(args: argparse.Namespace) -> int:
     if args.primer and args.primer_corpus:
         raise LstmMusicError("choose one of --primer and --primer-corpus")
     options = sampling_options(args)
+    files = piece_files(args)
+    for index in range(options.num):  # a folder or a file in the way: said before any work
+        for path in vars(files(index)).values():
+            if isinstance(path, Path):
+                check_writable(path)
     checkpoint = load_checkpoint(resolve_checkpoint(args.checkpoint), pick_device(args.device))
     if args.primer:
-        options.primer = midi_primer(args.primer, checkpoint, args.primer_tokens)
+        options.primer = midi_primer(args.primer, checkpoint, options.primer_tokens)
     elif args.primer_corpus:
         options.primer = corpus_primer(
-            args.primer_corpus, checkpoint, args.primer_tokens, args.seed
+            args.primer_corpus, checkpoint, options.primer_tokens, args.seed
         )
     render = RenderSettings(soundfont=args.soundfont)
     written = write_pieces(
         checkpoint,
         options,
-        piece_files(args),
+        files,
         render,
         on_written=lambda piece: print_piece(piece, args.print_tokens),
+        on_progress=ProgressBar(),
     )
     new_tokens = sum(piece.new_tokens for piece in written.pieces)
     seconds = written.generate_seconds
@@ -287,6 +306,31 @@ def run_generate(args: argparse.Namespace) -> int:
         f"({1000 * seconds / max(new_tokens, 1):.3f} ms per token)"
     )
     return 0
+
+
+class ProgressBar:
+    """generate's progress on stderr, once it has run a few seconds (a terminal only: a log
+    gets no carriage returns); cleared when done."""
+
+    def __init__(self, after: float = 3.0, width: int = 30, stream=None) -> None:
+        self.started, self.after, self.width = time.monotonic(), after, width
+        self.stream = stream or sys.stderr
+        self.shown = False
+
+    def __call__(self, fraction: float) -> None:
+        spent = time.monotonic() - self.started
+        if fraction >= 1:
+            if self.shown:
+                self.stream.write("\r" + " " * (self.width + 40) + "\r")
+                self.stream.flush()
+            return
+        if spent < self.after or not self.stream.isatty():
+            return
+        filled = int(self.width * fraction)
+        bar = "#" * filled + "-" * (self.width - filled)
+        self.stream.write(f"\rgenerating [{bar}] {100 * fraction:3.0f}%  {spent:,.0f} s")
+        self.stream.flush()
+        self.shown = True
 
 
 def print_piece(piece: WrittenPiece, print_tokens: bool) -> None:

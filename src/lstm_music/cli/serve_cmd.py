@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import math
 from pathlib import Path
 
 from lstm_music.errors import LstmMusicError
@@ -119,7 +118,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def upload_bytes(megabytes: float) -> int:
-    """--max-upload-mb as bytes; nan, infinite or non-positive values are refused."""
-    if not (math.isfinite(megabytes) and megabytes > 0):
-        raise LstmMusicError(f"--max-upload-mb must be a positive number, not {megabytes}")
+    """--max-upload-mb as bytes; nan, non-positive values and over 100 GB are refused."""
+    if not 0 < megabytes <= 100_000:  # nan fails too; 1e308 bytes is no int
+        raise LstmMusicError(f"--max-upload-mb must be above 0 and at most 100000, not {megabytes}")
     return int(megabytes * 1e6)

@@ -36,7 +36,7 @@ from lstm_music.corpus.store import (
 )
 from lstm_music.errors import LstmMusicError, SettingError
 from lstm_music.fsutil import not_regular, swap_in
-from lstm_music.settings import to_dict
+from lstm_music.settings import Bound, check_bounds, to_dict
 from lstm_music.tokens import (
     DEFAULT_TOKENIZER,
     Tokenizer,
@@ -59,6 +59,20 @@ from lstm_music.tokens.midi import (
 
 MAX_FILE_BYTES = 64 * 1024 * 1024  # the largest MIDI files in public collections are ~10 MB
 READER_VERSION = 3  # bump when reading MIDI changes tokens: cached tokens are then redone
+
+
+# every number's range, in one place (the CLI refuses by these; 0 workers: one per core)
+PREPARE_BOUNDS: dict[str, Bound] = {
+    "max_notes": Bound(1, 10**8, integer=True),
+    "max_silence": Bound(0, 10**6),  # quarter notes
+    "max_tokens": Bound(0, 10**9, integer=True),
+    "valid_fraction": Bound(0, 1),  # the split checks the rest (below 1 together)
+    "test_fraction": Bound(0, 1),
+    "seed": Bound(0, 2**63 - 1, integer=True),
+    "workers": Bound(0, 1024, integer=True),
+    "file_timeout": Bound(0, 86_400, above=True),
+    "max_memory_mb": Bound(0, 10**7, integer=True),
+}
 
 
 @dataclass
@@ -86,6 +100,7 @@ class PrepareConfig:
     controls: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        check_bounds(self, PREPARE_BOUNDS)
         self.track_options()  # validates the track settings now, not after the files are read
         if self.tracks == INSTRUMENTS_MODE:
             check_instruments(self.tokenizer)

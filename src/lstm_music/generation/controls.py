@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lstm_music.errors import SettingError
+from lstm_music.generation.masks import as_text
+from lstm_music.settings import shown
 from lstm_music.tokens.controls import (
     CONTROLS,
     DENSITY_WORDS,
@@ -55,13 +57,14 @@ MAX_DENSITY = 1024
 
 def parse_density(value: Any) -> str | int:
     """`low`, `medium`, `high` or a number of notes per bar; a one-line `SettingError` else."""
-    text = str(value).strip().lower()
+    text = as_text(value).strip().lower()
     if text in DENSITY_WORDS:
         return text
-    if re.fullmatch(r"\d+", text) and int(text) <= MAX_DENSITY and not isinstance(value, bool):
+    if re.fullmatch(r"\d{1,5}", text) and int(text) <= MAX_DENSITY and not isinstance(value, bool):
         return int(text)
     raise SettingError(
-        f"density {value!r} not understood: low, medium, high or notes per bar (0-{MAX_DENSITY})",
+        f"density {shown(value)} not understood: low, medium, high or notes per bar "
+        f"(0-{MAX_DENSITY})",
         "density",
     )
 
@@ -69,16 +72,17 @@ def parse_density(value: Any) -> str | int:
 def parse_polyphony(value: Any) -> tuple[int, int]:
     """`3` (at most 3 notes at once), `2..4` or (2, 4) -> (least, most)."""
     if isinstance(value, (list, tuple)) and len(value) == 2:
-        text = f"{value[0]}..{value[1]}"
+        text = f"{as_text(value[0])}..{as_text(value[1])}"
     elif isinstance(value, int) and not isinstance(value, bool):
-        text = f"{POLYPHONY_MIN}..{value}"
+        text = f"{POLYPHONY_MIN}..{as_text(value)}"
     else:
-        text = str(value).strip()
-    match = re.fullmatch(r"(?:(\d+)\s*(?:\.\.|-)\s*)?(\d+)", text)
+        text = as_text(value).strip()
+    match = re.fullmatch(r"(?:(\d{1,4})\s*(?:\.\.|-)\s*)?(\d{1,4})", text)
     low, high = (int(match.group(1) or POLYPHONY_MIN), int(match.group(2))) if match else (0, 0)
     if not 1 <= low <= high:
         raise SettingError(
-            f"polyphony {value!r} not understood: notes at once, at most N (3) or LOW..HIGH (2..4)",
+            f"polyphony {shown(value)} not understood: notes at once, at most N (3) or "
+            "LOW..HIGH (2..4)",
             "polyphony",
         )
     return low, high

@@ -54,13 +54,20 @@ def run_demo(
         timings[stage] = timings.get(stage, 0.0) + now - clock
         clock = now
 
-    from lstm_music.generation.pipeline import PieceFiles, RenderSettings, write_pieces
+    from lstm_music.generation.pipeline import (
+        PieceFiles,
+        RenderSettings,
+        check_writable,
+        write_pieces,
+    )
     from lstm_music.model.checkpoint import load_checkpoint
     from lstm_music.model.shipped import resolve_checkpoint
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     seed = random.randrange(1, 10_000) if seed is None else seed
+    options = SamplingOptions(seconds=seconds, num=num, seed=seed)  # refusals before any work
+    check_writable(out, folder=True)
+    out.mkdir(parents=True, exist_ok=True)
     lap("start-up")
     path = resolve_checkpoint(model)
     checkpoint = load_checkpoint(path)
@@ -70,7 +77,6 @@ def run_demo(
         midi = out / f"demo-{index + 1}.mid"
         return PieceFiles(midi, midi.with_suffix(".wav"), midi.with_suffix(".png"))
 
-    options = SamplingOptions(seconds=seconds, num=num, seed=seed)
     written = write_pieces(checkpoint, options, where, RenderSettings(soundfont=soundfont))
     for stage, spent in written.timings.items():
         timings[stage] = timings.get(stage, 0.0) + spent

@@ -15,9 +15,8 @@ caller can watch a piece being written (generation/stream.py) and get the same p
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,12 +25,12 @@ import numpy as np
 import symusic
 import torch
 
-from lstm_music.corpus.store import BOS_ID, SPECIAL_TOKENS
+from lstm_music.corpus.store import BOS_ID, PAD_ID, SPECIAL_TOKENS
 from lstm_music.errors import LstmMusicError, SettingError
 from lstm_music.generation.controls import ControlPlan, control_plan
 from lstm_music.generation.masks import TokenMask, token_mask
 from lstm_music.generation.sampling import GenerateOptions, SamplingOptions
-from lstm_music.generation.stepper import FastStepper, pick_tokens
+from lstm_music.generation.stepper import FastStepper, blas_controller, one_blas_thread, pick_tokens
 from lstm_music.model.checkpoint import Checkpoint, load_checkpoint
 from lstm_music.tokens import keeps_instruments, understood_controls
 from lstm_music.tokens.controls import control_mask, is_control
@@ -39,6 +38,7 @@ from lstm_music.tokens.instruments import fit_channels
 from lstm_music.tokens.midi import cut_score, duration_seconds, note_count
 from lstm_music.tokens.timing import seconds_at, ticks_at
 
+PROGRESS_STEPS = 256  # tokens between two reports of progress, when a caller listens
 CHUNK = 256  # tokens generated before the first length check when the length is in seconds/bars
 __all__ = ["GenerateOptions", "GeneratedPiece", "SamplingOptions", "generate"]
 
@@ -213,16 +213,23 @@ def _next_steps(done: int, progress: float, budget: int) -> int:
 
 
 def generate(
-    checkpoint: Checkpoint | str | Path, options: SamplingOptions | None = None, **settings
+    checkpoint: Checkpoint | str | Path,
+    options: SamplingOptions | None = None,
+    on_progress: Callable[[float], None] | None = None,
+    **settings,
 ) -> list[GeneratedPiece]:
     """Write `options.num` new pieces; each has its tokens (primer first) and a symusic Score.
 
+    `on_progress` hears how far the batch has come (0 to 1) every `PROGRESS_STEPS` tokens: a
+    long piece takes minutes, and the library prints nothing itself.
     `generate("runs/bach/best.safetensors", tokens=400, temperature=0.9, seed=1)`
     """
     generation = start_generation(checkpoint, options or SamplingOptions(**settings))
     while not generation.done:
-        generation.advance(generation.next_steps())
+        generation.advance(generation.next_steps(), on_progress)
         generation.measure()
+    if on_progress is not None:
+        on_progress(1.0)
     return generation.finish()
 
 
@@ -245,7 +252,8 @@ class Generation:
 
     @property
     def done(self) -> bool:
-        return self.new.shape[1] >= self.budget or self.progress >= 1
+        ended = _ended(self.mask, len(self.new))  # every piece ended: the mask left them nothing
+        return self.new.shape[1] >= self.budget or self.progress >= 1 or bool(ended.all())
 
     def next_steps(self) -> int:
         """The length of the next chunk: all the tokens at once for a length in tokens."""
@@ -253,9 +261,25 @@ class Generation:
             return self.budget
         return _next_steps(self.new.shape[1], self.progress, self.budget)
 
-    def advance(self, steps: int) -> None:
-        with _one_blas_thread(self.blas):
-            self.new = np.concatenate([self.new, self.session.advance(steps)], 1)
+    def advance(self, steps: int, on_progress: Callable[[float], None] | None = None) -> None:
+        """`steps` more tokens of every piece; `on_progress` hears the fraction done between
+        parts of the chunk (the same tokens either way: the session keeps its state)."""
+        measured = self.new.shape[1]  # tokens when `progress` was measured
+        while steps > 0:
+            part = steps if on_progress is None else min(steps, PROGRESS_STEPS)
+            with one_blas_thread(self.blas):
+                self.new = np.concatenate([self.new, self.session.advance(part)], 1)
+            steps -= part
+            if on_progress is not None:
+                on_progress(self._fraction(measured))
+
+    def _fraction(self, measured: int) -> float:
+        """How far the batch has come: tokens of the budget, or for a length in seconds or bars
+        the progress measured, projected at the pace so far (below 1 until measured done)."""
+        done = self.new.shape[1]
+        if self.plan.options.timed and self.progress > 0 and measured > 0:
+            return min(0.99, self.progress * done / measured)
+        return min(0.99, done / max(1, self.budget))
 
     def decode(
         self, row: int = 0, length: int | None = None, then: Sequence[int] = ()
@@ -270,9 +294,9 @@ class Generation:
         and how far the slowest has come."""
         options = self.plan.options
         self.pieces = pieces or [_piece(self.plan, row) for row in self.new]
-        self.progress = (
-            min(_progress(p.score, options) for p in self.pieces) if options.timed else 1.0
-        )
+        ended, pieces = _ended(self.mask, len(self.new)), self.pieces
+        progress = [1.0 if ended[i] else _progress(p.score, options) for i, p in enumerate(pieces)]
+        self.progress = min(progress) if options.timed else 1.0
 
     def limit_tick(self, score: symusic.Score) -> int:
         """Where the piece ends at the latest, in `score`'s ticks (see `_limit_tick`)."""
@@ -313,40 +337,25 @@ def start_generation(checkpoint: Checkpoint | str | Path, options: SamplingOptio
     rng = np.random.default_rng(options.seed)
     if controls is not None:
         controls.start(options.num, primer_ids[-1] if primer_ids else None, opened)
-    blas = _blas_controller(checkpoint)
-    with _one_blas_thread(blas):  # the primer's steps too
+    blas = blas_controller(checkpoint.model)
+    with one_blas_thread(blas):  # the primer's steps too
         session = _Session(checkpoint, primer_ids, options, rng, mask, controls)
     new = np.zeros((options.num, 0), dtype=np.int64)
     return Generation(plan, session, mask, options.token_budget(), new, blas=blas)
 
 
-def _blas_controller(checkpoint: Checkpoint) -> Any:
-    """threadpoolctl's view of the loaded BLAS libraries, made once per generation (each
-    `threadpool_limits` call rescans them: 0.3 ms idle, up to 2 ms a call on a busy machine)."""
-    from threadpoolctl import ThreadpoolController
-
-    on_cpu = checkpoint.model.head.weight.device.type == "cpu"  # FastStepper steps NumPy there
-    return ThreadpoolController() if on_cpu else None
-
-
-def _one_blas_thread(controller: Any):
-    """One BLAS thread while stepping on the CPU.
-
-    A step multiplies a few rows by the weights: too little work to share, and OpenBLAS's
-    threads spin-wait for each other, which on a busy machine costs ten times over. Measured on
-    the 2-core machine with other work running (benchmarks/RESULTS.md): 0.25 against 2.9-4.9 ms
-    per token for one piece, 0.09 against 0.19-0.90 for 64; a phrase primer's 100 tokens took
-    0.1-1.4 s instead of 0.06-0.1 s.
-    """
-    if controller is None:
-        return contextlib.nullcontext()
-    return controller.limit(limits=1, user_api="blas")
+def _ended(mask: TokenMask | None, rows: int) -> np.ndarray:
+    """(rows,) True for the pieces that ended because their mask left nothing to write."""
+    return np.zeros(rows, bool) if mask is None or mask.ended is None else mask.ended >= 0
 
 
 def _piece(plan: _Plan, row: np.ndarray) -> GeneratedPiece:
     """A row of new ids as a piece; a primer too long for the piece keeps only its end."""
     options = plan.options
-    new = [plan.vocabulary[i] for i in row.tolist()]
+    ids = row.tolist()
+    if PAD_ID in ids:  # the piece ended there: its mask left nothing to write (masks.py)
+        ids = ids[: ids.index(PAD_ID)]
+    new = [plan.vocabulary[i] for i in ids]
     tokens = [plan.vocabulary[i] for i in plan.primer_ids] + new
     score, warnings = _decode(plan.tokenizer, tokens if options.include_primer else new, options)
     keep = _limit_tick(score, options) // 2

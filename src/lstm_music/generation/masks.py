@@ -12,22 +12,26 @@ the program token before it, and after the drums' (-1) the key and the range lea
 (the mask follows each piece's current program); in a stream without instruments, every note,
 a `PitchDrum` one too, is decoded into the one pitched track, so every note is kept to them.
 
-A constraint never leaves a step with nothing to sample. One that no token of the model meets
-(a range outside the model's pitches, instruments it has no token for) is not applied, and each
-piece says so; a step where the mask leaves nothing samples freely, and the piece says at how
-many steps. Parsing lives here too, so `SamplingOptions` checks its fields with the same rules.
+A hard constraint is hard: one that no token of the model meets (a range outside the model's
+pitches, a key with none of its pitches in the range, instruments it has no token for) is
+refused before generation; a step where the mask leaves nothing allowed (the model's own
+tokens cannot continue within it) ends that piece there, and the piece says so: no note
+outside the constraints is ever written. Parsing lives here too, so `SamplingOptions` checks
+its fields with the same rules.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lstm_music.corpus.store import PAD_ID
 from lstm_music.errors import SettingError
+from lstm_music.settings import shown
 from lstm_music.tokens.instruments import DRUM_PROGRAM, instrument_words, programs_named
 
 if TYPE_CHECKING:
@@ -56,7 +60,7 @@ _SCALE_ALIASES = {"ionian": "major", "maj": "major", "aeolian": "minor", "natura
                   "min": "minor", "m": "minor", "pentatonic": "major-pentatonic"}  # fmt: skip
 _STEPS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 _KEY_RE = re.compile(r"([A-Ga-g])([#b♯♭]?)[\s_-]*([A-Za-z][A-Za-z\s_-]*)")
-_NOTE_RE = re.compile(r"([A-Ga-g])([#b]*)(-?\d+)")  # C4 = 60, the seed's and music21's octaves
+_NOTE_RE = re.compile(r"([A-Ga-g])([#b]{0,3})(-?\d{1,2})")  # C4 = 60 (the seed's, music21's)
 KEY_EXAMPLES = "D-minor, Bb-major, F#-dorian"
 
 DRUMS = DRUM_PROGRAM  # drums are program -1, as in MidiTok
@@ -100,10 +104,17 @@ def parse_key(text: str) -> Key:
     return Key(tonic, scale, f"{letter}{accidental} {scale.replace('-', ' ')}")
 
 
+def as_text(value: Any) -> str:
+    """`str(value)` for parsing; a huge int (str() refuses past 4,300 digits) reads as none."""
+    if isinstance(value, int) and not -(10**9) < value < 10**9:
+        return "?"
+    return str(value)
+
+
 def note_number(text: str) -> int | None:
     """MIDI number of `60` or of a note name (`C4` = 60, `Bb3`, `F#5`, `C-1` = 0); None if not."""
     text = text.strip()
-    if re.fullmatch(r"\d+", text):
+    if re.fullmatch(r"\d{1,4}", text):  # no int() of thousands of digits
         value = int(text)
     elif match := _NOTE_RE.fullmatch(text):
         letter, accidentals, octave = match.groups()
@@ -132,11 +143,11 @@ def parse_pitch_range(value: str | Sequence[Any]) -> tuple[int, int]:
         if all(isinstance(v, int) and not isinstance(v, bool) for v in value):
             bounds = tuple(value) if all(0 <= v <= 127 for v in value) else None
         else:
-            bounds = (note_number(str(value[0])), note_number(str(value[1])))
+            bounds = (note_number(as_text(value[0])), note_number(as_text(value[1])))
     if bounds is None or None in bounds or bounds[0] > bounds[1]:
         raise SettingError(
-            f"pitch range {value!r} not understood: write LOW..HIGH, low first, as MIDI numbers "
-            "0-127 (48..84) or note names (C3..C6, C4 = 60)",
+            f"pitch range {shown(value)} not understood: write LOW..HIGH, low first, as MIDI "
+            "numbers 0-127 (48..84) or note names (C3..C6, C4 = 60)",
             "pitch_range",
         )
     return int(bounds[0]), int(bounds[1])
@@ -150,9 +161,9 @@ def instrument_items(value: str | Iterable[Any]) -> tuple[str | int, ...]:
 
 def programs_of_item(item: str | int) -> tuple[int, ...]:
     """The programs one asked instrument names (a word or a number, -1 drums); () unknown."""
-    name = str(item).strip()
-    if re.fullmatch(r"-?\d+", name):
-        return (int(name),) if -1 <= int(name) <= 127 else ()
+    name = as_text(item).strip()
+    if re.fullmatch(r"-?\d+", name):  # no int() of thousands of digits
+        return (int(name),) if len(name) <= 4 and -1 <= int(name) <= 127 else ()
     return programs_named(name)
 
 
@@ -166,7 +177,7 @@ def parse_instruments(value: str | Iterable[Any]) -> frozenset[int]:
             programs.update(named)
         else:
             raise SettingError(
-                f"instrument {item!r} unknown: use General MIDI programs 0-127, -1 for drums, "
+                f"instrument {shown(item)} unknown: use General MIDI programs 0-127, -1 for drums, "
                 f"or {', '.join(INSTRUMENT_NAMES)}",
                 "instruments",
             )
@@ -202,7 +213,7 @@ def _seed_facts(token: str) -> TokenFacts:
 def _kind_value_facts(token: str) -> TokenFacts:
     """`Kind_value` tokens (MidiTok's and the grid's): pitches, drum tokens, programs."""
     kind, _, value = token.partition("_")
-    if not re.fullmatch(r"-?\d+", value):
+    if not re.fullmatch(r"-?\d{1,9}", value):
         return TokenFacts(relative=kind in _RELATIVE_KINDS)
     number = int(value)
     drum = kind in _DRUM_KINDS
@@ -231,20 +242,21 @@ class TokenMask:
 
     allowed: np.ndarray  # (V,) bool: while the current instrument is pitched (or there is none)
     label: str  # what constrains, e.g. "key D minor and pitch range 48..84"
-    notes: list[str] = field(default_factory=list)  # constraints not applied, and why
     drum_allowed: np.ndarray | None = None  # (V,) bool: after a drum program token
     programs: np.ndarray | None = None  # (V,) the program each id names, NO_PROGRAM if none
     drumming: Any = False  # per piece (B,): the current program is the drums'
-    free_steps: np.ndarray | None = None  # (B,) steps each piece sampled without the mask
+    ended: np.ndarray | None = None  # (B,) the step a piece ended at (nothing allowed), -1
+    steps: int = 0  # steps masked so far
     # notes before any program token: the decoder gives them program 0, so with an instrument
     # set without it they are forbidden until a piece has named its instrument
     unnamed_notes: np.ndarray | None = None  # (V,) bool: note tokens
     named: Any = True  # per piece (B,): a program token came already
 
     def apply(self, logits: np.ndarray) -> np.ndarray:
-        """-inf where the mask forbids; a row it would leave with nothing keeps its logits."""
-        if self.free_steps is None:
-            self.free_steps = np.zeros(len(logits), dtype=np.int64)
+        """-inf where the mask forbids. A row left with nothing ends its piece: from then on it
+        gets only <pad> (which is never sampled otherwise), and the piece is cut there."""
+        if self.ended is None:
+            self.ended = np.full(len(logits), -1, dtype=np.int64)
             self.drumming = np.broadcast_to(np.asarray(self.drumming), len(logits)).copy()
             self.named = np.broadcast_to(np.asarray(self.named), len(logits)).copy()
         allowed = self.allowed
@@ -254,9 +266,12 @@ class TokenMask:
             allowed = np.where(self.named[:, None], allowed, allowed & ~self.unnamed_notes)
         masked = np.where(allowed, logits, -np.inf)
         empty = ~np.isfinite(masked).any(axis=-1)  # (B,): nothing with nonzero probability
-        if empty.any():
-            masked[empty] = logits[empty]
-            self.free_steps += empty
+        self.ended[empty & (self.ended < 0)] = self.steps
+        over = self.ended >= 0
+        if over.any():
+            masked[over] = -np.inf
+            masked[over, PAD_ID] = 0.0
+        self.steps += 1
         return masked
 
     def observe(self, ids: np.ndarray) -> None:
@@ -270,12 +285,10 @@ class TokenMask:
 
     def warnings(self, row: int) -> list[str]:
         """One line per thing piece `row` should be told."""
-        lines = list(self.notes)
-        free = 0 if self.free_steps is None else int(self.free_steps[row])
-        if free:
-            steps = "1 step: that step" if free == 1 else f"{free:,} steps: those steps"
-            lines.append(f"the {self.label} left nothing to sample at {steps} sampled freely")
-        return lines
+        if self.ended is None or self.ended[row] < 0:
+            return []
+        return [f"ended after {int(self.ended[row]):,} new tokens: the {self.label} left "
+                "nothing the model could write next"]  # fmt: skip
 
 
 KEY_CONTROL_REFUSED = (
@@ -293,6 +306,7 @@ class _Rule:
     passes: Callable[[TokenFacts], bool]
     also: Callable[[TokenFacts], bool]  # tokens forbidden too when the rule applies
     what: str  # what the concerned tokens hold, for a note: "pitches", "instruments"
+    setting: str  # the option that asked for it, named by a refusal
 
 
 def _is_pitched(fact: TokenFacts) -> bool:
@@ -311,18 +325,20 @@ def _rules(options: SamplingOptions) -> list[_Rule]:
         low, high = parse_pitch_range(options.pitch_range)
         within = lambda f: all(low <= p <= high for p in f.pitches)  # noqa: E731
         label = f"pitch range {low}..{high}"
-        rules.append(_Rule(label, _is_pitched, within, _is_relative, "pitches"))
+        rules.append(_Rule(label, _is_pitched, within, _is_relative, "pitches", "pitch_range"))
     if options.key_strict:
         key = parse_key(options.key)
         in_scale = lambda f: all(p % 12 in key.pitch_classes for p in f.pitches)  # noqa: E731
-        rules.append(_Rule(f"key {key.name}", _is_pitched, in_scale, _is_relative, "pitches"))
+        rules.append(
+            _Rule(f"key {key.name}", _is_pitched, in_scale, _is_relative, "pitches", "key_strict")
+        )
     if options.instruments:
         programs = parse_instruments(options.instruments)
         label = "instruments " + ", ".join(str(item) for item in options.instruments)
         named = lambda f: f.program is not None  # noqa: E731
         asked = lambda f: f.program in programs  # noqa: E731
         drum_hit = lambda f: f.drum and DRUMS not in programs  # noqa: E731
-        rules.append(_Rule(label, named, asked, drum_hit, "instruments"))
+        rules.append(_Rule(label, named, asked, drum_hit, "instruments", "instruments"))
     return rules
 
 
@@ -349,21 +365,19 @@ def token_mask(
         setting = "pitch_range" if options.pitch_range else "key_strict"
         raise SettingError("this model's tokens hold no pitches to keep to", setting)
     allowed, drum_allowed = np.ones(len(facts), dtype=bool), np.ones(len(facts), dtype=bool)
-    applied, notes = [], []
+    applied: list[str] = []
     for rule in rules:
         concerned = [i for i, fact in enumerate(facts) if allowed[i] and rule.concerns(fact)]
         failing = [i for i in concerned if not rule.passes(facts[i])]
-        if len(failing) == len(concerned):  # it would leave none: not applied, and said
-            notes.append(_none_left(rule, [facts[i] for i in concerned], bool(applied)))
-            continue
+        if len(failing) == len(concerned):  # nothing can meet it: refused before any work
+            raise SettingError(_none_left(rule, [facts[i] for i in concerned], applied),
+                               rule.setting)  # fmt: skip
         forbidden = failing + [i for i, fact in enumerate(facts) if rule.also(fact)]
         allowed[forbidden] = False
         if rule.what != "pitches":  # drum hits are no pitches: only instruments rule them
             drum_allowed[forbidden] = False
         applied.append(rule.label)
-    if not (applied or notes):
-        return None
-    mask = TokenMask(allowed, " and ".join(applied), notes)
+    mask = TokenMask(allowed, " and ".join(applied))
     if any(fact.program is not None for fact in facts):  # a stream with instruments
         mask.drum_allowed = drum_allowed
         mask.programs = np.array([NO_PROGRAM if f.program is None else f.program for f in facts])
@@ -375,11 +389,11 @@ def token_mask(
     return mask
 
 
-def _none_left(rule: _Rule, concerned: list[TokenFacts], narrowed: bool) -> str:
-    """The note for a constraint that no token of the model (still allowed) meets."""
+def _none_left(rule: _Rule, concerned: list[TokenFacts], applied: list[str]) -> str:
+    """The refusal of a constraint that no token of the model (still allowed) meets."""
     if rule.what != "pitches":
-        return f"this model has tokens for none of the {rule.label}: not applied"
+        return f"this model has tokens for none of the {rule.label}: nothing could be written"
     pitches = [p for fact in concerned for p in fact.pitches]
-    span = f" ({min(pitches)}..{max(pitches)})" if pitches else ""
-    left = " left" if narrowed else ""
-    return f"the {rule.label} allows none of this model's pitches{left}{span}: not applied"
+    within = f" within the {' and '.join(applied)}" if applied else ""
+    span = f" (its pitches{' there' if applied else ''}: {min(pitches)}..{max(pitches)})"
+    return f"the {rule.label}{within} allows none of this model's pitches{span if pitches else ''}"

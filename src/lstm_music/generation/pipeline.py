@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lstm_music.errors import LstmMusicError
 from lstm_music.generation.generate import GeneratedPiece, generate
 from lstm_music.generation.sampling import SamplingOptions
 from lstm_music.tokens.midi import MIN_TPQ
@@ -86,12 +87,28 @@ class WrittenPieces:
         return self.timings.get("generate", 0.0)
 
 
+def check_writable(path: Path, folder: bool = False) -> None:
+    """Refuse, before any work, a file path that names a folder (or a folder path that names a
+    file), or that lies under a file: what the music is written to must be writable there."""
+    path = Path(path)
+    if path.exists() and path.is_dir() != folder:
+        what = "a file" if path.is_dir() else "a folder"
+        raise LstmMusicError(f"cannot write {what} at {path}: "
+                             f"{'a folder' if path.is_dir() else 'a file'} is there")  # fmt: skip
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise LstmMusicError(f"cannot write {path}: {parent} is a file, not a folder")
+            return
+
+
 def write_pieces(
     checkpoint: Checkpoint,
     options: SamplingOptions,
     where: Callable[[int], PieceFiles],
     render: RenderSettings | None = None,
     on_written: Callable[[WrittenPiece], None] | None = None,
+    on_progress: Callable[[float], None] | None = None,
 ) -> WrittenPieces:
     """Generate `options.num` pieces and write piece i to `where(i)`.
 
@@ -99,12 +116,13 @@ def write_pieces(
     (the web server's history) takes a number only for a piece that is really written.
     Timings are per stage: "generate", "render audio" (the MIDI file and its WAV), "draw piano
     roll". `on_written` sees each piece as soon as its files exist (the CLI prints it, the web
-    server stores it), so a failure later in the batch loses none that were finished.
+    server stores it), so a failure later in the batch loses none that were finished;
+    `on_progress` hears how far generation has come (0 to 1, see `generate`).
     """
     render = render or RenderSettings()
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    generated = generate(checkpoint, options)
+    generated = generate(checkpoint, options, on_progress)
     timings["generate"] = time.perf_counter() - started
     written = []
     for index, piece in enumerate(generated):

@@ -21,6 +21,7 @@ from lstm_music.generation.masks import (
     parse_key,
     parse_pitch_range,
 )
+from lstm_music.settings import Bound, check_bounds
 
 DEFAULT_MAX_SECONDS = 600.0  # no piece is longer unless asked (ten minutes, primer included)
 # new-token caps for a length in seconds or bars: the shipped models write 16-34 tokens a second
@@ -29,6 +30,27 @@ TOKENS_PER_BAR_CAP = 600
 MIN_TOKEN_CAP = 4096
 PRIMER_TOKENS = 100  # a primer's length in tokens when none is asked (CLI and web)
 MAX_GUIDANCE = 8.0  # above this the controls drown the music
+MAX_NEW_TOKENS = 30_000_000  # new tokens of a piece at most: 100,000 s at the seconds' cap
+MAX_PIECE_SECONDS = 100_000.0  # what max_seconds may raise the cap to (MIDI holds far more)
+MAX_BATCH_TOKENS = 64_000_000  # new tokens of a batch at most (their ids: 512 MB)
+# every number's range, in one place (the CLI and the web API refuse by these; the API's own
+# upper bounds are tighter). Tempo: MIDI writes microseconds a quarter in 24 bits (>= 3.6 bpm)
+BOUNDS: dict[str, Bound] = {
+    "tokens": Bound(1, MAX_NEW_TOKENS, integer=True),
+    "seconds": Bound(0, MAX_PIECE_SECONDS, above=True),
+    "bars": Bound(0, MAX_PIECE_SECONDS, above=True),
+    "temperature": Bound(0.001, 100),  # past these the sampler's exponentials over/underflow
+    "top_k": Bound(0, 1_000_000, integer=True),
+    "top_p": Bound(0, 1, above=True),
+    "num": Bound(1, 1024, integer=True),
+    "seed": Bound(0, 2**64 - 1, integer=True),
+    "tempo": Bound(4, 1000),
+    "program": Bound(0, 127, integer=True),
+    "max_seconds": Bound(0, MAX_PIECE_SECONDS, above=True),
+    "max_tokens": Bound(1, MAX_NEW_TOKENS, integer=True),
+    "guidance": Bound(1, MAX_GUIDANCE),
+    "primer_tokens": Bound(1, 100_000, integer=True),
+}
 
 
 @dataclass
@@ -48,7 +70,7 @@ class SamplingOptions:
     tempo: float | None = None  # quarter notes per minute: the MIDI's, and any tempo tokens
     program: int | None = None  # General MIDI program of every track
     include_primer: bool = True  # the score starts with the primer (the blog's output does)
-    max_seconds: float | None = None  # cap on every piece (None: 600 s, or `seconds` if longer)
+    max_seconds: float | None = None  # cap on every piece (None: 600 s); `seconds` within it
     max_tokens: int | None = None  # new-token cap for seconds/bars (None: generous, see top)
     # hard constraints on what is sampled, for any model (generation/masks.py), and soft
     # controls forced after each bar header, for models trained with them (generation/controls)
@@ -61,30 +83,22 @@ class SamplingOptions:
     # how strongly the soft controls steer: 1 follows the model as trained; above 1 each step
     # moves away from what the model would write without them (generation.guidance)
     guidance: float = 1.0
+    primer_tokens: int = PRIMER_TOKENS  # a primer file's length kept, in tokens (its end)
 
     def __post_init__(self) -> None:
-        if not self.temperature > 0:
+        if not (isinstance(self.temperature, (int, float)) and self.temperature > 0):
             raise SettingError(
                 "the temperature must be greater than 0; greedy decoding takes the likeliest token",
                 "temperature",
             )
-        if not 0 < self.top_p <= 1:
-            raise SettingError("top_p must be in (0, 1]", "top_p")
-        for name in ("top_k", "tokens", "num", "max_tokens"):
-            value, least = getattr(self, name), 0 if name == "top_k" else 1
-            if value is not None and value < least:
-                raise SettingError(f"{name} must be >= {least}", name)
-        for name in ("seconds", "bars", "tempo", "max_seconds"):
-            value = getattr(self, name)
-            if value is not None and not (value > 0 and math.isfinite(value)):
-                raise SettingError(f"{name} must be a positive number", name)
-        if self.max_seconds is not None and (self.seconds or 0) > self.max_seconds:
-            raise SettingError(f"{self.seconds:g} seconds asked, over the "
-                               f"{self.max_seconds:g} s cap", "max_seconds")  # fmt: skip
-        if not (isinstance(self.guidance, (int, float)) and 1 <= self.guidance <= MAX_GUIDANCE):
-            raise SettingError(f"guidance must be 1 (off) to {MAX_GUIDANCE:g}", "guidance")
-        if self.program is not None and not 0 <= self.program <= 127:
-            raise SettingError("the program must be a General MIDI program 0-127", "program")
+        check_bounds(self, BOUNDS)
+        if self.seconds is not None and self.seconds > self.cap_seconds:
+            cap = self.cap_seconds
+            raise SettingError(f"{self.seconds:g} seconds asked, over the {cap:g} s cap on a "
+                               "piece; max_seconds raises the cap", "max_seconds")  # fmt: skip
+        if self.num * (budget := self.token_budget()) > MAX_BATCH_TOKENS:
+            raise SettingError(f"{self.num} pieces of up to {budget:,} new tokens are over "
+                               f"{MAX_BATCH_TOKENS:,} tokens in one batch", "num")  # fmt: skip
         self._check_constraints()
 
     def _check_constraints(self) -> None:
@@ -97,7 +111,11 @@ class SamplingOptions:
             self.pitch_range = parse_pitch_range(self.pitch_range)
         if self.instruments is not None:
             self.instruments = instrument_items(self.instruments)
-            parse_instruments(self.instruments)
+            programs = parse_instruments(self.instruments)
+            if self.program is not None and self.program not in programs:
+                asked = ", ".join(map(str, self.instruments))
+                raise SettingError(f"program {self.program} is not among the instruments "
+                                   f"asked ({asked})", "program")  # fmt: skip
         if self.density is not None:
             self.density = parse_density(self.density)
         if self.polyphony is not None:
@@ -111,9 +129,7 @@ class SamplingOptions:
     @property
     def cap_seconds(self) -> float:
         """The longest a piece may be, primer included."""
-        if self.max_seconds is not None:
-            return self.max_seconds
-        return max(DEFAULT_MAX_SECONDS, self.seconds or 0.0)
+        return DEFAULT_MAX_SECONDS if self.max_seconds is None else self.max_seconds
 
     def token_budget(self) -> int:
         """New tokens at most: `tokens`, or for seconds/bars a cap far above the need."""
@@ -125,7 +141,7 @@ class SamplingOptions:
             wanted = self.seconds * TOKENS_PER_SECOND_CAP
         else:
             wanted = min(self.bars * TOKENS_PER_BAR_CAP, self.cap_seconds * TOKENS_PER_SECOND_CAP)
-        return max(MIN_TOKEN_CAP, math.ceil(wanted))
+        return min(MAX_NEW_TOKENS, max(MIN_TOKEN_CAP, math.ceil(wanted)))
 
 
 GenerateOptions = SamplingOptions  # the name before SamplingOptions (public API)

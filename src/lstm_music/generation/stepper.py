@@ -13,6 +13,7 @@ Sampling is NumPy's in both cases, so a seed gives the same music on every devic
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import numpy as np
@@ -111,3 +112,26 @@ def pick_tokens(
         positive = weights[stray] > 0
         picks[stray] = positive.shape[-1] - 1 - positive[:, ::-1].argmax(axis=-1)
     return picks if order is None else order[rows[:, 0], picks]
+
+
+def blas_controller(model: LSTMModel) -> Any:
+    """threadpoolctl's view of the loaded BLAS libraries, made once per generation (each
+    `threadpool_limits` call rescans them: 0.3 ms idle, up to 2 ms a call on a busy machine)."""
+    from threadpoolctl import ThreadpoolController
+
+    on_cpu = model.head.weight.device.type == "cpu"  # FastStepper steps NumPy there
+    return ThreadpoolController() if on_cpu else None
+
+
+def one_blas_thread(controller: Any):
+    """One BLAS thread while stepping on the CPU.
+
+    A step multiplies a few rows by the weights: too little work to share, and OpenBLAS's
+    threads spin-wait for each other, which on a busy machine costs ten times over. Measured on
+    the 2-core machine with other work running (benchmarks/RESULTS.md): 0.25 against 2.9-4.9 ms
+    per token for one piece, 0.09 against 0.19-0.90 for 64; a phrase primer's 100 tokens took
+    0.1-1.4 s instead of 0.06-0.1 s.
+    """
+    if controller is None:
+        return contextlib.nullcontext()
+    return controller.limit(limits=1, user_api="blas")

@@ -8,7 +8,6 @@ temporary name next to the target and renamed, so a reader never sees half a fil
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import subprocess
@@ -50,6 +49,7 @@ NO_SOUNDFONT = (
 )
 FLUIDSYNTH_GAIN = 0.5  # FluidSynth's own default (0.2) is quiet; the result is normalised anyway
 MAX_RENDER_SECONDS = 1800.0  # audio cap: 30 minutes (a 16-bit stereo WAV of about 320 MB)
+MAX_AUDIO_CAP = 86_400.0  # what the cap may be raised to: a day (about 15 GB of WAV)
 TAIL_SECONDS = 2.0  # release and reverb an engine may add after the score's end
 
 
@@ -147,10 +147,9 @@ def render_wav(
         raise LstmMusicError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
     if not 8000 <= sample_rate <= 192000:
         raise LstmMusicError(f"sample rate must be 8000-192000 Hz, not {sample_rate}")
-    if not (max_seconds > 0 and math.isfinite(max_seconds)):
-        raise LstmMusicError(
-            f"the audio cap must be a positive number of seconds, not {max_seconds}"
-        )
+    if not 0 < max_seconds <= MAX_AUDIO_CAP:  # nan fails too
+        raise SettingError(f"the audio cap (max_seconds) must be above 0 and at most "
+                           f"{MAX_AUDIO_CAP:g} s, not {max_seconds:g}", "max_seconds")  # fmt: skip
     path = Path(path)
     font = find_soundfont(soundfont) if engine != "fallback" else None
     length, cut = end_seconds(score), None  # events after the music count: they would sound

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lstm_music.errors import LstmMusicError, SettingError
-from lstm_music.settings import build_config
+from lstm_music.settings import Bound, build_config, check_bounds
 
 PRESETS: dict[str, dict[str, Any]] = {
     "seed": {
@@ -42,6 +42,30 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 FINE_TUNE_PRESET = "finetune"  # the preset a run with `init` starts from unless told otherwise
+BIG = 10**12  # steps and the like: no run comes near it, but a number of 5,000 digits is refused
+MAX_LAYER = Bound(1, 16384, integer=True)  # units of one LSTM layer
+# every number's range, in one place (the CLI refuses by these)
+BOUNDS: dict[str, Bound] = {
+    "embedding_dim": Bound(0, 16384, integer=True),
+    "dropout": Bound(0, 1),  # below 1: checked apart
+    "window": Bound(1, 1_000_000, integer=True),
+    "batch_size": Bound(1, 65536, integer=True),
+    "velocity_shift": Bound(0, 127, integer=True),
+    "velocity_jitter": Bound(0, 127, integer=True),
+    "lr": Bound(0, 10, above=True),
+    "weight_decay": Bound(0, 10),
+    "warmup_steps": Bound(0, BIG, integer=True),
+    "clip": Bound(0, 1e6),
+    "lr_decay": Bound(0, 1, above=True),
+    "lr_patience": Bound(1, BIG, integer=True),
+    "patience": Bound(0, BIG, integer=True),
+    "epochs": Bound(1, BIG, integer=True),
+    "max_steps": Bound(0, BIG, integer=True),
+    "max_minutes": Bound(0, 525_600),  # a year
+    "eval_every": Bound(0, BIG, integer=True),
+    "seed": Bound(0, 2**32 - 1, integer=True),  # NumPy's legacy seeds stop there
+    "threads": Bound(0, 4096, integer=True),
+}
 
 
 @dataclass
@@ -88,23 +112,13 @@ class TrainConfig:
             raise LstmMusicError(f"unknown preset {self.preset!r}; choose {', '.join(PRESETS)}")
         if self.optimizer not in ("adam", "adamw"):
             raise SettingError("the optimizer must be adam or adamw", "optimizer")
-        positive = ("window", "batch_size", "epochs")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise SettingError(f"{name} must be at least 1", name)
-        if self.lr_patience < 1:
-            raise SettingError("lr_patience must be at least 1", "lr_patience")
-        for name in ("embedding_dim", "threads", "velocity_shift", "velocity_jitter"):
-            if getattr(self, name) < 0:
-                raise SettingError(f"{name} must not be negative", name)
-        if self.lr <= 0:
-            raise SettingError("the learning rate must be above 0", "lr")
+        check_bounds(self, BOUNDS)
         if not 0 <= self.dropout < 1:
             raise SettingError("dropout must be in [0, 1)", "dropout")
-        if not 0 < self.lr_decay <= 1:
-            raise SettingError("lr_decay must be in (0, 1]", "lr_decay")
-        if not self.hidden_sizes or min(self.hidden_sizes) < 1:
-            raise SettingError("hidden layer sizes must be positive, e.g. 512,256", "hidden_sizes")
+        sizes = self.hidden_sizes
+        if not sizes or len(sizes) > 16 or not all(map(MAX_LAYER.accepts, sizes)):
+            raise SettingError(f"hidden layer sizes must be 1 to {MAX_LAYER.high:g}, at most 16 "
+                               "layers, e.g. 512,256", "hidden_sizes")  # fmt: skip
         parse_transpose(self.transpose)
 
 

@@ -1,7 +1,9 @@
 """The JSON API's request and response shapes, with the ranges a request must respect.
 
 Ranges are deliberately tight (at most 8 pieces of 2 minutes per request): one request must not
-be able to keep the server's few workers busy for long or fill its disk.
+be able to keep the server's few workers busy for long or fill its disk. Requests are strict
+(`StrictRequest`): a number is a JSON number, a flag a JSON boolean, never a string ("60",
+"true"), as a typed API is expected to be; the lower bounds are `SamplingOptions`'s (BOUNDS).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lstm_music.generation.primers import PLAYED_TEMPO
-from lstm_music.generation.sampling import MAX_GUIDANCE, PRIMER_TOKENS, SamplingOptions
+from lstm_music.generation.sampling import BOUNDS, MAX_GUIDANCE, PRIMER_TOKENS, SamplingOptions
 
 MAX_NUM = 8
 MAX_SECONDS = 120.0
@@ -27,6 +29,12 @@ MAX_CONVERSATION_NOTES = 20_000  # notes of a conversation's MIDI file
 MAX_CONVERSATION_SECONDS = 3600.0  # latest start, and longest note, of a conversation
 ShortText = Annotated[str, Field(max_length=40)]  # a key, range, instrument or control as text
 DEFAULT_SECONDS = 20.0  # when neither seconds nor tokens is given, for a timed tokenizer
+
+
+class StrictRequest(BaseModel):
+    """A request body: unknown fields refused, and no string taken for a number or a flag."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class ErrorMessage(BaseModel):
@@ -112,19 +120,18 @@ class PrimerInfo(BaseModel):
     tracks: int
 
 
-class PieceRequest(BaseModel):
+class PieceRequest(StrictRequest):
     """What to generate. Give `seconds` (timed tokenizers) or `tokens`, not both; neither means
     20 seconds, or 512 tokens for a tokenizer without timing. Unknown fields are refused.
 
     The defaults are `SamplingOptions`'s and the lower bounds the ones it checks; the upper
     bounds are the server's own (one request must stay small)."""
 
-    model_config = ConfigDict(extra="forbid")
-
     model: str = Field(max_length=200, description="a model id from GET /api/models")
     temperature: float = Field(
-        SamplingOptions.temperature, gt=0, le=5, description="above 1: wilder; below: safer"
-    )
+        SamplingOptions.temperature, ge=BOUNDS["temperature"].low, le=5,
+        description="above 1: wilder; below: safer",
+    )  # fmt: skip
     top_k: int = Field(
         SamplingOptions.top_k, ge=0, le=1000, description="sample from the k likeliest; 0 = off"
     )
@@ -175,10 +182,8 @@ class GenerateRequest(PieceRequest):
     num: int = Field(SamplingOptions.num, ge=1, le=MAX_NUM, description="pieces to write")
 
 
-class PhraseNote(BaseModel):
+class PhraseNote(StrictRequest):
     """A note as played, in seconds from the start of the recording."""
-
-    model_config = ConfigDict(extra="forbid")
 
     pitch: int = Field(ge=0, le=127)
     start: float = Field(ge=0, le=MAX_PHRASE_SECONDS, allow_inf_nan=False)
@@ -221,10 +226,8 @@ class ConversationNote(PhraseNote):
     program: int = Field(0, ge=-1, le=127, description="General MIDI program, -1 for drums")
 
 
-class ConversationRequest(BaseModel):
+class ConversationRequest(StrictRequest):
     """The notes of a conversation (phrases and answers), to be written as one MIDI file."""
-
-    model_config = ConfigDict(extra="forbid")
 
     notes: list[ConversationNote] = Field(min_length=1, max_length=MAX_CONVERSATION_NOTES)
     tempo: float | None = Field(

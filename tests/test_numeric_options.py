@@ -107,8 +107,11 @@ def _fine(command: str, flag: str, numeric: bool, value: str, code: int, lines: 
         return False
     if code == 0:
         return not (numeric and value in NO_BOUND_ADMITS)
-    if code not in (1, 2) or not lines or not lines[-1].startswith(f"lstm-music {command}: error:"):
+    if code not in (1, 2) or not lines or not lines[0].startswith(f"lstm-music {command}: error:"):
         return False
-    if code == 1 and len(lines) != 1:  # one line, nothing before it
+    # one line, nothing before it; a usage error (exit 2) adds one short usage line after it
+    if len(lines) != 1 and not (code == 2 and len(lines) == 2 and lines[1].startswith("usage:")):
         return False
-    return not (numeric and value in NO_BOUND_ADMITS) or named(flag, lines[-1])
+    if len(lines[0]) > 1000:  # a 5,000-digit value is not echoed whole
+        return False
+    return not (numeric and value in NO_BOUND_ADMITS) or named(flag, lines[0])

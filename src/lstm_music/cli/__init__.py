@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import itertools
+import re
 import signal
 import sys
 import time
@@ -44,6 +45,17 @@ COMMANDS = (
     render_cmd,
     serve_cmd,
 )
+
+
+def _shortened(message: str, longest: int = 40) -> str:
+    """argparse's message with any value over `longest` characters cut (a 5,000-digit number
+    would fill the terminal): "invalid int value: '99999999...' (5,000 characters)"."""
+
+    def cut(match: re.Match) -> str:
+        value = match.group(1)
+        return f"'{value[:12]}...' ({len(value):,} characters)"
+
+    return re.sub(rf"'([^']{{{longest + 1},}})'", cut, message)
 
 
 class CommandParser(argparse.ArgumentParser):
@@ -81,7 +93,7 @@ class CommandParser(argparse.ArgumentParser):
             flags = [o for a in self._actions for o in a.option_strings if o.startswith("--")]
             message = "; ".join(f"unknown option {t}{_did_you_mean(t, flags)}" for t in typos)
         else:
-            message = self._unknown_command_message() or f"error: {message}"
+            message = self._unknown_command_message() or f"error: {_shortened(message)}"
         self.exit(2, f"{self.prog}: {message}\n{self.short_usage()}\n")
 
     def short_usage(self) -> str:

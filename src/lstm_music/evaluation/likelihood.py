@@ -18,6 +18,7 @@ from lstm_music.corpus.store import BOS_ID, EOS_ID, PAD_ID, Corpus
 from lstm_music.errors import LstmMusicError, SettingError
 from lstm_music.model.checkpoint import Checkpoint, check_corpus_fits
 from lstm_music.model.lstm import LSTMModel
+from lstm_music.settings import shown
 
 
 @dataclass
@@ -221,7 +222,7 @@ def evaluate_split(
         low, high = parse_transpose(transpose_mixture)
     except LstmMusicError as error:
         raise SettingError(f"the transposition mixture is off or a range like -5..6 that holds 0 "
-                           f"within -12..12, not {transpose_mixture!r}",
+                           f"within -12..12, not {shown(transpose_mixture)}",
                            "transpose_mixture") from error  # fmt: skip
     tokenizer = checkpoint.tokenizer()
     tables = transpose_tables(corpus.vocabulary, tokenizer, low, high) if high > low else None

@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from lstm_music.settings import shown
 from lstm_music.tokens.base import TokenizerError, TokenizerSettingError, import_miditok
 
 # user-facing name -> MidiTok's flag (None: ours) and token kind prefix; the bar controls in
@@ -81,7 +82,7 @@ def parse_controls(value: str | Iterable[str] | None, instruments: bool = False)
     unknown = sorted(names - set(CONTROL_NAMES))
     if unknown:
         raise TokenizerSettingError(
-            f"unknown control {', '.join(map(repr, unknown))}: choose from "
+            f"unknown control {', '.join(map(shown, unknown))}: choose from "
             f"{', '.join(CONTROL_NAMES)} or {DEFAULT_WORD}",
             "controls",
         )

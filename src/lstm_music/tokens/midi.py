@@ -23,6 +23,8 @@ from lstm_music.tokens.instruments import (
     instrument_tracks,
     shared_instruments,
 )
+from lstm_music.tokens.seed.silences import cap_silences_in_bars
+from lstm_music.tokens.silences import cap_silences
 from lstm_music.tokens.ticks import MAX_TICK, event_time_span
 from lstm_music.tokens.timing import (
     clamp_tempos,
@@ -187,22 +189,6 @@ def cap_note_lengths(score: symusic.Score, max_quarters: float) -> int:
     return shortened
 
 
-def sounding_intervals(score: symusic.Score) -> np.ndarray:
-    """Merged (start, end) tick intervals during which at least one note sounds. Shape (K, 2)."""
-    starts = [t.notes.numpy()["time"] for t in score.tracks]
-    if not starts or sum(len(s) for s in starts) == 0:
-        return np.zeros((0, 2), dtype=np.int64)
-    start = np.concatenate(starts).astype(np.int64)
-    end = start + np.concatenate([t.notes.numpy()["duration"] for t in score.tracks])
-    order = np.argsort(start, kind="stable")
-    start, end = start[order], np.maximum.accumulate(end[order])
-    # a new interval begins where a note starts after everything before it has ended
-    new = np.ones(len(start), dtype=bool)
-    new[1:] = start[1:] > end[:-1]
-    ends = np.append(end[np.flatnonzero(new)[1:] - 1], end[-1])
-    return np.stack([start[new], ends], axis=1)
-
-
 def trim_after_last_note(score: symusic.Score) -> tuple[symusic.Score, int]:
     """Drop every event after the last note's end; the score and the ticks trimmed.
 
@@ -243,38 +229,6 @@ def _shortened(kind, events, stop: int):
     arrays = events.numpy()
     arrays["duration"] = np.minimum(arrays["duration"], stop - arrays["time"])
     return kind.from_numpy(**arrays, ttype="tick")
-
-
-def cap_silences(score: symusic.Score, max_quarters: float) -> symusic.Score:
-    """Shorten leading silence to zero and every silence longer than `max_quarters` to it."""
-    return _cap_silences(score, max_quarters)[0]
-
-
-def _cap_silences(score: symusic.Score, max_quarters: float) -> tuple[symusic.Score, int]:
-    """`cap_silences`, and the ticks it removed.
-
-    A file whose notes are far apart (one huge delta time) otherwise becomes millions of
-    empty-bar tokens. Times are remapped piecewise-linearly, so tempos and controls move too.
-    """
-    intervals = sounding_intervals(score)
-    if len(intervals) == 0 or max_quarters <= 0:
-        return score, 0
-    cap = int(round(max_quarters * score.tpq))
-    gaps = intervals[1:, 0] - intervals[:-1, 1]  # (K-1,) silence before each interval
-    lead = int(intervals[0, 0])
-    if lead == 0 and not (gaps > cap).any():
-        return score, 0
-    # control points of the time map: old tick -> new tick, strictly increasing
-    old, new, shift = ([0, lead], [0, 0], lead) if lead > 0 else ([0], [0], 0)
-    for k in np.flatnonzero(gaps > cap):
-        gap_start, gap_end = int(intervals[k, 1]), int(intervals[k + 1, 0])
-        old += [gap_start, gap_end]
-        new += [gap_start - shift, gap_start - shift + cap]
-        shift += gap_end - gap_start - cap
-    last = max(int(intervals[-1, 1]), score.end()) + 1
-    old.append(last)
-    new.append(last - shift)
-    return score.adjust_time(old, new), shift
 
 
 def _keep(track: symusic.Track, options: TrackOptions) -> bool:
@@ -396,10 +350,8 @@ def score_pieces(
     for label, piece in choose_tracks(score, options, report):
         if options.trim_after_music:
             piece = trim_after_last_note(piece)[0]  # a track may end before the others
-            piece, removed = _cap_silences(piece, options.max_silence)
+            piece, removed = cap_silences(piece, options.max_silence)
         else:  # untimed (seed): cut in whole bars, music21's reading counts from the bar lines
-            from lstm_music.tokens.seed.silences import cap_silences_in_bars
-
             piece, removed = cap_silences_in_bars(piece, options.max_silence)
         report.capped_quarters += removed / piece.tpq
         pieces.append((label, piece))

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lstm_music.errors import LstmMusicError, SettingError
-from lstm_music.settings import Bound, build_config, check_bounds
+from lstm_music.settings import Bound, build_config, check_bounds, shown
 
 PRESETS: dict[str, dict[str, Any]] = {
     "seed": {
@@ -132,7 +132,7 @@ def parse_transpose(text: str) -> tuple[int, int]:
         bounds = (int(low), int(high)) if sep else (-abs(int(low)), abs(int(low)))
     except ValueError as error:
         raise SettingError(
-            f"transpose takes a range like -5..6, not {text!r}", "transpose"
+            f"transpose takes a range like -5..6, not {shown(text)}", "transpose"
         ) from error
     if not -12 <= bounds[0] <= 0 <= bounds[1] <= 12:
         raise SettingError(

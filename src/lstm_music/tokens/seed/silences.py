@@ -2,7 +2,7 @@
 
 music21 reads notes bar by bar (ties at bar lines, voices per bar) and quantises onsets to 1/4
 and 1/3 of a quarter, so the seed's tokens depend on where each note falls in its bar. The
-timed tokenizers' cap (`tokens.midi.cap_silences`) cuts the leading silence to nothing and a
+timed tokenizers' cap (`tokens.silences.cap_silences`) cuts the leading silence to nothing and a
 long gap to exactly `max_silence`: for a track that enters after a bar and a half, or after a
 gap of 9.5 quarters, every later note moves against the bar lines and its tokens change. Here a
 cut is a whole number of bars that is also a whole number of quarters (a period of both grids),
@@ -22,6 +22,7 @@ from fractions import Fraction
 import symusic
 
 from lstm_music.tokens.seed.music21_rules import UNIT, _bar_lengths, _best_match
+from lstm_music.tokens.silences import sounding_intervals
 
 __all__ = ["FALLBACK_QUARTERS", "cap_silences_in_bars"]
 
@@ -32,8 +33,6 @@ MAX_PERIOD_QUARTERS = 64  # longer periods (bars of 255/1, of 1/1024 quarter) ar
 def cap_silences_in_bars(score: symusic.Score, max_quarters: float) -> tuple[symusic.Score, int]:
     """The score with its leading silence and the gaps over `max_quarters` shortened in whole
     bars, and the ticks removed. `max_quarters` 0 leaves it as it is, as the timed cap does."""
-    from lstm_music.tokens.midi import sounding_intervals  # tokens.midi calls this module
-
     intervals = sounding_intervals(score)
     if len(intervals) == 0 or max_quarters <= 0:
         return score, 0

@@ -462,6 +462,23 @@ def test_cross_site_posts_are_refused(client) -> None:
     assert same.status_code == 200
 
 
+def test_a_cross_site_post_without_origin_is_refused(client) -> None:
+    """A browser may leave Origin out; its Sec-Fetch-Site still says where the request came from."""
+    body = {"model": client.get("/api/models").json()[0]["id"], "tokens": 16}
+    evil = client.post("/api/generate", json=body, headers={"Sec-Fetch-Site": "cross-site"})
+    assert evil.status_code == 403 and "cross-site" in evil.json()["detail"]
+    for fine in ("same-origin", "none"):  # the page itself; a typed address or bookmark
+        answer = client.post("/api/generate", json=body, headers={"Sec-Fetch-Site": fine})
+        assert answer.status_code == 200, fine
+
+
+def test_a_malformed_json_body_is_named_as_such(client) -> None:
+    headers = {"Content-Type": "application/json"}
+    answer = client.post("/api/generate", content=b'{"model": tiny}', headers=headers)
+    assert answer.status_code == 422
+    assert answer.json()["detail"] == "the body is not valid JSON (at byte 10)"
+
+
 def test_idle_connections_are_closed(monkeypatch) -> None:
     """A client that connects and sends nothing, goes quiet after an answer, stops halfway
     through its request's headers, or drips them a byte at a time, is let go."""

@@ -115,11 +115,12 @@ def same_origin(headers: dict[bytes, bytes], scheme: str = "http") -> bool:
     scheme, host and port must all be this server's, as a browser's same-origin rule has it.
 
     Another page could otherwise post a form to a local server; requests without an Origin
-    (curl, scripts, same-origin GETs) are not from such a page.
+    (curl, scripts, same-origin GETs) are not from such a page, unless their Sec-Fetch-Site
+    header says "cross-site".
     """
     origin = headers.get(b"origin")
-    if origin is None:
-        return True
+    if origin is None:  # a browser that sends no Origin may still say the page is another site's
+        return headers.get(b"sec-fetch-site", b"").strip().lower() != b"cross-site"
     return origin == scheme.encode() + b"://" + headers.get(b"host", b"")
 
 
@@ -128,6 +129,10 @@ def _validation_message(error: RequestValidationError) -> JSONResponse:
     problems = []
     for item in error.errors():
         where = list(item.get("loc", ()))
+        if item.get("type") == "json_invalid":  # its loc is ("body", offset): no field
+            at = f" (at byte {where[-1]})" if len(where) > 1 else ""
+            problems.append({"field": "", "message": f"the body is not valid JSON{at}"})
+            continue
         if where and where[0] in ("body", "path", "query", "header"):  # where, not which field
             where = where[1:]
         field = ".".join(str(part) for part in where)

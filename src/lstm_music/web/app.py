@@ -192,7 +192,7 @@ def _lifespan(runs: Path | None, workdir: Path | None, settings: dict[str, int])
         remove = partial(shutil.rmtree, root, ignore_errors=True)
         atexit.register(remove)  # in case the server is killed before its shutdown
         pieces: Store[StoredPiece] = Store(settings["history"])
-        queue = JobQueue(settings["workers"], settings["max_queue"])
+        queue = JobQueue(settings["workers"], settings["max_queue"], settings["per_client"])
         app.state.web = WebState(
             root=root,
             catalog=Catalog(runs),
@@ -219,6 +219,7 @@ def create_app(
     *,
     workers: int = 1,
     max_queue: int = 8,
+    per_client: int = 0,
     max_upload_bytes: int = 2_000_000,
     history: int = 30,
     cache: int = 2,
@@ -228,15 +229,19 @@ def create_app(
 
     runs: folder searched for checkpoints (besides the shipped models); workdir: where the
     temporary folder goes (the system's by default); workers/max_queue: generation threads and
-    the most requests admitted at once (running or waiting), the rest get 429; history: pieces
+    the most requests admitted at once (running or waiting), the rest get 429; per_client: the
+    most of them one client address may hold (0: half the queue); history: pieces
     kept (older ones are deleted); cache: checkpoints kept loaded; allowed_hosts: Host headers
     accepted (guards a local server against DNS rebinding), None for any.
     """
     if workers < 1 or max_queue < workers or cache < 1 or max_upload_bytes < 1:
         raise LstmMusicError("need workers >= 1, queue >= workers, cache and upload > 0")
+    if not 0 <= per_client <= max_queue:
+        raise LstmMusicError(f"--per-client must be 1 to --queue ({max_queue}), or 0 for half")
     if history < MAX_NUM:  # else a request's own pieces could be dropped before it answers
         raise LstmMusicError(f"--history must be at least {MAX_NUM}, the most pieces per request")
-    settings = {"workers": workers, "max_queue": max_queue, "history": history, "cache": cache,
+    settings = {"workers": workers, "max_queue": max_queue, "per_client": per_client,
+                "history": history, "cache": cache,
                 "max_upload_bytes": max_upload_bytes}  # fmt: skip
     app = FastAPI(
         title="lstm-music",

@@ -1,6 +1,7 @@
 """Primers for generation: the end of a user's MIDI file or of a phrase played to the model, or a
 window of a training corpus. A file and a phrase are read into pieces the way the model's corpus
-read its files (`options_like`), then tokens by one path (`_last_tokens`)."""
+read its files (`options_like`), then tokens by one path (`primer_end`), whose result a server
+keeps for an uploaded primer (`PrimerEnd`) instead of reading the file for every request."""
 
 from __future__ import annotations
 
@@ -24,13 +25,23 @@ BAR_TOKEN = "Bar_None"  # REMI's bar line
 
 def midi_primer(path: str | Path, checkpoint: Checkpoint, max_tokens: int) -> list[str]:
     """The last `max_tokens` tokens of a MIDI file, read the way the model's corpus was."""
+    return midi_primer_end(path, checkpoint, max_tokens).last(checkpoint, max_tokens)
+
+
+def midi_primer_end(
+    path: str | Path, checkpoint: Checkpoint, reach: int, label: str = ""
+) -> PrimerEnd:
+    """`primer_end` of a MIDI file: what any primer of up to `reach` tokens takes from it, to
+    keep (a server reads an upload once per model, not once per request); errors start with
+    `label` ("primer PATH" by default)."""
     from lstm_music.tokens.midi import MidiError, read_file, read_score
 
+    label = label or f"primer {path}"
     try:
         score = read_score(read_file(Path(path)))
     except MidiError as error:
-        raise LstmMusicError(f"primer {path}: {error}") from error
-    return score_primer(score, checkpoint, max_tokens, f"primer {path}")
+        raise LstmMusicError(f"{label}: {error}") from error
+    return primer_end(score, checkpoint, reach, label)
 
 
 def score_primer(
@@ -39,6 +50,15 @@ def score_primer(
     """`midi_primer` for a score already made (a played phrase): read the way the model's
     corpus was (its tracks chosen, silences capped); errors start with `label`. Changes
     `score` in place."""
+    return primer_end(score, checkpoint, max_tokens, label).last(checkpoint, max_tokens)
+
+
+def primer_end(
+    score: symusic.Score, checkpoint: Checkpoint, reach: int, label: str = "the primer"
+) -> PrimerEnd:
+    """The score's last `reach` tokens (0: all) that the model knows, read the way its corpus
+    was, and whether its tokens hold notes at all: all that a primer of up to `reach` tokens
+    uses. Changes `score` in place."""
     from lstm_music.tokens.midi import MidiError, options_like, score_pieces
 
     tokenizer = checkpoint.tokenizer()
@@ -47,24 +67,52 @@ def score_primer(
         pieces, _ = score_pieces(score, options)
     except MidiError as error:
         raise LstmMusicError(f"{label}: {error}") from error
-    return _last_tokens(pieces[0][1], tokenizer, checkpoint, max_tokens, label)
-
-
-def _last_tokens(
-    piece: symusic.Score, tokenizer, checkpoint: Checkpoint, max_tokens: int, label: str
-) -> list[str]:
-    """The piece's last `max_tokens` tokens the model knows; they must hold notes."""
     known = set(checkpoint.vocabulary)
-    tokens = [token for token in tokenizer.encode(piece) if token in known]
-    if not _has_notes(tokenizer, tokens):
-        raise LstmMusicError(f"{label} has no notes this model's tokenizer can read "
-                             "(pitches outside its range, or only drums?)")  # fmt: skip
-    kept = tokens[-max_tokens:] if max_tokens > 0 else tokens
-    if not _has_notes(tokenizer, kept):
-        raise LstmMusicError(f"{label}: its last {len(kept)} tokens hold no notes, only the "
-                             "silence after its last note (more primer tokens reach them, or trim "
-                             "the file)")  # fmt: skip
-    return kept
+    tokens = [token for token in tokenizer.encode(pieces[0][1]) if token in known]
+    end = tokens[-reach:] if reach > 0 else tokens
+    # decoding the end is enough when it has notes (the whole then has them too)
+    readable = _has_notes(tokenizer, end) or _has_notes(tokenizer, tokens)
+    return PrimerEnd(tuple(end), reach, readable, label)
+
+
+@dataclass(frozen=True)
+class PrimerEnd:
+    """The end of a primer's tokens for one model, and whether they hold notes (`primer_end`):
+    `last(n)` gives the primer of n <= `reach` tokens without reading the file again."""
+
+    tokens: tuple[str, ...]  # the last `reach` tokens the model knows (all of them for 0)
+    reach: int
+    readable: bool  # the primer's tokens hold notes (all of them, not only these)
+    label: str  # what errors start with
+
+    def covers(self, max_tokens: int) -> bool:
+        """Whether `last(max_tokens)` can be given (0 and below: all the tokens)."""
+        return self.reach <= 0 or 0 < max_tokens <= self.reach
+
+    def last(self, checkpoint: Checkpoint, max_tokens: int) -> list[str]:
+        """The last `max_tokens` tokens (0: all); they must hold notes."""
+        if not self.covers(max_tokens):
+            raise ValueError(f"{max_tokens} primer tokens asked of an end of {self.reach}")
+        if not self.readable:
+            raise LstmMusicError(f"{self.label} has no notes this model's tokenizer can read "
+                                 "(pitches outside its range, or only drums?)")  # fmt: skip
+        kept = list(self.tokens[-max_tokens:] if max_tokens > 0 else self.tokens)
+        if not _has_notes(checkpoint.tokenizer(), kept):
+            raise LstmMusicError(f"{self.label}: its last {len(kept)} tokens hold no notes, only "
+                                 "the silence after its last note (more primer tokens reach "
+                                 "them, or trim the file)")  # fmt: skip
+        return kept
+
+
+def reading_key(checkpoint: Checkpoint) -> str:
+    """What a primer's tokens depend on (tokenizer, corpus reading, vocabulary), as a digest:
+    models that read primers alike share a kept `PrimerEnd`."""
+    import hashlib
+    import json
+
+    parts = [checkpoint.tokenizer_config, checkpoint.corpus_config, checkpoint.vocabulary]
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass(frozen=True)

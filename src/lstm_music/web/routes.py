@@ -180,7 +180,7 @@ async def upload_primer(state: ServerState, file: Annotated[UploadFile, File()])
     filename = Path(file.filename or "primer.mid").name[:100] or "primer.mid"
     data = await file.read(state.max_upload_bytes + 1)
     primer = await run_in_threadpool(_check_primer, state, data, filename)
-    return {k: v for k, v in vars(primer).items() if k != "folder"}
+    return primer.describe()
 
 
 def _constraints(request: schemas.PieceRequest, summary: dict) -> dict:

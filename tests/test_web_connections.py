@@ -8,6 +8,7 @@ small cap and short deadlines so each test takes seconds; the assertions wait ge
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 import time
@@ -160,5 +161,46 @@ def test_the_cap_stays_under_the_open_file_limit(monkeypatch) -> None:
     resource = pytest.importorskip("resource")
     monkeypatch.setattr(resource, "getrlimit", lambda _: (256, 4096))
     assert server.connection_cap(1000) == 128 and server.connection_cap(50) == 50
+    config = server.server_config(None, "127.0.0.1", 8000)
+    assert config.backlog == server.accept_batch(128) == 16  # uvicorn's own: 2,048 at once
     monkeypatch.setattr(resource, "getrlimit", lambda _: (resource.RLIM_INFINITY,) * 2)
     assert server.connection_cap(1000) == 1000
+
+
+def test_the_issue_s_attack_on_a_server_with_few_file_descriptors(tmp_path) -> None:
+    """`lstm-music serve` itself, with 64 file descriptors: 150 clients that send headers and
+    a byte of body do not stop it accepting, and GET /api/status answers while they wait."""
+    import shutil
+    import subprocess
+    import sys
+
+    if sys.platform != "linux" or shutil.which("bash") is None:
+        pytest.skip("ulimit through bash, on Linux")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    import lstm_music
+
+    command = f"ulimit -n 64; exec {sys.executable} -m lstm_music serve --port {port}"
+    source = str(Path(lstm_music.__file__).resolve().parents[1])  # this lstm_music, not another
+    environment = {**os.environ, "PYTHONPATH": source}
+    process = subprocess.Popen(["bash", "-c", command], cwd=tmp_path, env=environment,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    clients: list[socket.socket] = []
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None and time.monotonic() < deadline, "serve did not start"
+            try:
+                get_status(port)
+                break
+            except OSError:
+                time.sleep(0.2)
+        clients = [stalled_client(port) for _ in range(150)]
+        assert get_status(port)["workers"] == 1  # before: accept failed, "Too many open files"
+    finally:
+        for connection in clients:
+            connection.close()
+        process.terminate()
+        output = process.communicate(timeout=30)[0].decode()
+    assert "Too many open files" not in output, output[-2000:]

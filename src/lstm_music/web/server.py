@@ -135,17 +135,19 @@ def server_config(
     every new request, GET /api/status too, while stalled clients hold the connections."""
     import uvicorn
 
+    cap = connection_cap(max_connections or MAX_CONNECTIONS)
     protocol = idle_timeout_protocol(
         header_timeout or HEADER_SECONDS,
         body_timeout or BODY_SECONDS,
         min_body_rate or MIN_BODY_RATE,
-        connection_cap(max_connections or MAX_CONNECTIONS),
+        cap,
     )
     return uvicorn.Config(
         app,
         host=host,
         port=port,
         http=protocol,
+        backlog=accept_batch(cap),
         log_level="warning",
         access_log=access_log,
         lifespan="on",
@@ -269,9 +271,18 @@ def idle_timeout_protocol(
     return IdleTimeoutH11Protocol
 
 
+def accept_batch(cap: int) -> int:
+    """The listen backlog, which is also how many connections asyncio accepts in one go
+    (uvicorn's 2,048 by default): an eighth of the cap, so that the bursts accepted before
+    their connections make room (`make_room`; the closed ones are let go an event-loop turn
+    later, two or three bursts on) stay within the file descriptors `connection_cap` leaves."""
+    return max(8, cap // 8)
+
+
 def connection_cap(asked: int = MAX_CONNECTIONS) -> int:
-    """The connections to allow: `asked`, but at most half this process's file descriptors (the
-    rest for models, pieces and the server's own), so `accept` never runs out of them."""
+    """The connections to allow: `asked`, but at most half this process's file descriptors, so
+    that with a burst of `accept_batch` more and the server's own (a dozen: models, pieces)
+    `accept` never runs out of them."""
     try:
         import resource
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import symusic
@@ -18,6 +19,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from lstm_music.generation import primers  # noqa: E402
 from lstm_music.model.checkpoint import load_checkpoint  # noqa: E402
 from lstm_music.model.shipped import DEFAULT_MODEL  # noqa: E402
+from lstm_music.tokens import TOKENIZER_NAMES, get_tokenizer  # noqa: E402
 from lstm_music.tokens.midi import options_like, read_score, score_pieces  # noqa: E402
 from lstm_music.web.app import create_app  # noqa: E402
 
@@ -34,19 +36,31 @@ def client(runs, tmp_path_factory):
         yield test_client
 
 
-def long_primer() -> bytes:
-    """A primer far longer than any request's primer tokens: 40 melodies end to end."""
+def long_score(melodies: int = 60, signature=None, tempos: bool = False) -> symusic.Score:
+    """Melodies end to end (60: 5,500 notes, past the 4,000 from which a primer's end is cut
+    for 1,000 tokens), with gaps and velocities that vary; a time signature and tempo changes
+    when asked."""
     score = symusic.Score(480)
     track = symusic.Track("piano", 0, False)
     offset = 0
-    for seed in range(40):
+    for seed in range(melodies):
         part = random_melody(seed, length=48)
         for note in (n for t in part.tracks for n in t.notes):
-            track.notes.append(symusic.Note(note.time + offset, note.duration, note.pitch, 80))
-        offset += part.end() + 480
+            velocity = 60 + seed % 40
+            track.notes.append(
+                symusic.Note(note.time + offset, note.duration, note.pitch, velocity)
+            )
+        if tempos or not seed:
+            score.tempos.append(symusic.Tempo(offset, 80.0 + seed % 50 if tempos else 100.0))
+        offset += part.end() + 480 * (seed % 3)
     score.tracks.append(track)
-    score.tempos.append(symusic.Tempo(0, 100.0))
-    return score.dumps_midi()
+    if signature:
+        score.time_signatures.append(symusic.TimeSignature(0, *signature))
+    return score
+
+
+def long_primer() -> bytes:
+    return long_score().dumps_midi()
 
 
 def whole_file_tokens(data: bytes, checkpoint, max_tokens: int) -> list[str]:
@@ -122,3 +136,31 @@ def test_a_primer_the_model_cannot_read_is_refused_each_time_without_rereading(
             "primer high.mid has no notes this model's tokenizer can read"
         )
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize("name", TOKENIZER_NAMES)
+@pytest.mark.parametrize("signature, tempos", [(None, False), ((3, 4), False), ((6, 8), True)])
+def test_a_long_primer_s_end_is_tokenized_alone_and_gives_the_whole_s(
+    name, signature, tempos, monkeypatch
+) -> None:
+    """Every tokenizer: the end cut at a bar line gives the last tokens of the whole piece."""
+    tokenizer = get_tokenizer(name)
+    [(_, piece)], _ = score_pieces(
+        long_score(60, signature, tempos), options_like({}, tokenizer.timed)
+    )
+    whole = tokenizer.encode(piece)
+    checkpoint = SimpleNamespace(
+        tokenizer=lambda: tokenizer, vocabulary=sorted(set(whole)), corpus_config={}
+    )
+    cut: list[bool] = []
+    real = primers._end_tokens
+
+    def spied(*args):
+        tokens = real(*args)
+        cut.append(tokens is not None)
+        return tokens
+
+    monkeypatch.setattr(primers, "_end_tokens", spied)
+    end = primers.primer_end(long_score(60, signature, tempos), checkpoint, 200)
+    assert cut == [True]  # the whole piece was not tokenized
+    assert list(end.tokens) == whole[-200:] and end.readable

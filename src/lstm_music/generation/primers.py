@@ -5,6 +5,7 @@ keeps for an uploaded primer (`PrimerEnd`) instead of reading the file for every
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ if TYPE_CHECKING:  # the web schema reads PLAYED_TEMPO at start-up, before torch
 PLAYED_TPQ = 480  # ticks per quarter of a played phrase's score
 PLAYED_TEMPO = 120.0  # quarter notes a minute, when a phrase comes without a tempo
 BAR_TOKEN = "Bar_None"  # REMI's bar line
+CUT_NOTES = 2  # a long primer's end is tokenized from this many notes per token kept, and twice
 
 
 def midi_primer(path: str | Path, checkpoint: Checkpoint, max_tokens: int) -> list[str]:
@@ -68,11 +70,51 @@ def primer_end(
     except MidiError as error:
         raise LstmMusicError(f"{label}: {error}") from error
     known = set(checkpoint.vocabulary)
+    end = _end_tokens(pieces[0][1], tokenizer, known, reach)
+    if end is not None and _has_notes(tokenizer, end):
+        return PrimerEnd(tuple(end), reach, True, label)
     tokens = [token for token in tokenizer.encode(pieces[0][1]) if token in known]
     end = tokens[-reach:] if reach > 0 else tokens
     # decoding the end is enough when it has notes (the whole then has them too)
     readable = _has_notes(tokenizer, end) or _has_notes(tokenizer, tokens)
     return PrimerEnd(tuple(end), reach, readable, label)
+
+
+def _end_tokens(piece: symusic.Score, tokenizer, known: set[str], reach: int) -> list[str] | None:
+    """The last `reach` known tokens of a long piece without tokenizing all of it (a primer of
+    199,000 notes took 4 s and more): its end is cut at a bar line and tokenized, twice, from
+    CUT_NOTES and from twice as many notes before its end; when both give the same last
+    tokens, they are the whole piece's. None for a short piece or when they differ (or
+    cannot be compared): the whole is tokenized then."""
+    times = [track.notes.numpy()["time"] for track in piece.tracks if len(track.notes)]
+    onsets = np.sort(np.concatenate(times)) if times else np.zeros(0, dtype=np.int64)
+    ends = []
+    for notes in (CUT_NOTES * reach, 2 * CUT_NOTES * reach):
+        start = _bar_line_before(piece, int(onsets[-notes])) if 0 < notes < len(onsets) else 0
+        if reach <= 0 or start <= 0:
+            return None
+        cut = piece.clip(start, piece.end() + 1, clip_end=False).shift_time(-start)
+        tokens = [token for token in tokenizer.encode(cut) if token in known]
+        if len(tokens) <= reach:
+            return None
+        ends.append(tokens[-reach:])
+    return ends[0] if ends[0] == ends[1] else None
+
+
+def _bar_line_before(piece: symusic.Score, tick: int) -> int:
+    """The latest tick at or before `tick` that starts a bar both under the piece's time
+    signature and in 4/4 (a tokenizer may read either); 0 when the piece changes its time
+    signature (bars after a change may be counted otherwise) or there is none."""
+    signatures = piece.time_signatures
+    if len(signatures) > 1 or (len(signatures) == 1 and signatures[0].time != 0):
+        return 0
+    numerator, denominator = (signatures[0].numerator, signatures[0].denominator) if len(
+        signatures) else (4, 4)  # fmt: skip
+    bar = piece.tpq * 4 * numerator // denominator
+    if bar <= 0 or piece.tpq * 4 * numerator % denominator:
+        return 0
+    step = math.lcm(bar, 4 * piece.tpq)
+    return tick // step * step
 
 
 @dataclass(frozen=True)

@@ -489,8 +489,9 @@ def test_cross_site_posts_are_refused(client) -> None:
 def test_a_cross_site_post_without_origin_is_refused(client) -> None:
     """A browser may leave Origin out; its Sec-Fetch-Site still says where the request came from."""
     body = {"model": client.get("/api/models").json()[0]["id"], "tokens": 16}
-    evil = client.post("/api/generate", json=body, headers={"Sec-Fetch-Site": "cross-site"})
-    assert evil.status_code == 403 and "cross-site" in evil.json()["detail"]
+    for evil_site in ("cross-site", "same-site", "Cross-Site"):  # same-site: another port
+        evil = client.post("/api/generate", json=body, headers={"Sec-Fetch-Site": evil_site})
+        assert evil.status_code == 403 and "cross-site" in evil.json()["detail"], evil_site
     for fine in ("same-origin", "none"):  # the page itself; a typed address or bookmark
         answer = client.post("/api/generate", json=body, headers={"Sec-Fetch-Site": fine})
         assert answer.status_code == 200, fine

@@ -116,11 +116,13 @@ def same_origin(headers: dict[bytes, bytes], scheme: str = "http") -> bool:
 
     Another page could otherwise post a form to a local server; requests without an Origin
     (curl, scripts, same-origin GETs) are not from such a page, unless their Sec-Fetch-Site
-    header says "cross-site".
+    header says "cross-site" or "same-site" (another port of this host is another origin,
+    as the Origin check has it).
     """
     origin = headers.get(b"origin")
-    if origin is None:  # a browser that sends no Origin may still say the page is another site's
-        return headers.get(b"sec-fetch-site", b"").strip().lower() != b"cross-site"
+    if origin is None:  # a browser that sends no Origin still says whose page sent it
+        site = headers.get(b"sec-fetch-site", b"").strip().lower()
+        return site not in (b"cross-site", b"same-site")  # same-site: another port, another origin
     return origin == scheme.encode() + b"://" + headers.get(b"host", b"")
 
 

@@ -72,7 +72,8 @@ def runs(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def client(runs, tmp_path_factory):
-    app = create_app(runs, tmp_path_factory.mktemp("web-work"), workers=1, max_queue=3)
+    work = tmp_path_factory.mktemp("web-work")
+    app = create_app(runs, work, workers=1, max_queue=3, per_client=3)  # one client fills it
     with TestClient(app) as test_client:
         yield test_client
 
@@ -367,6 +368,29 @@ def test_job_queue_refuses_when_full() -> None:
     assert queue.busy == 0
 
 
+def test_job_queue_holds_one_client_to_its_share() -> None:
+    queue = JobQueue(workers=1, max_queue=3, per_client=1)
+    gate = threading.Event()
+    try:
+        first = queue.submit(gate.wait, 5, client="10.0.0.1")
+        with pytest.raises(QueueFull, match=r"this client \(10.0.0.1\) already holds 1 of"):
+            queue.submit(gate.wait, 5, client="10.0.0.1")
+        other = queue.submit(gate.wait, 5, client="10.0.0.2")  # another address still gets in
+        gate.set()
+        assert first.result(5) and other.result(5)
+        deadline = time.monotonic() + 10
+        while queue.busy:  # released in the futures' callbacks
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert queue.submit(lambda: 1, client="10.0.0.1").result(5) == 1  # its slot is back
+    finally:
+        gate.set()
+        queue.shutdown()
+    assert JobQueue(workers=1, max_queue=8).per_client == 4  # half the queue by default
+    with pytest.raises(LstmMusicError, match="per-client"):
+        create_app(None, max_queue=4, per_client=5)
+
+
 def test_temporary_folder_is_removed_when_the_app_stops(runs, tmp_path) -> None:
     app = create_app(runs, tmp_path)
     with TestClient(app) as test_client:
@@ -460,6 +484,24 @@ def test_cross_site_posts_are_refused(client) -> None:
         assert other.status_code == 403, origin  # another scheme is another origin
     same = client.post("/api/generate", json=body, headers={"Origin": f"http://{host}"})
     assert same.status_code == 200
+
+
+def test_a_cross_site_post_without_origin_is_refused(client) -> None:
+    """A browser may leave Origin out; its Sec-Fetch-Site still says where the request came from."""
+    body = {"model": client.get("/api/models").json()[0]["id"], "tokens": 16}
+    for evil_site in ("cross-site", "same-site", "Cross-Site"):  # same-site: another port
+        evil = client.post("/api/generate", json=body, headers={"Sec-Fetch-Site": evil_site})
+        assert evil.status_code == 403 and "cross-site" in evil.json()["detail"], evil_site
+    for fine in ("same-origin", "none"):  # the page itself; a typed address or bookmark
+        answer = client.post("/api/generate", json=body, headers={"Sec-Fetch-Site": fine})
+        assert answer.status_code == 200, fine
+
+
+def test_a_malformed_json_body_is_named_as_such(client) -> None:
+    headers = {"Content-Type": "application/json"}
+    answer = client.post("/api/generate", content=b'{"model": tiny}', headers=headers)
+    assert answer.status_code == 422
+    assert answer.json()["detail"] == "the body is not valid JSON (at byte 10)"
 
 
 def test_idle_connections_are_closed(monkeypatch) -> None:

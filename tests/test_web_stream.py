@@ -40,7 +40,8 @@ def runs(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def client(runs, tmp_path_factory):
-    app = create_app(runs, tmp_path_factory.mktemp("stream-work"), workers=1, max_queue=2)
+    work = tmp_path_factory.mktemp("stream-work")
+    app = create_app(runs, work, workers=1, max_queue=2, per_client=2)
     with TestClient(app) as test_client:
         yield test_client
 
@@ -162,6 +163,40 @@ def test_a_client_that_takes_nothing_gets_an_error_after_the_stall(client, monke
     assert names[-1] == "event: error" and set(names[:-1]) == {"event: notes"}
     assert detail.startswith("the stream stopped: its notes waited more than 0.5 s")
     assert len(client.get("/api/pieces").json()) == kept
+
+
+def test_the_stall_allowed_is_proportionate_to_the_piece(client, monkeypatch) -> None:
+    from lstm_music.generation.sampling import SamplingOptions
+
+    stalls = [live.stall_seconds(SamplingOptions(seconds=s)) for s in (2, 20, 60, 120)]
+    assert stalls == [live.MIN_STALL_SECONDS, 5.0, 15.0, 30.0] and live.STALL_SECONDS == 30
+    assert live.stall_seconds(SamplingOptions(tokens=4096)) == 30.0
+    # a stream that nobody reads gives up after its own stall (here 1% of its 60 s piece)
+    for name, value in (("EVENTS_WAITING", 1), ("MIN_STALL_SECONDS", 0.1), ("POLL_SECONDS", 0.05),
+                        ("STALL_FRACTION", 0.01)):  # fmt: skip
+        monkeypatch.setattr(live, name, value)
+    with client.stream("POST", "/api/stream", json={"model": "tiny", "seconds": 60}) as response:
+        lines = response.iter_lines()
+        assert next(lines) == "event: start"
+        assert wait_idle(client.app) == 0
+        rest = [line for line in lines if line]
+    assert "its notes waited more than 0.6 s" in rest[-1]
+
+
+def test_one_client_cannot_hold_every_slot(runs, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(live, "EVENTS_WAITING", 1)
+    app = create_app(runs, tmp_path, workers=1, max_queue=2, per_client=1)
+    with TestClient(app) as client:
+        body = {"model": "tiny", "seconds": 120, "seed": 1}
+        with client.stream("POST", "/api/stream", json=body) as response:
+            lines = response.iter_lines()  # kept: a dropped iterator closes the stream
+            assert next(lines) == "event: start"
+            again = client.post("/api/stream", json=body)
+            assert again.status_code == 429 and int(again.headers["retry-after"]) >= 1
+            detail = again.json()["detail"]
+            assert "this client (testclient) already holds 1 of the server's 2" in detail
+            assert client.get("/api/status").json()["busy"] == 1  # the other slot is free
+        assert wait_idle(app) == 0
 
 
 def test_a_start_event_that_fails_is_an_answer_not_a_hang(client, monkeypatch) -> None:

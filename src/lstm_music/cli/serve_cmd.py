@@ -31,9 +31,13 @@ page loads its viewer from a CDN) and works without the page, e.g.
        -d '{"model": "bach-chorales", "seconds": 20, "seed": 1}'
 
 Safe by default: it listens on 127.0.0.1 (this computer only) unless --host says otherwise;
-uploads are limited in size and must be MIDI files with notes; clients name models and pieces
-only by the ids the server lists; generation runs in --workers threads, and when --queue
-requests are already running or waiting, further ones are told to retry (HTTP 429).
+uploads are limited in size and must be MIDI files with notes; a request must send its headers
+within 10 s and its body at 1,000 bytes a second or more (checked every 10 s), or it is dropped;
+at most --max-connections are open at once; clients name models and pieces only by the ids the
+server lists; generation runs in --workers threads, and when --queue
+requests are already running or waiting (or one client address holds --per-client of them),
+further ones are told to retry (HTTP 429); a stream whose client reads nothing gives its slot
+back after a quarter of its piece's length (5-30 s).
 Generated files live in a temporary folder that is deleted when the server stops (Ctrl-C).
 """
 
@@ -65,6 +69,21 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         type=int,
         default=8,
         help="requests admitted at once, running or waiting; more get 'busy, retry' (8)",
+    )
+    parser.add_argument(
+        "--per-client",
+        type=int,
+        default=0,
+        metavar="N",
+        help="of those, the most one client address may hold (default: half of --queue)",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=256,
+        metavar="N",
+        help="connections open at once (at most half the open-file limit); past it the oldest "
+        "one still sending its request is closed (256)",
     )
     parser.add_argument(
         "--max-upload-mb", type=float, default=2.0, help="largest MIDI primer accepted (2)"
@@ -108,8 +127,10 @@ def run_serve(args: argparse.Namespace) -> int:
             runs,
             workers=args.workers,
             max_queue=args.queue,
+            per_client=args.per_client,
             max_upload_bytes=upload_bytes(args.max_upload_mb),
             history=args.history,
+            max_connections=args.max_connections,
             access_log=args.access_log,
             announce=announce,
         )

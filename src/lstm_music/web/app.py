@@ -115,11 +115,14 @@ def same_origin(headers: dict[bytes, bytes], scheme: str = "http") -> bool:
     scheme, host and port must all be this server's, as a browser's same-origin rule has it.
 
     Another page could otherwise post a form to a local server; requests without an Origin
-    (curl, scripts, same-origin GETs) are not from such a page.
+    (curl, scripts, same-origin GETs) are not from such a page, unless their Sec-Fetch-Site
+    header says "cross-site" or "same-site" (another port of this host is another origin,
+    as the Origin check has it).
     """
     origin = headers.get(b"origin")
-    if origin is None:
-        return True
+    if origin is None:  # a browser that sends no Origin still says whose page sent it
+        site = headers.get(b"sec-fetch-site", b"").strip().lower()
+        return site not in (b"cross-site", b"same-site")  # same-site: another port, another origin
     return origin == scheme.encode() + b"://" + headers.get(b"host", b"")
 
 
@@ -128,6 +131,10 @@ def _validation_message(error: RequestValidationError) -> JSONResponse:
     problems = []
     for item in error.errors():
         where = list(item.get("loc", ()))
+        if item.get("type") == "json_invalid":  # its loc is ("body", offset): no field
+            at = f" (at byte {where[-1]})" if len(where) > 1 else ""
+            problems.append({"field": "", "message": f"the body is not valid JSON{at}"})
+            continue
         if where and where[0] in ("body", "path", "query", "header"):  # where, not which field
             where = where[1:]
         field = ".".join(str(part) for part in where)
@@ -187,7 +194,7 @@ def _lifespan(runs: Path | None, workdir: Path | None, settings: dict[str, int])
         remove = partial(shutil.rmtree, root, ignore_errors=True)
         atexit.register(remove)  # in case the server is killed before its shutdown
         pieces: Store[StoredPiece] = Store(settings["history"])
-        queue = JobQueue(settings["workers"], settings["max_queue"])
+        queue = JobQueue(settings["workers"], settings["max_queue"], settings["per_client"])
         app.state.web = WebState(
             root=root,
             catalog=Catalog(runs),
@@ -214,6 +221,7 @@ def create_app(
     *,
     workers: int = 1,
     max_queue: int = 8,
+    per_client: int = 0,
     max_upload_bytes: int = 2_000_000,
     history: int = 30,
     cache: int = 2,
@@ -223,15 +231,19 @@ def create_app(
 
     runs: folder searched for checkpoints (besides the shipped models); workdir: where the
     temporary folder goes (the system's by default); workers/max_queue: generation threads and
-    the most requests admitted at once (running or waiting), the rest get 429; history: pieces
+    the most requests admitted at once (running or waiting), the rest get 429; per_client: the
+    most of them one client address may hold (0: half the queue); history: pieces
     kept (older ones are deleted); cache: checkpoints kept loaded; allowed_hosts: Host headers
     accepted (guards a local server against DNS rebinding), None for any.
     """
     if workers < 1 or max_queue < workers or cache < 1 or max_upload_bytes < 1:
         raise LstmMusicError("need workers >= 1, queue >= workers, cache and upload > 0")
+    if not 0 <= per_client <= max_queue:
+        raise LstmMusicError(f"--per-client must be 1 to --queue ({max_queue}), or 0 for half")
     if history < MAX_NUM:  # else a request's own pieces could be dropped before it answers
         raise LstmMusicError(f"--history must be at least {MAX_NUM}, the most pieces per request")
-    settings = {"workers": workers, "max_queue": max_queue, "history": history, "cache": cache,
+    settings = {"workers": workers, "max_queue": max_queue, "per_client": per_client,
+                "history": history, "cache": cache,
                 "max_upload_bytes": max_upload_bytes}  # fmt: skip
     app = FastAPI(
         title="lstm-music",

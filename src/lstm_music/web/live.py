@@ -6,10 +6,13 @@ by `generation.stream.PieceStream` in a worker thread; its events reach the resp
 bounded `EventChannel`, so a worker ahead of a slow client waits rather than piling up memory.
 When the client goes (or takes nothing for `STALL_SECONDS`), the channel closes, the generator
 sees it within a few dozen tokens and the slot is free again; a piece stopped that way is never
-stored. Refusals found once the model is loaded (a primer it cannot read, a control it lacks)
-still come before the response, as normal HTTP errors. The response waits on the job as well as
-on its events: a job that ends without its last event (it stalled, failed, or was dropped at
-shutdown) ends the stream with an `error` event, never leaves it open.
+stored. The stall allowed is a quarter of the piece's length, 5 to 30 s (`stall_seconds`): a
+client of a short piece that reads nothing lets its slot go in seconds. A client address holds
+at most the queue's `per_client` slots. Refusals found once the model is loaded (a primer it
+cannot read, a control it lacks) still come before the response, as normal HTTP errors. The
+response waits on the job as well as on its events: a job that ends without its last event (it
+stalled, failed, or was dropped at shutdown) ends the stream with an `error` event, never leaves
+it open.
 """
 
 from __future__ import annotations
@@ -27,15 +30,19 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 
 from lstm_music.generation.primers import PLAYED_TEMPO, PlayedNote, played_score
+from lstm_music.generation.sampling import SamplingOptions
 from lstm_music.web import schemas
 from lstm_music.web.jobs import Generator, JobSpec, error_text
-from lstm_music.web.routes import ServerState, job_spec
+from lstm_music.web.routes import ServerState, client_address, job_spec
 from lstm_music.web.state import WebState
 
 router = APIRouter(prefix="/api")
 EVENTS_WAITING = 64  # events a worker may be ahead of its client
 POLL_SECONDS = 0.25  # how often a waiting side looks whether the other has gone
-STALL_SECONDS = 30.0  # a client that takes no event for this long is treated as gone
+STALL_SECONDS = 30.0  # a client that takes no event for this long is treated as gone...
+MIN_STALL_SECONDS = 5.0  # ...or for a quarter of its piece's length, when that is shorter
+STALL_FRACTION = 0.25
+TOKENS_PER_SECOND = 8.0  # a piece's length given in tokens, in seconds, roughly (REMI: 2 notes/s)
 REFUSED = "refused"  # the channel's first item when the job failed before its start event
 STOPPED = "stopped"  # what `EventChannel.get` gives once the job is over and its events taken
 LAST_EVENTS = ("end", "error")
@@ -63,7 +70,8 @@ line:
 - `end`: `{{"piece": ...}}`, the piece as GET /api/pieces/{{id}} shows it: it is in the history,
   with its MIDI, WAV and piano roll.
 - `error`: `{{"detail": one line}}`; the stream then closes (also when it stopped early: its
-  client took no event for {STALL_SECONDS:g} s, or the server is stopping).
+  client took no event for a quarter of the piece's length, {MIN_STALL_SECONDS:g} to
+  {STALL_SECONDS:g} s, or the server is stopping).
 
 Closing the connection stops the generation; the piece is then not kept.
 """
@@ -73,15 +81,16 @@ class EventChannel:
     """Events from a worker thread to the event loop, at most EVENTS_WAITING of them queued.
 
     `put` (the worker) waits while the queue is full and gives up once the channel is closed
-    (the client left) or after STALL_SECONDS without room (`stalled`); `get` (the response)
+    (the client left) or after `stall` seconds without room (`stalled`); `get` (the response)
     awaits the next, or the job's end.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, stall: float | None = None) -> None:
         self._loop = loop
         self._queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(EVENTS_WAITING)
         self._closed = threading.Event()
-        self.stalled = False  # the worker gave up: its client took no event for STALL_SECONDS
+        self.stall = STALL_SECONDS if stall is None else stall
+        self.stalled = False  # the worker gave up: its client took no event for `stall` s
 
     @property
     def closed(self) -> bool:
@@ -108,7 +117,7 @@ class EventChannel:
                 waited += POLL_SECONDS
                 if self.closed:
                     break
-                if waited >= STALL_SECONDS:
+                if waited >= self.stall:
                     self.stalled = True
                     break
             except concurrent.futures.CancelledError:
@@ -124,7 +133,7 @@ class EventChannel:
         (it ended without its last one); None when `timeout` seconds pass first."""
         while self._queue.empty():
             if job.done():
-                return STOPPED, _stop_reason(job, self.stalled)
+                return STOPPED, _stop_reason(job, self.stalled and self.stall)
             getter = asyncio.ensure_future(self._queue.get())
             try:
                 first = asyncio.FIRST_COMPLETED
@@ -138,14 +147,22 @@ class EventChannel:
         return self._queue.get_nowait()
 
 
-def _stop_reason(job: asyncio.Future[Any], stalled: bool) -> str:
-    """Why a job ended without its last event, for the client."""
+def stall_seconds(sampling: SamplingOptions) -> float:
+    """How long a stream's notes may wait for its client: a quarter of the piece (its seconds,
+    or its tokens at TOKENS_PER_SECOND), MIN_STALL_SECONDS to STALL_SECONDS. A client that
+    reads nothing then holds its slot for seconds, not the longest piece's half minute."""
+    length = sampling.seconds or sampling.tokens / TOKENS_PER_SECOND
+    return min(STALL_SECONDS, max(MIN_STALL_SECONDS, STALL_FRACTION * length))
+
+
+def _stop_reason(job: asyncio.Future[Any], stalled: float) -> str:
+    """Why a job ended without its last event (`stalled`: the stall it waited, else 0)."""
     if job.cancelled():
         return "the server is stopping"
     if job.exception() is not None:
         return error_text(job.exception())
     if stalled:
-        return f"its notes waited more than {STALL_SECONDS:g} s for the client"
+        return f"its notes waited more than {stalled:g} s for the client"
     return "the generator ended before the piece did"
 
 
@@ -269,8 +286,10 @@ class EventStream(StreamingResponse):
 )
 async def stream(state: ServerState, request: Request, body: schemas.StreamRequest) -> Response:
     spec = await run_in_threadpool(_stream_spec, state, body)
-    channel = EventChannel(asyncio.get_running_loop())
-    job = state.queue.submit(_stream_work, state.generator, spec, channel, timed=False)
+    channel = EventChannel(asyncio.get_running_loop(), stall_seconds(spec.sampling))
+    client = client_address(request)
+    job = state.queue.submit(_stream_work, state.generator, spec, channel, timed=False,
+                             client=client)  # fmt: skip
     over = asyncio.wrap_future(job)
     over.add_done_callback(lambda done: done.cancelled() or done.exception())  # seen: no warning
     try:

@@ -32,6 +32,11 @@ def get_state(request: Request) -> WebState:
 ServerState = Annotated[WebState, Depends(get_state)]  # a route's argument
 
 
+def client_address(request: Request) -> str:
+    """Who holds a queue slot (the client's address), for the queue's per-client bound."""
+    return request.client.host if request.client else ""
+
+
 def _model(state: WebState, model_id: str) -> ModelEntry:
     entry = state.catalog.get(model_id)
     if entry is None:
@@ -114,7 +119,7 @@ def loss_curve(state: ServerState, model_id: str) -> FileResponse:
     response_model=schemas.RunReport,
     responses={**ERRORS, 429: {"model": schemas.ErrorMessage, "description": "busy: retry"}},
 )
-async def run_report(state: ServerState, model_id: str) -> dict:
+async def run_report(state: ServerState, http: Request, model_id: str) -> dict:
     """Bits per note on the held-out pieces of the corpus the run was trained on, beside a
     uniform guess, a unigram model and the base model; the training/held-out loss gap; a copy
     check of a few sampled pieces; warnings and a verdict. Computed once (seconds), then kept;
@@ -122,7 +127,8 @@ async def run_report(state: ServerState, model_id: str) -> dict:
     entry = _model(state, model_id)
     if entry.run_dir is None:
         raise HTTPException(404, f"model {model_id!r} is shipped: its card has its figures")
-    return await state.queue.run(state.reports.get, entry, state.generator.cache)
+    cache, client = state.generator.cache, client_address(http)
+    return await state.queue.run(state.reports.get, entry, cache, client=client)
 
 
 def _check_primer(state: WebState, data: bytes, filename: str) -> Primer:
@@ -174,7 +180,7 @@ async def upload_primer(state: ServerState, file: Annotated[UploadFile, File()])
     filename = Path(file.filename or "primer.mid").name[:100] or "primer.mid"
     data = await file.read(state.max_upload_bytes + 1)
     primer = await run_in_threadpool(_check_primer, state, data, filename)
-    return {k: v for k, v in vars(primer).items() if k != "folder"}
+    return primer.describe()
 
 
 def _constraints(request: schemas.PieceRequest, summary: dict) -> dict:
@@ -230,12 +236,12 @@ def job_spec(state: WebState, request: schemas.PieceRequest, **sampling: Any) ->
     response_model=schemas.GenerateResponse,
     responses={**ERRORS, 429: {"model": schemas.ErrorMessage, "description": "busy: retry"}},
 )
-async def generate(state: ServerState, request: schemas.GenerateRequest) -> dict:
+async def generate(state: ServerState, http: Request, request: schemas.GenerateRequest) -> dict:
     """Sample `num` pieces and render each to MIDI, WAV and a piano roll. Waits for a worker
     when all are busy; when the queue is full too, answers 429 with a Retry-After header."""
     started = time.perf_counter()
     spec = await run_in_threadpool(job_spec, state, request, num=request.num)
-    seed, pieces = await state.queue.run(state.generator.run, spec)
+    seed, pieces = await state.queue.run(state.generator.run, spec, client=client_address(http))
     return {
         "pieces": [piece.describe() for piece in pieces],
         "seed": seed,

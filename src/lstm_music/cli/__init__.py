@@ -47,15 +47,15 @@ COMMANDS = (
 )
 
 
-def _shortened(message: str, longest: int = 40) -> str:
-    """argparse's message with any value over `longest` characters cut (a 5,000-digit number
-    would fill the terminal): "invalid int value: '99999999...' (5,000 characters)"."""
+def _shortened(message: str, longest: int = 80) -> str:
+    """A message with any word over `longest` characters cut (a 5,000-digit number or a
+    5,000-character path would fill the terminal): "'99999999999...' (5,002 characters)"."""
 
     def cut(match: re.Match) -> str:
-        value = match.group(1)
-        return f"'{value[:12]}...' ({len(value):,} characters)"
+        word = match.group(0)
+        return f"{word[:12]}... ({len(word):,} characters)"
 
-    return re.sub(rf"'([^']{{{longest + 1},}})'", cut, message)
+    return re.sub(rf"\S{{{longest + 1},}}", cut, message)
 
 
 class CommandParser(argparse.ArgumentParser):
@@ -204,7 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.run(args) or 0)
     except LstmMusicError as error:
         hint = _flag_hint(parser, args, getattr(error, "setting", None))
-        print(f"lstm-music {args.command}: error: {error}{hint}", file=sys.stderr)
+        print(f"lstm-music {args.command}: error: {_shortened(str(error))}{hint}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as stop:  # Ctrl-C; or SIGTERM where a command turned it into one
         signum = getattr(stop, "signum", signal.SIGINT)
@@ -214,6 +214,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and closed early: not an error
         sys.stderr.close()
         return 0
+    except OSError as error:  # the system refused a path (too long, no room, no permission)
+        print(f"lstm-music {args.command}: error: {_os_error(error)}", file=sys.stderr)
+        return 1
+
+
+def _os_error(error: OSError) -> str:
+    """ "NAME: File name too long", a long name cut (see `_shortened`)."""
+    reason = error.strerror or str(error)
+    return _shortened(f"{error.filename}: {reason}" if error.filename is not None else reason)
 
 
 __all__ = ["CommandParser", "build_parser", "main"]

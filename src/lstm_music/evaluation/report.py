@@ -40,6 +40,7 @@ TRAIN_TOKENS_CAP = 200_000  # training tokens scored for the gap, at most (keeps
 HELD_OUT_TOKENS_CAP = 200_000  # held-out tokens the report scores itself, at most
 TRAIN_TOKENS_FLOOR = 20_000  # ... and at least this many where the training split has them
 COPY_PIECES = 4  # pieces sampled for the copy check at the end of training
+MAX_COPY_PIECES = 10_000  # each is sampled and searched for: a bound on the check's time
 COPY_TOKENS = 200  # tokens each: enough for a few bars, seconds to sample and check
 COPY_SEED = 0  # fixed: the same model gets the same check
 
@@ -290,8 +291,8 @@ def held_out_report(
     (None: HELD_OUT_TOKENS_CAP).
     """
     check_corpus_fits(checkpoint, corpus)
-    if copy_pieces < 0:
-        raise SettingError("the copy check samples 0 or more pieces", "copy_pieces")
+    if not 0 <= copy_pieces <= MAX_COPY_PIECES:
+        raise SettingError(f"the copy check samples 0 to {MAX_COPY_PIECES:,} pieces", "copy_pieces")
     chosen, warnings = held_out_split(corpus, split)
     report = HeldOutReport(chosen, 0, 0, 0, len(corpus.vocabulary), warnings=warnings)
     if chosen is not None:

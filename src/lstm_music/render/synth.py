@@ -127,7 +127,9 @@ def write_wav(path: Path, samples: np.ndarray, sample_rate: int) -> Path:
     """Write float samples in [-1, 1] (shape (n,) or (n, channels)) as 16-bit PCM, atomically."""
     frames = samples.reshape(len(samples), -1)
     pcm = np.round(np.clip(frames, -1.0, 1.0) * 32767).astype("<i2")
-    with replacing(path) as temporary, wave.open(str(temporary), "wb") as out:
+    # the file is opened first: wave.open(name) failing (a name too long) leaves a half-made
+    # writer whose clean-up prints "Exception ignored" on the user's terminal
+    with replacing(path) as temporary, open(temporary, "wb") as file, wave.open(file) as out:
         out.setnchannels(frames.shape[1])
         out.setsampwidth(2)
         out.setframerate(sample_rate)

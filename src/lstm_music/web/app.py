@@ -60,6 +60,11 @@ file.
 """
 
 
+MAX_WORKERS = 64  # generation threads: more than a machine's cores only waits
+MAX_QUEUE = 4096  # requests admitted at once, each holding a connection
+MAX_HISTORY = 100_000  # generated pieces kept for download
+
+
 def static_folder() -> Path:
     return Path(str(resources.files("lstm_music.web") / "static"))
 
@@ -242,6 +247,11 @@ def create_app(
         raise LstmMusicError(f"--per-client must be 1 to --queue ({max_queue}), or 0 for half")
     if history < MAX_NUM:  # else a request's own pieces could be dropped before it answers
         raise LstmMusicError(f"--history must be at least {MAX_NUM}, the most pieces per request")
+    if workers > MAX_WORKERS or max_queue > MAX_QUEUE or history > MAX_HISTORY:
+        raise LstmMusicError(
+            f"--workers, --queue and --history go up to {MAX_WORKERS}, {MAX_QUEUE:,} and "
+            f"{MAX_HISTORY:,} (threads, waiting requests and kept pieces all take memory)"
+        )
     settings = {"workers": workers, "max_queue": max_queue, "per_client": per_client,
                 "history": history, "cache": cache,
                 "max_upload_bytes": max_upload_bytes}  # fmt: skip

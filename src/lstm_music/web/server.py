@@ -60,6 +60,9 @@ def check_port(host: str, port: int) -> None:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as error:
         raise LstmMusicError(f"--host {host}: {error.strerror}") from error
+    except UnicodeError as error:  # a label over 63 characters, or a name IDNA cannot encode
+        shown = host if len(host) <= 60 else f"{host[:30]}... ({len(host):,} characters)"
+        raise LstmMusicError(f"--host {shown}: not a valid host name") from error
     family, kind, proto, _, address = infos[0]
     with socket.socket(family, kind, proto) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -14,10 +14,10 @@ and is driven over real sockets from this process, all from 127.0.0.1 unless sai
    answer again? Lines of "Too many open files" in the server's output are counted.
    Open-file limit 256 (1,024 is a common desktop default; 256 reaches exhaustion sooner).
 2. primer: a primer of --primer-notes notes (199,000: under the readers' 200,000-note cap;
-   one piano track, made here with symusic) is uploaded to `POST /api/primers` (the server
-   started with --max-upload-mb 4 so the file is accepted), then 3 `POST /api/generate`
-   naming it (bach-chorales, 64 tokens, primer_tokens 256) and 1 without, after one warm-up
-   generate that loads the model: seconds per request, as the client sees it.
+   one piano track made here with symusic: 1.6 MB) is uploaded to `POST /api/primers` (the
+   server started with --max-upload-mb 4 for more notes), then 3 `POST /api/generate` naming
+   it (bach-chorales, 64 tokens, primer_tokens 256) and 1 without, after one warm-up generate
+   that loads the model: seconds per request, as the client sees it.
 3. streams: 8 clients open `POST /api/stream` of a --stream-seconds piece (120 s) with a
    4 KiB receive buffer and never read. How many hold a slot (status's `busy`), what a 9th
    request (`POST /api/generate`, 16 tokens) gets at 1 s from 127.0.0.1 (the same address

@@ -1,4 +1,5 @@
-"""The verdict of `compare`: copied or not, statistics inside the held-out spread or not.
+"""The verdict of `compare`: copied or not; could a listener tell it from real music (the
+listening test, which the verdict rests on when it ran); statistics inside the held-out spread.
 
 Apart from the copy detection in `compare`, because it only reads a finished comparison: what
 weakens the yardstick, and the one line that answers "did the model copy, does it sound like
@@ -40,6 +41,7 @@ class Verdict:
     inside: list[str]  # statistics inside the held-out spread (names)
     outside: list[str]  # statistics below it
     text: str
+    listening: str | None = None  # the listening test's plain words; None: it did not run
 
 
 def judge(comparison) -> Verdict:
@@ -66,7 +68,17 @@ def judge(comparison) -> Verdict:
         titles = ", ".join(s.statistic.title for s in judged if not s.inside)
         stats = f"{len(inside)} of {len(judged)} statistics inside the held-out spread, "
         stats += f"below it: {titles}"
-    return Verdict(pieces, copied, inside, outside, f"{copies}; {stats}")
+    test = getattr(comparison, "listening", None)
+    if test is None:
+        return Verdict(pieces, copied, inside, outside, f"{copies}; {stats}")
+    if not test.ran:
+        heard = f"listening test not run ({test.refused})"
+        return Verdict(pieces, copied, inside, outside, f"{copies}; {heard}; {stats}")
+    heard = (f"{test.words}: a classifier tells generated from {test.real} excerpts "
+             f"{test.accuracy:.0%} of the time (95% interval {test.low:.0%}-{test.high:.0%}, "
+             "50% is chance)")  # fmt: skip
+    text = f"{copies}; {heard}; beside it, {stats}"
+    return Verdict(pieces, copied, inside, outside, text, test.words)
 
 
 # The held-out report's verdict (`evaluation.report`). Its thresholds are rules of thumb, kept

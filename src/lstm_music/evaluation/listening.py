@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -59,7 +59,7 @@ class ListeningTest:
     words: str  # plain words: "indistinguishable by these features", "easy to tell apart", ...
     refused: str | None = None
     real: str = "real"  # what the real side is ("valid split"), for the report
-    seconds: float = 0.0
+    seconds: float = field(default=0.0, compare=False)  # features and classifier
 
     @property
     def ran(self) -> bool:

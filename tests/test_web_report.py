@@ -61,6 +61,9 @@ def test_a_run_names_its_report_and_the_report_has_the_figures(client, runs) -> 
     assert names[0] == "model" and names[-2:] == ["unigram", "uniform"]
     assert report["copies"]["pieces"] == 4 and report["copies"]["seconds"] >= 0
     assert report["verdict"] and any("fewer than 5" in w for w in report["warnings"])
+    listening = report["listening"]  # the tiny corpus's few valid pieces: refused, with why
+    assert listening["summary"] and listening["real"] == "valid split"
+    assert listening["ran"] or listening["refused"].startswith("too few")
     assert str(runs) not in answer.text and str(run_corpus(runs / "tiny")) not in answer.text
 
 
@@ -92,6 +95,7 @@ def test_the_report_train_wrote_is_served_as_it_is(client, runs, monkeypatch) ->
     assert report["written"] == written.isoformat(timespec="seconds")
     assert report["verdict"] == saved["verdict"] and report["predictors"] == saved["predictors"]
     assert report["copies"] == saved["copies"] and report["gap"] == saved["gap"]
+    assert report["listening"] == saved["listening"] and report["listening"]["summary"]
 
 
 def test_a_stale_or_broken_report_json_is_scored_afresh(client, runs, monkeypatch) -> None:

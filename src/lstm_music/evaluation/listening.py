@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -40,6 +40,13 @@ MAX_PIECES = 300  # per side, at most (an evenly spread choice): bounds the test
 CHANCE_HIGH = 0.60  # an accuracy up to this is near chance
 EASY = 0.85  # the interval's low end from here: easy to tell apart
 SETTLED_WIDTH = 0.75  # "indistinguishable" needs the interval's high end below this
+# A model's test (`model_listening_test`): pieces sampled in one batch, each long enough for a
+# few excerpts (REMI: about 60 tokens a bar of a four-part chorale, 100 of a piano song).
+# Measured (benchmarks/listening.py, 2 busy CPU cores, the 1.9 M-parameter shipped models):
+# sampling 8 x 1024 tokens takes about 10 s, the features and the classifier 1-3 s.
+LISTEN_PIECES = 8
+LISTEN_TOKENS = 1024
+LISTEN_SEED = 0
 
 
 @dataclass(frozen=True)
@@ -88,6 +95,28 @@ def listening_dict(test: ListeningTest) -> dict:
 def listening_from_dict(data: dict) -> ListeningTest:
     """`listening_dict`'s answer read back (the derived keys dropped)."""
     return ListeningTest(**{k: v for k, v in data.items() if k not in ("ran", "summary")})
+
+
+def model_listening_test(
+    checkpoint, corpus, split: str = "valid", options=None, pieces: int = LISTEN_PIECES,
+    seed: int = LISTEN_SEED,
+) -> ListeningTest:  # fmt: skip
+    """A checkpoint's pieces against a corpus split's: `options` (`SamplingOptions`) say how to
+    sample (None: `pieces` pieces of LISTEN_TOKENS tokens, the default temperature and top-p,
+    seeded), so a caller can hold several samplings against the same split."""
+    import time
+
+    from lstm_music.evaluation.compare import load_reference
+    from lstm_music.evaluation.statistics import notes_of
+    from lstm_music.generation.generate import generate
+    from lstm_music.generation.sampling import SamplingOptions
+
+    started = time.perf_counter()
+    options = options or SamplingOptions(tokens=LISTEN_TOKENS, num=pieces, seed=seed)
+    real = [p.notes for p in load_reference(corpus, split)]
+    sampled = [notes_of(piece.score) for piece in generate(checkpoint, options)]
+    test = listening_test(real, sampled, seed, real_name=f"{split} split")
+    return replace(test, seconds=time.perf_counter() - started)
 
 
 def words(accuracy: float, low: float, high: float) -> str:

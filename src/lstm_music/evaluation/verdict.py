@@ -125,13 +125,16 @@ def held_out_verdict(
     longest_run: int = 0,
     pieces: int = 0,
     fine_tuned: bool = False,
+    listening=None,
 ) -> str:
     """The report's one line, from its figures.
 
     saving: 1 - model bits / unigram bits on the held-out pieces (None: no held-out pieces);
     base_saving: the same against the base model; gap: held-out minus training loss (nats per
     token); copied: sampled pieces flagged as copies (None: not checked) out of `sampled`;
-    fine_tuned: the base model is the one this model was fine-tuned from (else the shipped one).
+    fine_tuned: the base model is the one this model was fine-tuned from (else the shipped one);
+    listening: the listening test (`ListeningTest`) of sampled pieces against held-out ones, or
+    None: when it ran, its plain words lead what follows the copy check.
     """
     figure = None
     if saving is not None:
@@ -149,6 +152,10 @@ def held_out_verdict(
                 "again with some pieces held out for validation")  # fmt: skip
     else:
         text = _judged(figure, saving, base_saving, gap, overfitting, fine_tuned)
+    if listening is not None and listening.ran and not copied:
+        text = (f"{listening.words} by ear (listening test: sampled pieces told from held-out "
+                f"ones {listening.accuracy:.0%} of the time, 95% interval {listening.low:.0%}-"
+                f"{listening.high:.0%}, 50% is chance); by bits per note {text}")  # fmt: skip
     if copied == 0:
         text += f"; no copies in {sampled} sampled piece{'s' * (sampled != 1)}"
     if saving is not None and pieces < FEW_HELD_OUT:

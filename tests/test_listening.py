@@ -77,6 +77,14 @@ def test_a_repeated_bar_is_found_and_a_random_one_is_not() -> None:
     assert np.mean([r["rhythm_repeat"] for r in randoms]) < 0.5
 
 
+def test_chords_give_their_interval_classes() -> None:
+    triads = [[(0.0, 4.0, 60), (0.0, 4.0, 64), (0.0, 4.0, 67), (2.0, 1.0, 72)]] * 4
+    found = named(*excerpts(from_bars(triads))[0])
+    vertical = [found[f"vertical_{ic}"] for ic in range(7)]
+    # each bar: C-E 4, C-G 5 (a fifth folded), E-G 3, then C5 over C-E-G: 0, 4, 5
+    assert vertical == pytest.approx([1 / 6, 0, 0, 1 / 6, 2 / 6, 2 / 6, 0])
+
+
 def test_a_periodic_bass_is_found() -> None:
     ostinato = [[(0.0, 1.0, 36), (1.0, 1.0, 43), (2.0, 1.0, 40), (3.0, 1.0, 43)]] * 4
     melody = [[(t, 0.5, 72 + i) for t in (0.0, 0.5, 1.5, 3.0)] for i in range(4)]

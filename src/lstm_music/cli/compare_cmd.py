@@ -30,13 +30,13 @@ the copy check says whether that is copying). A warning says when fewer than 10 
 make the spread rough.
 
 Listening test: the generated pieces and the corpus's held-out (valid) pieces (else those of
---split) cut into 4-bar excerpts, each described by 48 musical features (pitch-class and interval
-histograms, rhythm, onset grid, polyphony, velocity, and structure: bars whose rhythm or pitches
-recur, a periodic bass); a logistic regression learns to tell them apart, cross-validated by
-piece (no piece on both sides of a fold). Its balanced accuracy, with a 95% interval (bootstrap
-over pieces), says in plain words whether these features can tell the model from real music:
-about 50% means indistinguishable, near 100% easy to tell apart. It needs at least 4 pieces and
-16 excerpts on each side, else it says why it did not run.
+--split) cut into 4-bar excerpts, each described by 55 musical features (pitch-class, melodic
+and chord-interval histograms, rhythm, onset grid, polyphony, velocity, and structure: bars
+whose rhythm or pitches recur, a periodic bass); a logistic regression learns to tell them
+apart, cross-validated by piece (no piece on both sides of a fold). Its balanced accuracy, with
+a 95% interval (bootstrap over pieces), says in plain words whether these features can tell
+the model from real music: about 50% means indistinguishable, near 100% easy to tell apart. It
+needs at least 4 pieces and 16 excerpts on each side, else it says why it did not run.
 
 The last line is the verdict: copies found or not; the listening test when it ran, which the
 verdict rests on; how many statistics are inside the spread.

@@ -10,7 +10,8 @@ long piece does not outweigh many short ones. Notes are clipped at the window's 
 
 Features, one vector per excerpt (`FEATURE_NAMES`): texture, from `statistics` where it already
 measures it (pitch range, notes per bar, inter-onset intervals, note lengths, polyphony) plus
-pitch-class and melodic-interval histograms, silence and velocity; the onset grid (shares of
+pitch-class, melodic-interval (top voice) and vertical-interval (harmony) histograms, silence
+and velocity; the onset grid (shares of
 onsets on the 16th, 8th and beat grid, the entropy of onset positions in the bar); and structure:
 the share of the excerpt's bars whose rhythm (onset positions), pitch pattern (positions and
 pitches) or transposed pitch pattern recurs in another bar of the same excerpt, and the
@@ -42,10 +43,12 @@ MAX_PER_PIECE = 12
 MAX_BARS = 20_000  # bars of one piece looked at, at most (a bound on hostile time signatures)
 STEPS = 4  # grid steps per quarter note: sixteenth notes
 INTERVAL_BINS = (0, 1, 2, 3, 4, 5, 6, 7, 8, 12)  # |interval| bins' lower edges, in semitones
+MAX_VERTICAL = 512  # notes of an excerpt whose vertical intervals are counted (memory: n^2)
 
 FEATURE_NAMES = (
     *(f"pitch_class_{i}" for i in range(12)),
     *(f"interval_{low}" for low in INTERVAL_BINS),
+    *(f"vertical_{ic}" for ic in range(7)),
     "mean_interval", "pitch_mean", "pitch_std", "pitch_range", "distinct_pitches",
     "distinct_classes", "notes_per_bar_mean", "notes_per_bar_std", "ioi_mean", "ioi_std",
     "length_mean", "length_std", "polyphony_mean", "polyphony_max", "silence",
@@ -121,10 +124,9 @@ def features(excerpt: Notes, edges: np.ndarray) -> np.ndarray:
         _mean(ioi), _std(ioi), lengths.mean(), lengths.std(), sounding.mean(), sounding.max(),
         _silence(excerpt, edges[-1]), velocity.mean(), velocity.std(),
     ]  # fmt: skip
-    return np.concatenate(
-        [classes, intervals, texture, _grid(excerpt, edges), _repeats(excerpt, edges),
-         _bass(excerpt, edges[-1])]
-    ).astype(np.float64)  # fmt: skip
+    harmony = _vertical(excerpt)
+    structure = [*_grid(excerpt, edges), *_repeats(excerpt, edges), *_bass(excerpt, edges[-1])]
+    return np.concatenate([classes, intervals, harmony, texture, structure]).astype(np.float64)
 
 
 def _mean(values: np.ndarray) -> float:
@@ -139,6 +141,20 @@ def _top_voice(notes: Notes) -> np.ndarray:
     """The highest pitch at each distinct onset (onsets sorted, pitches ascending within)."""
     last = np.append(np.diff(notes.onset) > EPSILON, True)
     return notes.pitch[last]
+
+
+def _vertical(notes: Notes) -> np.ndarray:
+    """Histogram of the interval classes (0-6 semitones, octaves folded) between each note and
+    the notes sounding when it starts, each pair once: the harmony, which shuffled or wandering
+    pitches lose."""
+    onset, end, pitch = (a[:MAX_VERTICAL] for a in (notes.onset, notes.end, notes.pitch))
+    now = onset[:, None]
+    held = (onset[None, :] < now - EPSILON) & (end[None, :] > now + EPSILON)
+    index = np.arange(len(onset))
+    together = (np.abs(onset[None, :] - now) <= EPSILON) & (index[None, :] < index[:, None])
+    distance = np.abs(pitch[:, None] - pitch[None, :])[held | together] % 12
+    counts = np.bincount(np.minimum(distance, 12 - distance), minlength=7)
+    return counts / max(counts.sum(), 1)
 
 
 def _silence(notes: Notes, length: float) -> float:

@@ -196,6 +196,8 @@ def _check_page(browser, url: str) -> None:
     table = page.locator(".report .figures").text_content()
     assert "this model" in table and "unigram (train split)" in table
     assert "Copy check: 4 sampled pieces" in page.locator(".report").text_content()
+    heard = page.locator(".report .listening").text_content()  # the tiny corpus: too few pieces
+    assert heard.startswith("Listening test not run: too few") and "held-out piece" in heard
     assert page.locator(".report .warning").count() >= 1  # one held-out piece
     assert page.locator(".report .origin").text_content().startswith("Computed by this server")
     ARTIFACTS.mkdir(exist_ok=True)

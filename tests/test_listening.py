@@ -10,6 +10,7 @@ import pytest
 from lstm_music.evaluation.excerpts import (
     EXCERPT_BARS,
     FEATURE_NAMES,
+    MAX_PER_PIECE,
     bass_line,
     bass_periodicity,
     excerpts,
@@ -62,6 +63,11 @@ def test_excerpts_are_whole_bars_of_equal_length() -> None:
         assert cut.onset.min() >= 0 and cut.end.max() <= 16
     three_four = Notes(notes.onset, notes.end, notes.pitch, ((0.0, 3.0),))
     assert all(edges[-1] == 12 for _, edges in excerpts(three_four))
+    many = np.arange(50_000) / 8  # a 64th-note bar: 50,000 bars, bounded, a few excerpts kept
+    tiny_bars = Notes(many, many + 0.125, np.full(len(many), 60), ((0.0, 1 / 16),))
+    assert len(excerpts(tiny_bars, bars=1)) == 0  # one note a bar: too few notes anywhere
+    dense = Notes(many / 8, many / 8 + 0.01, 60 + np.arange(len(many)) % 12, ((0.0, 1 / 16),))
+    assert len(excerpts(dense)) == MAX_PER_PIECE
 
 
 def test_a_repeated_bar_is_found_and_a_random_one_is_not() -> None:

@@ -82,21 +82,21 @@ def excerpts(notes: Notes, bars: int = EXCERPT_BARS) -> list[tuple[Notes, np.nda
     if not len(edges):
         return []
     first = max(int(np.searchsorted(edges, notes.onset[0] + EPSILON, side="right")) - 1, 0)
-    found = []
-    for bar in range(first, len(edges) - bars, bars):
-        begin, end = edges[bar], edges[bar + bars]
-        if end > piece_end + (edges[bar + bars] - edges[bar + bars - 1]) / 2:
-            break
-        inside = (notes.onset >= begin - EPSILON) & (notes.onset < end - EPSILON)
-        if inside.sum() >= MIN_NOTES:
-            found.append(_cut(notes, inside, begin, end, edges[bar : bar + bars + 1]))
-    if len(found) > MAX_PER_PIECE:
-        keep = np.linspace(0, len(found) - 1, MAX_PER_PIECE).round().astype(int)
-        found = [found[i] for i in keep]
-    return found
+    windows = np.arange(first, len(edges) - bars, bars)
+    begins, ends = edges[windows], edges[windows + bars]
+    whole = ends <= piece_end + (ends - edges[windows + bars - 1]) / 2
+    low = np.searchsorted(notes.onset, begins - EPSILON)  # notes are sorted by onset
+    high = np.searchsorted(notes.onset, ends - EPSILON)
+    chosen = windows[whole & (high - low >= MIN_NOTES)]
+    if len(chosen) > MAX_PER_PIECE:
+        chosen = chosen[np.linspace(0, len(chosen) - 1, MAX_PER_PIECE).round().astype(int)]
+    return [_cut(notes, edges[bar : bar + bars + 1]) for bar in chosen]
 
 
-def _cut(notes: Notes, inside, begin: float, end: float, edges) -> tuple[Notes, np.ndarray]:
+def _cut(notes: Notes, edges: np.ndarray) -> tuple[Notes, np.ndarray]:
+    """The notes starting in [edges[0], edges[-1]), moved to start at 0 and clipped there."""
+    begin, end = float(edges[0]), float(edges[-1])
+    inside = (notes.onset >= begin - EPSILON) & (notes.onset < end - EPSILON)
     meters = tuple((max(s - begin, 0.0), length) for s, length in notes.meters if s < end)
     meters = tuple(m for i, m in enumerate(meters) if i + 1 == len(meters) or meters[i + 1][0] > 0)
     velocity = None if notes.velocity is None else notes.velocity[inside]

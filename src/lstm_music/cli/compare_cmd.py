@@ -47,7 +47,7 @@ Pieces are listed in natural order (piece-2 before piece-10).
 def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "compare",
-        help="generated MIDI vs a corpus: copies and statistics",
+        help="generated MIDI vs a corpus: copies, statistics, a listening test",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

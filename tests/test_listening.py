@@ -168,7 +168,9 @@ def test_the_verdict_rests_on_the_test() -> None:
                                  statistics=[], listening=heard)  # fmt: skip
     verdict = judge(comparison)
     assert verdict.listening == "easy to tell apart"
-    assert "easy to tell apart: a classifier tells generated from real excerpts" in verdict.text
+    assert (
+        "easy to tell apart: a classifier tells generated excerpts from real ones" in verdict.text
+    )
     comparison.listening = listening_test(real, real[:2])
     assert "listening test not run (too few generated pieces" in judge(comparison).text
     assert judge(comparison).listening is None

@@ -271,8 +271,8 @@ def test_the_listening_test_joins_the_report(tmp_path, monkeypatch) -> None:
     heard = report.listening
     assert heard.ran and heard.real == "valid split" and heard.generated_pieces == 5
     assert heard.real_pieces == len(corpus.split("valid")) and heard.real_excerpts >= 16
-    assert report.verdict.startswith(f"{heard.words} by ear (listening test: sampled pieces ")
-    assert "; by bits per note " in report.verdict
+    assert report.verdict.startswith(f"listening test: {heard.words} (sampled pieces told ")
+    assert "; bits per note: " in report.verdict
     data = json.loads(json.dumps(report.to_dict()))
     assert data["listening"]["summary"] == heard.summary() and data["listening"]["ran"]
     assert HeldOutReport.from_dict(data) == report

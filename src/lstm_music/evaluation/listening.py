@@ -81,8 +81,8 @@ class ListeningTest:
         if not self.ran:
             return f"listening test not run: {self.refused} ({counts})"
         return (
-            f"listening test: a classifier tells generated from {self.real} {self.excerpt_bars}-"
-            f"bar excerpts {self.accuracy:.0%} of the time (95% interval {self.low:.0%}-"
+            f"listening test: a classifier tells generated {self.excerpt_bars}-bar excerpts from "
+            f"{self.real} ones {self.accuracy:.0%} of the time (95% interval {self.low:.0%}-"
             f"{self.high:.0%}; 50% is chance): {self.words} ({counts})"
         )
 
@@ -124,7 +124,7 @@ def words(accuracy: float, low: float, high: float) -> str:
     if low >= EASY:
         return "easy to tell apart"
     if low > CHANCE_HIGH:
-        return "told apart more often than chance: these features still hear a difference"
+        return "told apart more often than chance"
     if accuracy <= CHANCE_HIGH and high < SETTLED_WIDTH:
         return "indistinguishable by these features"
     return "not settled: the interval spans chance and clear differences (more pieces needed)"

@@ -74,7 +74,7 @@ def judge(comparison) -> Verdict:
     if not test.ran:
         heard = f"listening test not run ({test.refused})"
         return Verdict(pieces, copied, inside, outside, f"{copies}; {heard}; {stats}")
-    heard = (f"{test.words}: a classifier tells generated from {test.real} excerpts "
+    heard = (f"{test.words}: a classifier tells generated excerpts from {test.real} ones "
              f"{test.accuracy:.0%} of the time (95% interval {test.low:.0%}-{test.high:.0%}, "
              "50% is chance)")  # fmt: skip
     text = f"{copies}; {heard}; beside it, {stats}"
@@ -153,9 +153,9 @@ def held_out_verdict(
     else:
         text = _judged(figure, saving, base_saving, gap, overfitting, fine_tuned)
     if listening is not None and listening.ran and not copied:
-        text = (f"{listening.words} by ear (listening test: sampled pieces told from held-out "
-                f"ones {listening.accuracy:.0%} of the time, 95% interval {listening.low:.0%}-"
-                f"{listening.high:.0%}, 50% is chance); by bits per note {text}")  # fmt: skip
+        text = (f"listening test: {listening.words} (sampled pieces told from held-out ones "
+                f"{listening.accuracy:.0%} of the time, 95% interval {listening.low:.0%}-"
+                f"{listening.high:.0%}, 50% is chance); bits per note: {text}")  # fmt: skip
     if copied == 0:
         text += f"; no copies in {sampled} sampled piece{'s' * (sampled != 1)}"
     if saving is not None and pieces < FEW_HELD_OUT:

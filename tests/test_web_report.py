@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from test_web import make_tiny_runs  # noqa: E402
 
 from lstm_music.errors import LstmMusicError  # noqa: E402
+from lstm_music.evaluation.listening import ListeningTest, listening_dict  # noqa: E402
 from lstm_music.web.app import create_app  # noqa: E402
 from lstm_music.web.catalog import run_corpus  # noqa: E402
 
@@ -40,6 +41,11 @@ def runs(tmp_path_factory) -> Path:
 
     shutil.copytree(root / "tiny", moved / "reported")  # as `train` leaves it: with report.json
     run_report(moved / "reported", Corpus.load(run_corpus(moved / "reported")))
+    saved = json.loads((moved / "reported" / "report.json").read_text())
+    heard = ListeningTest(12, 40, 8, 30, 0.93, 0.85, 0.99, 5, 55, 4, "easy to tell apart",
+                          real="valid split")  # as a larger corpus's would read  # fmt: skip
+    saved["listening"] = listening_dict(heard)
+    (moved / "reported" / "report.json").write_text(json.dumps(saved))
     return moved
 
 
@@ -207,6 +213,10 @@ def _check_page(browser, url: str) -> None:
     page.click("text=How good is it?")
     _wait(page, "document.querySelector('.report .verdict') !== null")
     assert page.locator(".report .origin").text_content().startswith("From training's report")
+    heard = page.locator(".report .listening").text_content()
+    assert heard.startswith("Listening test: easy to tell apart.")
+    assert "4-bar excerpts from held-out ones 93% of the time (95% interval 85%–99%" in heard
+    assert "30 excerpts of 8 sampled pieces against 40 excerpts of 12 held-out pieces" in heard
     page.select_option("#model", "bach-chorales")  # a shipped model: no report section
     _wait(page, "document.querySelector('#model-info h3')?.textContent === 'bach-chorales'")
     assert page.locator(".report").count() == 0

@@ -39,7 +39,7 @@ MAX_PIECES = 300  # per side, at most (an evenly spread choice): bounds the test
 # not read as more than it is.
 CHANCE_HIGH = 0.60  # an accuracy up to this is near chance
 EASY = 0.85  # the interval's low end from here: easy to tell apart
-SETTLED_WIDTH = 0.75  # "indistinguishable" needs the interval's high end below this
+SAME_HIGH = 0.75  # "indistinguishable" needs the interval's high end below this
 # A model's test (`model_listening_test`): pieces sampled in one batch, each long enough for a
 # few excerpts (REMI: about 60 tokens a bar of a four-part chorale, 100 of a piano song).
 # Measured (benchmarks/listening.py, 2 busy CPU cores, the 1.9 M-parameter shipped models):
@@ -125,7 +125,7 @@ def words(accuracy: float, low: float, high: float) -> str:
         return "easy to tell apart"
     if low > CHANCE_HIGH:
         return "told apart more often than chance"
-    if accuracy <= CHANCE_HIGH and high < SETTLED_WIDTH:
+    if accuracy <= CHANCE_HIGH and high < SAME_HIGH:
         return "indistinguishable by these features"
     return "not settled: the interval spans chance and clear differences (more pieces needed)"
 
@@ -189,7 +189,9 @@ def _stack(sides: list[list[np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.nd
             groups.append(np.full(len(features), len(groups)))
             rows.append(features)
             labels.append(np.full(len(features), label))
-    return np.concatenate(groups), np.concatenate(rows), np.concatenate(labels)
+    # no feature should be NaN or infinite; one that were would stop the classifier's fit
+    x = np.nan_to_num(np.concatenate(rows), nan=0.0, posinf=0.0, neginf=0.0)
+    return np.concatenate(groups), x, np.concatenate(labels)
 
 
 def classifier(seed: int = 0):

@@ -207,6 +207,10 @@ def test_compare_command(corpus: Path, tmp_path: Path, capsys) -> None:
     assert report["verdict"]["text"].startswith("1 of 2 pieces copied (copy.mid); ")
     assert any("2 held-out (valid) pieces" in w for w in report["warnings"])  # corpus of 4
     assert report["yardstick_note"] == report["warnings"][0]  # the key older scripts read
+    listening = report["listening_test"]  # 2 generated and 2 valid pieces: too few
+    assert listening["ran"] is False and listening["accuracy"] is None
+    assert listening["refused"].startswith("too few") and listening["real"] == "valid split"
+    assert "listening test not run (too few" in report["verdict"]["text"]
     assert all(s["inside"] in (True, False) and len(s["spread"]) == 2 for s in report["statistics"])
     assert main([*args, "--transpose-invariant"]) == 0
     out = capsys.readouterr().out
@@ -214,7 +218,32 @@ def test_compare_command(corpus: Path, tmp_path: Path, capsys) -> None:
     rows = {line.split()[0]: line.split() for line in out.splitlines() if ".mid" in line}
     assert rows["copy.mid"][-1] == "COPIED" and rows["new.mid"][-1] == "no"  # never blank
     assert "warning: the yardstick rests on 2 held-out (valid) pieces" in out
+    assert "listening test (4-bar excerpts" in out and "  not run: too few" in out
     assert out.splitlines()[-1].startswith("verdict: 1 of 2 pieces copied (copy.mid); ")
+
+
+def test_compare_runs_the_listening_test(tmp_path: Path, capsys) -> None:
+    """Enough pieces on both sides: the block has the figure, its interval, the counts and the
+    words, and the verdict rests on it."""
+    for i in range(8):
+        write_midi(tmp_path / "midi" / f"{i}.mid", random_melody(i, length=160))
+    config = PrepareConfig(inputs=[str(tmp_path / "midi")], out=str(tmp_path / "corpus"),
+                           valid_fraction=0.5, workers=1)  # fmt: skip
+    corpus = prepare(config, progress=False).corpus.path
+    for i in range(5):
+        write_midi(tmp_path / "gen" / f"{i}.mid", random_melody(100 + i, length=160))
+    args = ["compare", str(tmp_path / "gen"), "--reference", str(corpus)]
+    assert main([*args, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    test = report["listening_test"]
+    assert test["ran"] and test["real"] == "valid split" and test["generated_pieces"] == 5
+    assert test["real_pieces"] == 4 and test["real_excerpts"] >= 16
+    assert 0 <= test["low"] <= test["accuracy"] <= test["high"] <= 1 and test["words"]
+    assert report["verdict"]["listening"] == test["words"]
+    assert f"{test['words']}: a classifier tells generated" in report["verdict"]["text"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert f"  accuracy {test['accuracy']:.1%} (95% interval" in out
 
 
 def test_pieces_come_in_natural_order(corpus: Path, tmp_path: Path, capsys) -> None:

@@ -28,9 +28,11 @@ from lstm_music.model.checkpoint import Checkpoint
 from lstm_music.model.lstm import LSTMModel, ModelConfig
 
 
-def corpus_of(root: Path, pieces: int = 4, valid: float = 0.5, test: float = 0.0) -> Corpus:
+def corpus_of(
+    root: Path, pieces: int = 4, valid: float = 0.5, test: float = 0.0, length: int = 16
+) -> Corpus:
     for i in range(pieces):
-        write_midi(root / "midi" / f"{i}.mid", random_melody(i, length=16))
+        write_midi(root / "midi" / f"{i}.mid", random_melody(i, length=length))
     config = PrepareConfig(inputs=[str(root / "midi")], out=str(root / "corpus"),
                            valid_fraction=valid, test_fraction=test)  # fmt: skip
     return prepare(config, progress=False).corpus
@@ -251,6 +253,35 @@ def test_the_report_survives_a_json_round_trip(tmp_path) -> None:
     assert data["saving_vs_unigram"] == pytest.approx(report.saving("unigram"))
 
 
+def test_the_listening_test_joins_the_report(tmp_path, monkeypatch) -> None:
+    """Sampled pieces against the held-out ones: in the report, its JSON, its lines, and leading
+    its verdict (here a model that plays other real pieces: the test cannot tell them apart)."""
+    from lstm_music.generation.generate import GeneratedPiece
+
+    corpus = corpus_of(tmp_path, pieces=12, length=160)
+    checkpoint = checkpoint_of(corpus, bias_model(len(corpus.vocabulary)))
+    tokenizer, train = corpus.tokenizer(), corpus.split("train")
+
+    def player(checkpoint, options):  # plays training pieces: real music, not the held-out
+        assert options.num == 5 and options.tokens == 1024 and options.seed == 0
+        return [GeneratedPiece(p.tokens, tokenizer.decode(p.tokens)) for p in train[:5]]
+
+    monkeypatch.setattr("lstm_music.generation.generate.generate", player)
+    report = held_out_report(checkpoint, corpus, listen_pieces=5)
+    heard = report.listening
+    assert heard.ran and heard.real == "valid split" and heard.generated_pieces == 5
+    assert heard.real_pieces == len(corpus.split("valid")) and heard.real_excerpts >= 16
+    assert report.verdict.startswith(f"listening test: {heard.words} (sampled pieces told ")
+    assert "; bits per note: " in report.verdict
+    data = json.loads(json.dumps(report.to_dict()))
+    assert data["listening"]["summary"] == heard.summary() and data["listening"]["ran"]
+    assert HeldOutReport.from_dict(data) == report
+    assert any(line.startswith("listening test: a classifier") for line in report_lines(report))
+    assert held_out_report(checkpoint, corpus).listening is None  # not asked: not run
+    with pytest.raises(SettingError):
+        held_out_report(checkpoint, corpus, listen_pieces=-1)
+
+
 @pytest.mark.parametrize(
     ("saving", "start"),
     [(0.5, "good"), (0.2, "fair"), (0.05, "weak"), (-0.1, "poor"), (None, "no verdict")],
@@ -294,6 +325,11 @@ def test_evaluate_prints_the_report_and_its_json(tmp_path, capsys) -> None:
     assert data["report"]["predictors"][0]["bits_per_note"] == pytest.approx(data["bits_per_note"])
     assert main([*args, "--copy-check", "-1"]) == 1
     assert "(--copy-check)" in capsys.readouterr().err
+    assert data["report"]["listening"]["summary"].startswith("listening test not run: too few")
+    assert main([*args, "--json", "--listening-test", "0"]) == 0
+    assert json.loads(capsys.readouterr().out)["report"]["listening"] is None
+    assert main([*args, "--listening-test", "-1"]) == 1
+    assert "(--listening-test)" in capsys.readouterr().err
 
 
 def test_train_ends_with_the_report_and_keeps_it(tmp_path, capsys) -> None:

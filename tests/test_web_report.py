@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from test_web import make_tiny_runs  # noqa: E402
 
 from lstm_music.errors import LstmMusicError  # noqa: E402
+from lstm_music.evaluation.listening import ListeningTest, listening_dict  # noqa: E402
 from lstm_music.web.app import create_app  # noqa: E402
 from lstm_music.web.catalog import run_corpus  # noqa: E402
 
@@ -40,6 +41,11 @@ def runs(tmp_path_factory) -> Path:
 
     shutil.copytree(root / "tiny", moved / "reported")  # as `train` leaves it: with report.json
     run_report(moved / "reported", Corpus.load(run_corpus(moved / "reported")))
+    saved = json.loads((moved / "reported" / "report.json").read_text())
+    heard = ListeningTest(12, 40, 8, 30, 0.93, 0.85, 0.99, 5, 55, 4, "easy to tell apart",
+                          real="valid split")  # as a larger corpus's would read  # fmt: skip
+    saved["listening"] = listening_dict(heard)
+    (moved / "reported" / "report.json").write_text(json.dumps(saved))
     return moved
 
 
@@ -61,6 +67,9 @@ def test_a_run_names_its_report_and_the_report_has_the_figures(client, runs) -> 
     assert names[0] == "model" and names[-2:] == ["unigram", "uniform"]
     assert report["copies"]["pieces"] == 4 and report["copies"]["seconds"] >= 0
     assert report["verdict"] and any("fewer than 5" in w for w in report["warnings"])
+    listening = report["listening"]  # the tiny corpus's few valid pieces: refused, with why
+    assert listening["summary"] and listening["real"] == "valid split"
+    assert listening["ran"] or listening["refused"].startswith("too few")
     assert str(runs) not in answer.text and str(run_corpus(runs / "tiny")) not in answer.text
 
 
@@ -92,6 +101,7 @@ def test_the_report_train_wrote_is_served_as_it_is(client, runs, monkeypatch) ->
     assert report["written"] == written.isoformat(timespec="seconds")
     assert report["verdict"] == saved["verdict"] and report["predictors"] == saved["predictors"]
     assert report["copies"] == saved["copies"] and report["gap"] == saved["gap"]
+    assert report["listening"] == saved["listening"] and report["listening"]["summary"]
 
 
 def test_a_stale_or_broken_report_json_is_scored_afresh(client, runs, monkeypatch) -> None:
@@ -192,6 +202,8 @@ def _check_page(browser, url: str) -> None:
     table = page.locator(".report .figures").text_content()
     assert "this model" in table and "unigram (train split)" in table
     assert "Copy check: 4 sampled pieces" in page.locator(".report").text_content()
+    heard = page.locator(".report .listening").text_content()  # the tiny corpus: too few pieces
+    assert heard.startswith("Listening test not run: too few") and "held-out piece" in heard
     assert page.locator(".report .warning").count() >= 1  # one held-out piece
     assert page.locator(".report .origin").text_content().startswith("Computed by this server")
     ARTIFACTS.mkdir(exist_ok=True)
@@ -201,6 +213,10 @@ def _check_page(browser, url: str) -> None:
     page.click("text=How good is it?")
     _wait(page, "document.querySelector('.report .verdict') !== null")
     assert page.locator(".report .origin").text_content().startswith("From training's report")
+    heard = page.locator(".report .listening").text_content()
+    assert heard.startswith("Listening test: easy to tell apart.")
+    assert "4-bar excerpts from held-out ones 93% of the time (95% interval 85%–99%" in heard
+    assert "30 excerpts of 8 sampled pieces against 40 excerpts of 12 held-out pieces" in heard
     page.select_option("#model", "bach-chorales")  # a shipped model: no report section
     _wait(page, "document.querySelector('#model-info h3')?.textContent === 'bach-chorales'")
     assert page.locator(".report").count() == 0

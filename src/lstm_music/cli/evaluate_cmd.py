@@ -24,8 +24,12 @@ Then the held-out report (on the valid split, or the test split with --split tes
 model's bits per note beside a uniform guess, a unigram model of the training split and a base
 model (the one it was fine-tuned from, else the shipped base model when it reads the same
 tokens); its loss on training pieces against the held-out loss (overfitting is warned of); with
---copy-check N, N short sampled pieces checked for runs copied from the training split; and one
-line of verdict.
+--copy-check N, N short sampled pieces checked for runs copied from the training split; the
+listening test (--listening-test N, 8 by default, 0 to skip): N sampled pieces of 1,024 tokens
+cut into 4-bar excerpts and held against the held-out pieces' by a classifier cross-validated by
+piece (see `lstm-music compare --help`): about 50% means these features cannot tell the model's
+music from the real thing, near 100% that they easily can; and one line of verdict, which leads
+with the listening test when it ran.
 """
 
 
@@ -63,9 +67,19 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         metavar="N",
         help="sample N short pieces and look for copies of training pieces; 0 (off)",
     )
+    parser.add_argument(
+        "--listening-test",
+        type=int,
+        default=8,
+        metavar="N",
+        help="sample N pieces and tell them from held-out ones with a classifier; 8 (0: off)",
+    )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
-    parser.set_defaults(run=run_evaluate, setting_flags={"copy_pieces": "--copy-check"})
+    parser.set_defaults(
+        run=run_evaluate,
+        setting_flags={"copy_pieces": "--copy-check", "listen_pieces": "--listening-test"},
+    )
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -92,6 +106,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         base=base_of(checkpoint),
         copy_pieces=args.copy_check,
         scored=report,
+        listen_pieces=args.listening_test,
     )
     if args.json:
         print(json.dumps({**report, "report": held_out.to_dict()}, indent=1))

@@ -11,8 +11,8 @@ if TYPE_CHECKING:
 
 
 def report_lines(report: HeldOutReport) -> list[str]:
-    """The report in lines for a terminal: the figures, the gap, the copy check, warnings,
-    and the verdict last."""
+    """The report in lines for a terminal: the figures, the gap, the copy check, the listening
+    test, warnings, and the verdict last."""
     lines = []
     if report.split is not None:
         lines.append(
@@ -29,6 +29,8 @@ def report_lines(report: HeldOutReport) -> list[str]:
         lines.append(gap_line(report.gap))
     if report.copies is not None:
         lines.append(copy_line(report.copies))
+    if report.listening is not None:
+        lines.append(f"{report.listening.summary()}; {report.listening.seconds:.1f} s")
     lines += report.remarks
     lines += [f"warning: {warning}" for warning in report.warnings]
     lines.append(f"verdict: {report.verdict}")

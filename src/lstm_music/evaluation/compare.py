@@ -25,8 +25,9 @@ one repeated scale (every position a candidate, the worst case) queried in 0.25 
 
 The verdict: copies found or not (a piece is copied when the share of its n-grams found reaches
 the threshold); statistics inside or outside the held-out spread (a statistic is inside when
-the generated pieces' overlap with the train pieces is at least the 5th percentile of that of
-as many held-out pieces drawn at random: see `lstm_music.evaluation.statistics`).
+as many held-out pieces drawn at random: see `lstm_music.evaluation.statistics`); and, resting
+on it when it ran, the listening test (`lstm_music.evaluation.listening`) of the generated
+pieces against the held-out (valid) pieces, else those of the compared split.
 """
 
 from __future__ import annotations
@@ -41,13 +42,12 @@ from typing import Any
 import numpy as np
 
 from lstm_music.errors import LstmMusicError, SettingError
+from lstm_music.evaluation.listening import ListeningTest, listening_dict, listening_test
 from lstm_music.evaluation.statistics import Notes, StatComparison, compare_statistics, notes_of
 from lstm_music.evaluation.verdict import Verdict, judge, yardstick_warnings
 
 NGRAM = 8  # notes per n-gram
-DEFAULT_THRESHOLD = (
-    0.5  # a piece with at least this share of its n-grams in the reference is copied
-)
+DEFAULT_THRESHOLD = 0.5  # a piece with at least this share of its n-grams found is copied
 GRID = 12  # inter-onset intervals are rounded to 1/12 of a quarter note
 _BASE = np.uint64(0x9E3779B97F4A7C15)  # odd, hence invertible modulo 2**64
 _BASE_INV = np.uint64(pow(int(_BASE), -1, 2**64))
@@ -319,6 +319,7 @@ class Comparison:
     statistics: list[StatComparison]
     warnings: list[str]  # what weakens the figures (a thin yardstick), for the user to see
     copy_seconds: float  # building the index and querying it
+    listening: ListeningTest | None = None  # generated vs held-out excerpts (None: not run)
 
     @property
     def verdict(self) -> Verdict:
@@ -339,6 +340,7 @@ class Comparison:
             "pieces": pieces,
             "statistics": [s.to_dict() for s in self.statistics],
             "warnings": self.warnings,
+            "listening_test": None if self.listening is None else listening_dict(self.listening),
             "yardstick_note": self.warnings[0] if self.warnings else None,  # before "warnings"
             "verdict": asdict(self.verdict),
         }
@@ -377,16 +379,9 @@ def compare(
     stats = compare_statistics(
         [p.notes for p in pieces], [p.notes for p in references], valid, train
     )
+    real, real_name = (valid, "valid") if valid else ([p.notes for p in references], split)
+    listened = listening_test(real, [p.notes for p in pieces], real_name=f"{real_name} split")
     return Comparison(
-        str(reference),
-        split,
-        threshold,
-        transpose_invariant,
-        ngram,
-        pieces,
-        references,
-        copies,
-        stats,
-        warnings,
-        seconds,
-    )
+        str(reference), split, threshold, transpose_invariant, ngram, pieces, references, copies,
+        stats, warnings, seconds, listened,
+    )  # fmt: skip

@@ -246,3 +246,19 @@ def evaluate_split(
             first_step_scored=score_first_step,
         )
     return report
+
+
+def unigram_nll(train: list[np.ndarray], held_out: list[np.ndarray], vocabulary: int) -> Totals:
+    """NLL (nats) of the held-out targets (ids, then <eos>) under the training split's token
+    frequencies, each piece's <eos> counted, with add-one smoothing over the vocabulary."""
+
+    def counted(pieces: list[np.ndarray]) -> np.ndarray:
+        ids = np.concatenate([np.asarray(p, dtype=np.int64) for p in pieces] or [np.zeros(0, int)])
+        found = np.bincount(ids, minlength=vocabulary)[:vocabulary].astype(np.float64)
+        found[EOS_ID] += len(pieces)  # each piece ends with one
+        return found
+
+    counts = counted(train) + 1.0  # add-one
+    log_p = np.log(counts) - math.log(counts.sum())
+    targets = counted(held_out)
+    return Totals(nll=float(-(targets * log_p).sum()), tokens=int(targets.sum()))

@@ -11,7 +11,8 @@ same targets (every token and each piece's <eos>), so the four figures compare d
 
 Then the gap between the loss on a sample of training pieces and on the held-out ones (both in
 eval mode with the state carried, the same scorer), a copy check of a few short sampled pieces
-against the training split, the warnings that weaken the figures, and one line of verdict
+against the training split, the listening test (`listening`: a few sampled pieces against the
+held-out ones), the warnings that weaken the figures, and one line of verdict
 (`verdict.held_out_verdict`, which holds the thresholds).
 """
 
@@ -26,9 +27,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lstm_music.corpus.store import EOS_ID, Corpus
+from lstm_music.corpus.store import Corpus
 from lstm_music.errors import LstmMusicError, SettingError
-from lstm_music.evaluation.likelihood import Totals, score_pieces, without_controls
+from lstm_music.evaluation.likelihood import Totals, score_pieces, unigram_nll, without_controls
+from lstm_music.evaluation.listening import (
+    LISTEN_PIECES,
+    ListeningTest,
+    listening_from_dict,
+    model_listening_test,
+)
 from lstm_music.evaluation.verdict import FEW_HELD_OUT, held_out_verdict, is_overfitting
 from lstm_music.model.checkpoint import Checkpoint, check_corpus_fits
 
@@ -43,6 +50,7 @@ COPY_PIECES = 4  # pieces sampled for the copy check at the end of training
 MAX_COPY_PIECES = 10_000  # each is sampled and searched for: a bound on the check's time
 COPY_TOKENS = 200  # tokens each: enough for a few bars, seconds to sample and check
 COPY_SEED = 0  # fixed: the same model gets the same check
+MAX_LISTEN_PIECES = 64  # sampled for the listening test in one batch, at most
 
 
 @dataclass(frozen=True)
@@ -105,6 +113,7 @@ class HeldOutReport:
     remarks: list[str] = field(default_factory=list)  # what was left out, and why
     fine_tuned: bool = False  # the "base" predictor is the model this one was fine-tuned from
     verdict: str = ""
+    listening: ListeningTest | None = None  # sampled pieces against held-out ones (None: not run)
 
     def predictor(self, name: str) -> Predictor | None:
         return next((p for p in self.predictors if p.name == name), None)
@@ -120,6 +129,9 @@ class HeldOutReport:
         data = asdict(self)
         data["saving_vs_unigram"] = self.saving("unigram")
         data["saving_vs_base"] = self.saving("base")
+        if self.listening is not None:
+            data["listening"] = {**data["listening"], "ran": self.listening.ran,
+                                 "summary": self.listening.summary()}  # fmt: skip
         if self.gap is not None:
             data["gap"]["gap"] = self.gap.gap
         return data
@@ -134,6 +146,8 @@ class HeldOutReport:
             data["gap"] = LossGap(**{k: v for k, v in data["gap"].items() if k != "gap"})
         if data.get("copies") is not None:
             data["copies"] = CopyCheck(**data["copies"])
+        if data.get("listening") is not None:
+            data["listening"] = listening_from_dict(data["listening"])
         return cls(**data)
 
 
@@ -149,22 +163,6 @@ def held_out_split(corpus: Corpus, split: str = "valid") -> tuple[str | None, li
         return other, [f"the {split} split has no pieces: the report is on the {other} split"]
     return None, ["the corpus has no held-out pieces (no valid or test split): nothing to judge "
                   "the model on"]  # fmt: skip
-
-
-def unigram_nll(train: list[np.ndarray], held_out: list[np.ndarray], vocabulary: int) -> Totals:
-    """NLL (nats) of the held-out targets (ids, then <eos>) under the training split's token
-    frequencies, each piece's <eos> counted, with add-one smoothing over the vocabulary."""
-
-    def counted(pieces: list[np.ndarray]) -> np.ndarray:
-        ids = np.concatenate([np.asarray(p, dtype=np.int64) for p in pieces] or [np.zeros(0, int)])
-        found = np.bincount(ids, minlength=vocabulary)[:vocabulary].astype(np.float64)
-        found[EOS_ID] += len(pieces)  # each piece ends with one
-        return found
-
-    counts = counted(train) + 1.0  # add-one
-    log_p = np.log(counts) - math.log(counts.sum())
-    targets = counted(held_out)
-    return Totals(nll=float(-(targets * log_p).sum()), tokens=int(targets.sum()))
 
 
 def training_sample(pieces: list[CorpusPiece], cap: int, seed: int = 0) -> list[np.ndarray]:
@@ -280,6 +278,7 @@ def held_out_report(
     window: int = 512,
     scored: dict[str, Any] | None = None,
     tokens_cap: int | None = None,
+    listen_pieces: int = 0,
 ) -> HeldOutReport:
     """The report on `split` (valid or test; the other one when it is empty).
 
@@ -288,11 +287,15 @@ def held_out_report(
     copy_pieces: short pieces sampled for the copy check (0: no check); scored: what
     `evaluate_split` answered for this split, reused rather than scoring the pieces again;
     tokens_cap: held-out (and training) tokens scored at most, for a report on a time budget
-    (None: HELD_OUT_TOKENS_CAP).
+    (None: HELD_OUT_TOKENS_CAP); listen_pieces: pieces sampled for the listening test against
+    the held-out pieces (0: no test).
     """
     check_corpus_fits(checkpoint, corpus)
     if not 0 <= copy_pieces <= MAX_COPY_PIECES:
         raise SettingError(f"the copy check samples 0 to {MAX_COPY_PIECES:,} pieces", "copy_pieces")
+    if not 0 <= listen_pieces <= MAX_LISTEN_PIECES:
+        raise SettingError(f"the listening test samples 0 to {MAX_LISTEN_PIECES:,} pieces",
+                           "listen_pieces")  # fmt: skip
     chosen, warnings = held_out_split(corpus, split)
     report = HeldOutReport(chosen, 0, 0, 0, len(corpus.vocabulary), warnings=warnings)
     if chosen is not None:
@@ -301,6 +304,8 @@ def held_out_report(
         report.copies = copy_check(checkpoint, corpus, copy_pieces)
         if report.copies is None:
             report.remarks.append("copy check skipped: the train split has no pieces with notes")
+    if listen_pieces and chosen is not None:
+        report.listening = model_listening_test(checkpoint, corpus, chosen, pieces=listen_pieces)
     report.verdict = _verdict(report)
     return report
 
@@ -365,23 +370,28 @@ def _verdict(report: HeldOutReport) -> str:
         copies.longest_run if copies else 0,
         report.pieces,
         report.fine_tuned,
+        report.listening,
     )
 
 
 def run_report(
     run_dir: str | Path, corpus: Corpus, copy_pieces: int = COPY_PIECES, device: str = "cpu",
-    tokens_cap: int | None = None,
+    tokens_cap: int | None = None, listen_pieces: int | None = None,
 ) -> HeldOutReport:  # fmt: skip
     """The report `train` ends with: the run's best checkpoint on the corpus's valid split,
-    against its base model, with a copy check; kept in the run folder as report.json.
-    `tokens_cap` bounds the tokens scored (training/closing.py fits it to a time budget)."""
+    against its base model, with a copy check and a listening test; kept in the run folder as
+    report.json. `tokens_cap` bounds the tokens scored (training/closing.py fits it to a time
+    budget); listen_pieces None: LISTEN_PIECES when the budget left room for the copy check's
+    sampling (`copy_pieces` > 0), else none."""
     from lstm_music.fsutil import write_bytes_atomically
     from lstm_music.model.checkpoint import base_of, load_checkpoint
 
     checkpoint = load_checkpoint(run_dir, device)
+    listen = LISTEN_PIECES * (copy_pieces > 0) if listen_pieces is None else listen_pieces
     report = held_out_report(
         checkpoint, corpus, base=base_of(checkpoint), copy_pieces=copy_pieces,
         tokens_cap=tokens_cap,
+        listen_pieces=listen,
     )  # fmt: skip
     text = json.dumps(report.to_dict(), indent=1)
     write_bytes_atomically(Path(run_dir) / "report.json", text.encode())

@@ -58,6 +58,7 @@ class Notes:
     end: np.ndarray  # (n,) float64, onset + duration
     pitch: np.ndarray  # (n,) int64
     meters: tuple[tuple[float, float], ...] = DEFAULT_METER  # (start, bar length) in quarters
+    velocity: np.ndarray | None = None  # (n,) int64 when known (the listening test uses it)
 
     def __len__(self) -> int:
         return len(self.pitch)
@@ -75,9 +76,11 @@ def notes_of(score: symusic.Score) -> Notes:
     time = np.concatenate([a["time"] for a in arrays]).astype(np.int64)
     end = time + np.concatenate([a["duration"] for a in arrays]).astype(np.int64)
     pitch = np.concatenate([a["pitch"] for a in arrays]).astype(np.int64)
+    velocity = np.concatenate([a["velocity"] for a in arrays]).astype(np.int64)
     order = np.lexsort((pitch, time))
     tpq = float(score.tpq)
-    return Notes(time[order] / tpq, end[order] / tpq, pitch[order], _meters(score, tpq))
+    meters = _meters(score, tpq)
+    return Notes(time[order] / tpq, end[order] / tpq, pitch[order], meters, velocity[order])
 
 
 def _meters(score: symusic.Score, tpq: float) -> tuple[tuple[float, float], ...]:

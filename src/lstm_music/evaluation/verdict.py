@@ -1,4 +1,5 @@
-"""The verdict of `compare`: copied or not, statistics inside the held-out spread or not.
+"""The verdict of `compare`: copied or not; could a listener tell it from real music (the
+listening test, which the verdict rests on when it ran); statistics inside the held-out spread.
 
 Apart from the copy detection in `compare`, because it only reads a finished comparison: what
 weakens the yardstick, and the one line that answers "did the model copy, does it sound like
@@ -40,6 +41,7 @@ class Verdict:
     inside: list[str]  # statistics inside the held-out spread (names)
     outside: list[str]  # statistics below it
     text: str
+    listening: str | None = None  # the listening test's plain words; None: it did not run
 
 
 def judge(comparison) -> Verdict:
@@ -66,7 +68,17 @@ def judge(comparison) -> Verdict:
         titles = ", ".join(s.statistic.title for s in judged if not s.inside)
         stats = f"{len(inside)} of {len(judged)} statistics inside the held-out spread, "
         stats += f"below it: {titles}"
-    return Verdict(pieces, copied, inside, outside, f"{copies}; {stats}")
+    test = getattr(comparison, "listening", None)
+    if test is None:
+        return Verdict(pieces, copied, inside, outside, f"{copies}; {stats}")
+    if not test.ran:
+        heard = f"listening test not run ({test.refused})"
+        return Verdict(pieces, copied, inside, outside, f"{copies}; {heard}; {stats}")
+    heard = (f"{test.words}: a classifier tells generated excerpts from {test.real} ones "
+             f"{test.accuracy:.0%} of the time (95% interval {test.low:.0%}-{test.high:.0%}, "
+             "50% is chance)")  # fmt: skip
+    text = f"{copies}; {heard}; beside it, {stats}"
+    return Verdict(pieces, copied, inside, outside, text, test.words)
 
 
 # The held-out report's verdict (`evaluation.report`). Its thresholds are rules of thumb, kept
@@ -113,13 +125,16 @@ def held_out_verdict(
     longest_run: int = 0,
     pieces: int = 0,
     fine_tuned: bool = False,
+    listening=None,
 ) -> str:
     """The report's one line, from its figures.
 
     saving: 1 - model bits / unigram bits on the held-out pieces (None: no held-out pieces);
     base_saving: the same against the base model; gap: held-out minus training loss (nats per
     token); copied: sampled pieces flagged as copies (None: not checked) out of `sampled`;
-    fine_tuned: the base model is the one this model was fine-tuned from (else the shipped one).
+    fine_tuned: the base model is the one this model was fine-tuned from (else the shipped one);
+    listening: the listening test (`ListeningTest`) of sampled pieces against held-out ones, or
+    None: when it ran, its plain words lead what follows the copy check.
     """
     figure = None
     if saving is not None:
@@ -137,6 +152,10 @@ def held_out_verdict(
                 "again with some pieces held out for validation")  # fmt: skip
     else:
         text = _judged(figure, saving, base_saving, gap, overfitting, fine_tuned)
+    if listening is not None and listening.ran and not copied:
+        text = (f"listening test: {listening.words} (sampled pieces told from held-out ones "
+                f"{listening.accuracy:.0%} of the time, 95% interval {listening.low:.0%}-"
+                f"{listening.high:.0%}, 50% is chance); bits per note: {text}")  # fmt: skip
     if copied == 0:
         text += f"; no copies in {sampled} sampled piece{'s' * (sampled != 1)}"
     if saving is not None and pieces < FEW_HELD_OUT:

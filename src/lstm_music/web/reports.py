@@ -4,7 +4,8 @@
 `evaluation.report.run_report`: the folder's best checkpoint, else its last, on the corpus its
 config.json records). It is served as it is while it is current: written after the checkpoint
 and the corpus were last written. Otherwise (none, stale, unreadable) the report is computed
-here by the library (seconds: scoring, a few sampled pieces, the copy check) once per version
+here by the library (seconds: scoring, a few sampled pieces for the copy check and the
+listening test) once per version
 of the checkpoint and of the corpus, then kept. Either way the answer says where it came from
 (`origin`) and when it was made (`written`). Nothing here imports FastAPI; errors are
 `LstmMusicError`s whose messages name no server path (the route answers them with 422).
@@ -73,6 +74,7 @@ class ReportCache:
     @staticmethod
     def _compute(entry: ModelEntry, corpus_path: Path, checkpoints) -> dict[str, Any]:
         from lstm_music.corpus.store import Corpus
+        from lstm_music.evaluation.listening import LISTEN_PIECES
         from lstm_music.evaluation.report import COPY_PIECES, held_out_report
         from lstm_music.model.checkpoint import base_of
 
@@ -80,8 +82,9 @@ class ReportCache:
         try:
             corpus = Corpus.load(corpus_path)
             report = held_out_report(
-                checkpoint, corpus, base=base_of(checkpoint), copy_pieces=COPY_PIECES
-            )
+                checkpoint, corpus, base=base_of(checkpoint), copy_pieces=COPY_PIECES,
+                listen_pieces=LISTEN_PIECES,
+            )  # fmt: skip
         except LstmMusicError as error:  # say what went wrong, not where the server keeps it
             text = str(error).replace(str(corpus_path), "the run's corpus")
             raise LstmMusicError(f"model {entry.id!r}: no report: {text}") from error

@@ -94,6 +94,13 @@ class RunReport(BaseModel):
     )
     gap: dict[str, Any] | None = Field(description="loss on training pieces against held-out")
     copies: dict[str, Any] | None = Field(description="sampled pieces checked for copies")
+    listening: dict[str, Any] | None = Field(
+        None,
+        description="the listening test: accuracy (balanced; 0.5 is chance), low and high (its "
+        "95% interval), the excerpt and piece counts on each side, words (plain words), "
+        "summary (one line), refused (why it did not run; the figures are then null); null: "
+        "not run",
+    )
     warnings: list[str]
     remarks: list[str]
     verdict: str = Field(description="one line for people")

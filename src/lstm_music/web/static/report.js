@@ -1,5 +1,5 @@
 // A run's held-out report: bits per note beside simple guesses, the overfitting gap, the copy
-// check; fetched when the user asks: the one `train` wrote comes at once, scoring afresh takes
+// check, the listening test (could a classifier tell sampled pieces from held-out ones?); fetched when the user asks: the one `train` wrote comes at once, scoring afresh takes
 // a few seconds. The page says which it shows.
 
 import { el, formatValue } from "./dom.js";
@@ -11,7 +11,7 @@ export function reportSection(details) {
   const button = el("button", { type: "button", class: "secondary", text: "How good is it?" });
   button.addEventListener("click", async () => {
     button.disabled = true;
-    body.replaceChildren(el("p", { class: "muted", text: "Scoring the held-out pieces and checking a few sampled pieces for copies…" }));
+    body.replaceChildren(el("p", { class: "muted", text: "Scoring the held-out pieces, checking a few sampled pieces for copies and holding them against held-out ones…" }));
     try {
       body.replaceChildren(...renderReport(await fetchJson(details.report_url)));
       button.hidden = true;
@@ -22,7 +22,7 @@ export function reportSection(details) {
   });
   return el("section", { class: "report", "aria-label": "Held-out report" },
     el("h4", { text: "Held-out report" }),
-    el("p", { class: "hint", text: "Bits per note on the held-out pieces of the corpus this run was trained on, beside simple guesses; overfitting and copies checked." }),
+    el("p", { class: "hint", text: "Bits per note on the held-out pieces of the corpus this run was trained on, beside simple guesses; overfitting and copies checked; a listening test: can a classifier tell sampled pieces from held-out ones?" }),
     button, body);
 }
 
@@ -72,7 +72,25 @@ function renderReport(report) {
     const flagged = copies.flagged ? `${copies.flagged} flagged as copies` : "none flagged";
     parts.push(el("p", { text: `Copy check: ${plural(copies.pieces, "sampled piece")} of ${copies.tokens} tokens; longest run found in the training pieces ${plural(copies.longest_run, "note")}; ${flagged} (${copies.seconds.toFixed(1)} s).` }));
   }
+  const listening = listeningPart(report.listening);
+  if (listening) parts.push(listening);
   for (const remark of report.remarks) parts.push(el("p", { class: "muted", text: remark }));
   for (const warning of report.warnings) parts.push(el("p", { class: "warning", text: `Warning: ${warning}` }));
   return parts;
+}
+
+function percent(share) {
+  return `${Math.round(share * 100)}%`;
+}
+
+/** The listening test in plain words first, then its figure, interval and counts. */
+function listeningPart(test) {
+  if (!test) return null;
+  const counts = `${plural(test.generated_excerpts, "excerpt")} of ${plural(test.generated_pieces, "sampled piece")} against ${plural(test.real_excerpts, "excerpt")} of ${plural(test.real_pieces, "held-out piece")}`;
+  if (test.accuracy === null || test.accuracy === undefined) {
+    return el("p", { class: "listening muted", text: `Listening test not run: ${test.refused} (${counts}).` });
+  }
+  return el("div", { class: "listening" },
+    el("p", {}, el("strong", { text: `Listening test: ${test.words}.` })),
+    el("p", { text: `A classifier told sampled ${test.excerpt_bars}-bar excerpts from held-out ones ${percent(test.accuracy)} of the time (95% interval ${percent(test.low)}–${percent(test.high)}; 50% is chance, about 100% easy to tell apart): ${counts}, cross-validated by piece.` }));
 }

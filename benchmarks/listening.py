@@ -38,7 +38,6 @@ from pathlib import Path
 import numpy as np
 
 from lstm_music.corpus.store import Corpus
-from lstm_music.evaluation.compare import load_reference
 from lstm_music.evaluation.excerpts import FEATURE_NAMES
 from lstm_music.evaluation.listening import (
     ListeningTest,
@@ -46,6 +45,7 @@ from lstm_music.evaluation.listening import (
     model_listening_test,
     split_accuracy,
 )
+from lstm_music.evaluation.pieces import load_reference
 from lstm_music.evaluation.statistics import Notes, notes_of
 
 

@@ -13,11 +13,8 @@ from conftest import make_score, random_melody, write_midi
 
 from lstm_music.cli import main
 from lstm_music.corpus.prepare import PrepareConfig, prepare
-from lstm_music.evaluation.compare import (
-    ReferenceIndex,
-    natural_key,
-    transition_codes,
-)
+from lstm_music.evaluation.compare import ReferenceIndex, transition_codes
+from lstm_music.evaluation.pieces import natural_key
 from lstm_music.evaluation.statistics import (
     STATISTICS,
     Distribution,

@@ -32,10 +32,9 @@ pieces against the held-out (valid) pieces, else those of the compared split.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +42,8 @@ import numpy as np
 
 from lstm_music.errors import LstmMusicError, SettingError
 from lstm_music.evaluation.listening import ListeningTest, listening_dict, listening_test
-from lstm_music.evaluation.statistics import Notes, StatComparison, compare_statistics, notes_of
+from lstm_music.evaluation.pieces import NoteSequence, load_generated, load_reference
+from lstm_music.evaluation.statistics import Notes, StatComparison, compare_statistics
 from lstm_music.evaluation.verdict import Verdict, judge, yardstick_warnings
 
 NGRAM = 8  # notes per n-gram
@@ -248,60 +248,6 @@ def _longest_streak(sorted_positions: np.ndarray) -> int:
     breaks = np.flatnonzero(np.diff(sorted_positions) != 1)
     bounds = np.concatenate([[-1], breaks, [len(sorted_positions) - 1]])
     return int(np.diff(bounds).max())
-
-
-@dataclass(frozen=True)
-class NoteSequence:
-    """A named piece: a generated file, or a reference corpus piece."""
-
-    name: str
-    notes: Notes = field(repr=False)
-
-
-def load_generated(inputs: Sequence[str | Path], options=None) -> list[NoteSequence]:
-    """MIDI files and folders -> cleaned one-track pieces, as `prepare` reads its inputs.
-
-    In natural order of their names (piece-2 before piece-10), as a person lists them.
-    `options` (TrackOptions): how the reference corpus read its files; None: the defaults.
-    """
-    from lstm_music.corpus.discover import find_midi_files
-    from lstm_music.tokens.midi import TrackOptions, load_pieces, read_file
-
-    files, _ = find_midi_files(list(inputs))
-    files.sort(key=lambda found: natural_key(found.source))
-    if not files:
-        raise LstmMusicError(f"no MIDI files (.mid, .midi) in {', '.join(map(str, inputs))}")
-    pieces = []
-    for found in files:
-        try:
-            loaded = load_pieces(read_file(found.path), options or TrackOptions())
-        except LstmMusicError as error:
-            raise LstmMusicError(f"{found.path}: {error}") from error
-        for label, score in loaded:
-            pieces.append(
-                NoteSequence(found.source + (f" ({label})" if label else ""), notes_of(score))
-            )
-    return pieces
-
-
-def natural_key(name: str) -> list[str | int]:
-    """Sort key putting piece-2 before piece-10: digit runs compare as numbers, text unfolded."""
-    parts = re.split(r"(\d+)", name)  # text, digits, text, ...: the types line up in comparisons
-    return [int(part) if i % 2 else part.casefold() for i, part in enumerate(parts)]
-
-
-def load_reference(corpus, split: str, progress: bool = False) -> list[NoteSequence]:
-    """A corpus split's pieces decoded by the corpus's tokenizer; pieces without notes dropped."""
-    from tqdm import tqdm
-
-    tokenizer = corpus.tokenizer()
-    pieces = []
-    for piece in tqdm(corpus.split(split), desc=f"decode {split}", disable=not progress):
-        notes = notes_of(tokenizer.decode(piece.tokens))
-        if len(notes):
-            name = piece.source + (f" ({piece.info.label})" if piece.info.label else "")
-            pieces.append(NoteSequence(name, notes))
-    return pieces
 
 
 @dataclass

@@ -106,7 +106,7 @@ def model_listening_test(
     seeded), so a caller can hold several samplings against the same split."""
     import time
 
-    from lstm_music.evaluation.compare import load_reference
+    from lstm_music.evaluation.pieces import load_reference
     from lstm_music.evaluation.statistics import notes_of
     from lstm_music.generation.generate import generate
     from lstm_music.generation.sampling import SamplingOptions

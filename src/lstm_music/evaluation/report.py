@@ -244,12 +244,8 @@ def copy_check(
 ) -> CopyCheck | None:  # fmt: skip
     """Sample `pieces` short pieces (default sampling settings, fixed seed) and look for runs
     copied from the training split; None when the training split has no notes."""
-    from lstm_music.evaluation.compare import (
-        DEFAULT_THRESHOLD,
-        NGRAM,
-        ReferenceIndex,
-        load_reference,
-    )
+    from lstm_music.evaluation.compare import DEFAULT_THRESHOLD, NGRAM, ReferenceIndex
+    from lstm_music.evaluation.pieces import load_reference
     from lstm_music.evaluation.statistics import notes_of
     from lstm_music.generation.generate import generate
     from lstm_music.generation.sampling import SamplingOptions

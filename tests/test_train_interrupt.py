@@ -264,3 +264,17 @@ def test_sigterm_in_start_up_is_one_word_and_exit_143(tmp_path, monkeypatch, cap
     monkeypatch.setattr(cli.CommandParser, "parse_args", lambda self, argv=None: args)
     assert cli.main(["train"]) == 143
     assert capsys.readouterr().err == "lstm-music train: terminated\n"
+
+
+def test_the_reserve_for_the_report_counts_the_listening_test(corpus) -> None:
+    """A report that samples (the copy check) also runs the listening test: its sampling and its
+    classifier take time the budget must keep, or a short run ends late."""
+    from lstm_music.corpus.store import Corpus
+    from lstm_music.evaluation.listening import LISTEN_TOKENS
+
+    loaded = Corpus.load(corpus)
+    per_token = 1e-4
+    with_sampling = closing_module.report_seconds(loaded, per_token, 2_000, 4)
+    without = closing_module.report_seconds(loaded, per_token, 2_000, 0)
+    step = max(closing_module.SAMPLE_STEP_TOKENS * per_token, closing_module.SAMPLE_STEP_SECONDS)
+    assert with_sampling - without >= LISTEN_TOKENS * step + closing_module.LISTEN_FIT_SECONDS

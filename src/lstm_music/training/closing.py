@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from lstm_music.corpus.store import Corpus
 from lstm_music.errors import LstmMusicError
 from lstm_music.evaluation.likelihood import score_pieces
+from lstm_music.evaluation.listening import LISTEN_TOKENS
 from lstm_music.evaluation.report import (
     COPY_PIECES,
     COPY_TOKENS,
@@ -36,6 +37,9 @@ REPORT_SHARE = 0.25  # at most this share of a time budget is kept for the repor
 CAPS = (HELD_OUT_TOKENS_CAP, 100_000, 50_000, 20_000, 10_000, 5_000, 2_000)  # tried in turn
 SAMPLE_STEP_TOKENS = 64  # one sampling step of the copy check, in scored tokens' time
 SAMPLE_STEP_SECONDS = 0.002  # ... and at least this (a small model's step is all overhead)
+# the listening test: LISTEN_TOKENS sampling steps (its pieces in one batch), then its features
+# and the classifier's folds and bootstrap: 1.7-6 s measured on the seed's songs (RESULTS)
+LISTEN_FIT_SECONDS = 4.0
 PROBE_TOKENS = (16, 256)  # scored to measure the scoring speed just before the report
 PROBE_SHARE = 0.02  # ... taking about this share of the time budget, as foreseen
 
@@ -65,9 +69,10 @@ def scored_tokens(corpus: Corpus, cap: int) -> int:
 
 
 def report_seconds(corpus: Corpus, per_token: float, cap: int, copy_pieces: int) -> float:
-    """The report's estimated duration at `cap` tokens with `copy_pieces` sampled pieces."""
+    """The report's estimated duration at `cap` tokens with `copy_pieces` sampled pieces (and
+    with them the listening test's: `run_report` runs both or neither)."""
     step = max(SAMPLE_STEP_TOKENS * per_token, SAMPLE_STEP_SECONDS)
-    sampling = COPY_TOKENS * step if copy_pieces else 0.0
+    sampling = (COPY_TOKENS + LISTEN_TOKENS) * step + LISTEN_FIT_SECONDS if copy_pieces else 0.0
     return REPORT_FIXED_SECONDS + scored_tokens(corpus, cap) * per_token + sampling
 
 

@@ -318,8 +318,8 @@ class Trainer(RunClock):
         ranks = distributed.gather_to_main(rank_state(self.hidden), self.runtime)
         if ranks is not None:
             path = state_path(self.run_dir)
-            average = self.average.tensors if self.average else None
-            save_train_state(path, self.model, self.optimizer, ranks, self.progress, average)
+            average = {"average": self.average.tensors} if self.average else {}
+            save_train_state(path, self.model, self.optimizer, ranks, self.progress, **average)
         self.saved_step, self.saved_at = self.progress["step"], self.clock()
 
     def log(self, row: dict[str, Any]) -> None:

@@ -223,3 +223,16 @@ def test_the_small_preset_turns_them_on() -> None:
     assert TrainConfig().weight_drop == 0 and not TrainConfig().tie_weights  # default: off
     with pytest.raises(LstmMusicError, match="average"):
         TrainConfig(average=1.0)
+
+
+def test_the_train_flags_reach_the_settings() -> None:
+    from lstm_music.cli import build_parser
+    from lstm_music.cli.train_cmd import _config
+
+    words = ["train", "corpus", "--out", "run", "--preset", "small", "--no-tie-weights",
+             "--embedding", "256", "--weight-drop", "0.2", "--average", "0.99"]  # fmt: skip
+    config, _, _ = _config(build_parser().parse_args(words))
+    assert (config.weight_drop, config.average, config.tie_weights) == (0.2, 0.99, False)
+    assert config.locked_dropout and config.embedding_dropout == 0.1  # the preset's
+    plain, _, _ = _config(build_parser().parse_args(["train", "corpus", "--out", "run"]))
+    assert plain.weight_drop == 0 and not plain.locked_dropout and plain.average == 0

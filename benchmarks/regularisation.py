@@ -10,9 +10,10 @@ code. Each folder is split like benchmarks/your_folder.py splits it (its train/v
 sub-folders, else its files shuffled with --seed, 80/10/10; `--files N` keeps the first N) and
 prepared once (`prepare`, defaults). Each arm is `train CORPUS --out RUN --max-minutes M
 --no-report --seed S` plus the arm's flags (ARMS below), then `evaluate RUN CORPUS --split
-valid --json` and `--split train --json`: held-out bits per note, and the gap between held-out
-and training nats per token (what overfitting looks like; the training figure is the plain
-split, without the augmentation training saw). Test pieces are split off and never read.
+valid --json`: held-out bits per note, and from its report the gap between held-out and
+training nats per token (training pieces scored as they are, without the augmentation training
+saw; up to 200,000 tokens of them) and whether the report warns of overfitting. Test pieces
+are split off and never read.
 
 Resumable: everything lives under WORK/<folder>/; a finished arm's figures are kept in
 <arm>/result.json and not run again, an arm killed mid-training is continued with `train
@@ -105,7 +106,8 @@ def run_arm(name: str, corpus: Path, work: Path, args: argparse.Namespace) -> di
         command += ["--threads", str(args.threads)] if args.threads else []
         output = lstm_music(SRC, *command, *ARMS[name])
     trained = time.perf_counter() - began
-    valid, train = evaluate(run, corpus, "valid"), evaluate(run, corpus, "train")
+    valid = evaluate(run, corpus, "valid")
+    gap = valid["report"].get("gap") or {}
     result = {
         "arm": name,
         "flags": ARMS[name],
@@ -115,8 +117,9 @@ def run_arm(name: str, corpus: Path, work: Path, args: argparse.Namespace) -> di
         "load_after": load_average(),
         "valid_bits_per_note": valid.get("bits_per_note"),
         "valid_nats_per_token": valid["nll_per_token"],
-        "train_nats_per_token": train["nll_per_token"],
-        "gap_nats_per_token": valid["nll_per_token"] - train["nll_per_token"],
+        "train_nats_per_token": gap.get("train_nll"),
+        "gap_nats_per_token": gap.get("gap"),
+        "overfitting_warned": gap.get("overfitting"),
     }
     saved.write_text(json.dumps(result, indent=1) + "\n")
     return result
@@ -130,20 +133,26 @@ def _number(value: Any, digits: int = 3) -> str:
     )
 
 
+def _yes(value: Any) -> str:
+    return "-" if value is None else ("WARNED" if value else "no")
+
+
 def print_table(results: dict[str, list[dict[str, Any]]]) -> None:
     """One block per folder: each arm's held-out figures beside the default arm's."""
     for label, rows in results.items():
         print(f"\n{label}")
         print(f"{'arm':<16} {'valid bits/note':>15} {'vs default':>10} {'valid nats/tok':>14} "
-              f"{'train nats/tok':>14} {'gap':>7}  training")  # fmt: skip
+              f"{'train nats/tok':>14} {'gap':>7} {'overfit':>7}  training")  # fmt: skip
         base = next((r["valid_bits_per_note"] for r in rows if r["arm"] == "default"), None)
         for row in rows:
             bits = row["valid_bits_per_note"]
             change = f"{bits / base - 1:+.1%}" if bits and base else "-"
+            warned = _yes(row.get("overfitting_warned"))
             print(f"{row['arm']:<16} {_number(bits):>15} {change:>10} "
                   f"{_number(row['valid_nats_per_token']):>14} "
                   f"{_number(row['train_nats_per_token']):>14} "
-                  f"{_number(row['gap_nats_per_token']):>7}  {row['summary'][:60]}")  # fmt: skip
+                  f"{_number(row['gap_nats_per_token']):>7} {warned:>7}  "
+                  f"{row['summary'][:60]}")  # fmt: skip
 
 
 def parse_args() -> argparse.Namespace:

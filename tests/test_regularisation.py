@@ -236,3 +236,21 @@ def test_the_train_flags_reach_the_settings() -> None:
     assert config.locked_dropout and config.embedding_dropout == 0.1  # the preset's
     plain, _, _ = _config(build_parser().parse_args(["train", "corpus", "--out", "run"]))
     assert plain.weight_drop == 0 and not plain.locked_dropout and plain.average == 0
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_fine_tuning_keeps_the_tying_of_its_model(tmp_path: Path, tied: bool) -> None:
+    from lstm_music.training.finetune import load_initial_model
+
+    tokenizer, vocabulary = _tokens()
+    model = _model(vocab_size=len(vocabulary), tie_weights=tied)
+    Checkpoint(model.eval(), tokenizer, vocabulary).save(tmp_path / "base.safetensors")
+    corpus = Corpus.load(COMPAT.parent / "corpus")
+    init = str(tmp_path / "base.safetensors")
+    if tied:  # not asked: taken from the model, with its sizes
+        resolved, _ = load_initial_model(TrainConfig(init=init), corpus)
+        assert resolved.tie_weights and resolved.embedding_dim == 16
+    else:  # asked of a model whose head is its own: refused
+        asked = TrainConfig(init=init, tie_weights=True, embedding_dim=16, hidden_sizes=[16])
+        with pytest.raises(LstmMusicError, match="separate head"):
+            load_initial_model(asked, corpus)

@@ -23,8 +23,10 @@ Ctrl-C or SIGTERM stops at the next step with a resumable state saved (a second 
 once); a resumable state is also saved at least every 2 minutes, mid-epoch if need be.
 
 Presets: `default` (what held-out measurements favour on a CPU), `seed` (the blog's LSTM
-512 -> 256, dropout 0.3, 100-token windows, Adam 1e-3, no transposition) and `finetune` (the default
-with 10 warm-up steps, chosen on held-out folders: the default with --init).
+512 -> 256, dropout 0.3, 100-token windows, Adam 1e-3, no transposition), `finetune` (the default
+with 10 warm-up steps, chosen on held-out folders: the default with --init) and `small` (the
+default with the AWD-LSTM regularisers on, for folders of 20-200 pieces that a model learns by
+heart; not yet tuned: benchmarks/regularisation.py measures it on your folders).
 Settings resolve as: preset < --config FILE.toml ([train] table) < flags.
 
 Fine-tuning: --init MODEL starts from a trained model (a shipped name such as `base`, see
@@ -44,7 +46,9 @@ FIELDS = {
     "lr_decay": "lr_decay", "patience": "patience", "epochs": "epochs", "max_steps": "max_steps",
     "max_minutes": "max_minutes", "eval_every": "eval_every", "seed": "seed", "device": "device",
     "threads": "threads", "lr_patience": "lr_patience", "velocity_shift": "velocity_shift",
-    "velocity_jitter": "velocity_jitter",
+    "velocity_jitter": "velocity_jitter", "weight_drop": "weight_drop",
+    "locked_dropout": "locked_dropout", "input_dropout": "input_dropout",
+    "embedding_dropout": "embedding_dropout", "tie_weights": "tie_weights", "average": "average",
 }  # fmt: skip
 BUDGETS = ("epochs", "max_steps", "max_minutes", "patience", "eval_every", "device", "threads")
 
@@ -77,7 +81,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "folder); implies --preset finetune unless a preset is named",
     )
     parser.add_argument(
-        "--preset", choices=("default", "seed", "finetune"), help="starting settings"
+        "--preset", choices=("default", "seed", "finetune", "small"), help="starting settings"
     )
     parser.add_argument("--config", metavar="FILE.toml", help="settings ([train] table)")
     model = parser.add_argument_group("model")
@@ -88,6 +92,38 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     model.add_argument("--hidden", help="LSTM layer sizes, e.g. 512 or 512,256")
     model.add_argument("--dropout", type=float, help="dropout (0.3)")
+    regular = parser.add_argument_group(
+        "small-data regularisers (AWD-LSTM; all off by default, on in --preset small)"
+    )
+    regular.add_argument(
+        "--weight-drop",
+        type=float,
+        help="DropConnect on the recurrent weights, one mask per window: the LSTM cannot lean "
+        "on single connections to replay the training pieces (0 = off; 0.3 in small)",
+    )
+    regular.add_argument(
+        "--locked-dropout",
+        action=argparse.BooleanOptionalAction,
+        help="one dropout mask per sequence for all its steps, as an RNN needs (variational "
+        "dropout), instead of a new one per step",
+    )
+    regular.add_argument(
+        "--input-dropout",
+        type=float,
+        help="dropout on the embedding's output, before the first layer (0 = off; 0.2 in small)",
+    )
+    regular.add_argument(
+        "--embedding-dropout",
+        type=float,
+        help="drop whole tokens from the embedding (everywhere they occur in a window), so "
+        "no single token is relied on (0 = off; 0.1 in small)",
+    )
+    regular.add_argument(
+        "--tie-weights",
+        action=argparse.BooleanOptionalAction,
+        help="the output layer shares the embedding's weights: fewer parameters to overfit "
+        "with; needs --embedding equal to the last --hidden size",
+    )
     data = parser.add_argument_group("data")
     data.add_argument("--window", type=int, help="tokens per BPTT window (128)")
     data.add_argument("--batch-size", type=int, help="windows per step, per process (32)")
@@ -109,7 +145,15 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     optim = parser.add_argument_group("optimisation")
     optim.add_argument("--optimizer", choices=("adamw", "adam"))
     optim.add_argument("--lr", type=float, help="learning rate (3e-3)")
-    optim.add_argument("--weight-decay", type=float, help="(0.01)")
+    optim.add_argument(
+        "--weight-decay", type=float, help="AdamW's decoupled weight decay (0.01; 0.1 in small)"
+    )
+    optim.add_argument(
+        "--average",
+        type=float,
+        help="keep a moving average of the weights with this decay per step (e.g. 0.999), "
+        "validate and save it: smoother than the last step's weights (0 = off)",
+    )
     optim.add_argument("--warmup", type=int, help="linear warm-up steps (50)")
     optim.add_argument("--clip", type=float, help="gradient norm clip, 0 = off (1.0)")
     optim.add_argument(

@@ -8,7 +8,7 @@ checkpoints, and says whether a corpus can be read by one.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +24,7 @@ from lstm_music.model.header import (
     read_checkpoint_header,
     read_tensors,
 )
-from lstm_music.model.lstm import LSTMModel, ModelConfig
+from lstm_music.model.lstm import LSTMModel, ModelConfig, load_stored, stored_config, stored_tensors
 from lstm_music.model.shipped import BASE_MODEL, resolve_checkpoint, shipped_model
 from lstm_music.tokens import TokenizerError
 
@@ -93,13 +93,13 @@ class Checkpoint:
 
     def save(self, path: str | Path, half: bool = False) -> None:
         """Write to `path`; `half` stores weights as float16 (half the size, for shipping)."""
-        tensors = self.model.state_dict()
+        tensors = stored_tensors(self.model)
         if half:
             tensors = {name: t.half() for name, t in tensors.items()}
         meta = {
             "format": FORMAT_NAME,
             "version": FORMAT_VERSION,
-            "model_config": asdict(self.model.config),
+            "model_config": stored_config(self.model.config),
             "tokenizer": self.tokenizer_config,
             "vocabulary": self.vocabulary,
             "train_config": self.train_config,
@@ -121,7 +121,7 @@ def load_checkpoint(spec: str | Path | None, device: str | torch.device = "cpu")
     tensors = read_tensors(header)
     try:
         model = LSTMModel(ModelConfig(**meta["model_config"]))
-        model.load_state_dict({name: t.float() for name, t in tensors.items()})
+        load_stored(model, {name: t.float() for name, t in tensors.items()})
     except (RuntimeError, ValueError) as error:  # the header's checks should leave none
         reason = f"its weights do not match its model config: {error}"
         raise CheckpointError(f"{header.path}: {reason}", reason) from error

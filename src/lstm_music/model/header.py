@@ -258,10 +258,18 @@ def _model_config(path: Path, value: Any) -> ModelConfig:
             and all(_whole(size, 1, MAX_WIDTH) for size in sizes)):  # fmt: skip
         raise _bad(path, f"model_config.hidden_sizes must be a list of 1 to {MAX_LAYERS} whole "
                          f"numbers up to {MAX_WIDTH:,}, not {_short(sizes)}")  # fmt: skip
-    dropout = value.get("dropout", 0.0)
-    if not (_number(dropout) and 0 <= dropout < 1):
-        raise _bad(path, f"model_config.dropout must be in [0, 1), not {_short(dropout)}")
-    return ModelConfig(**value)
+    for key in ("dropout", "weight_drop", "input_dropout", "embedding_dropout"):
+        rate = value.get(key, 0.0)
+        if not (_number(rate) and 0 <= rate < 1):
+            raise _bad(path, f"model_config.{key} must be in [0, 1), not {_short(rate)}")
+    for key in ("locked_dropout", "tie_weights"):
+        if not isinstance(value.get(key, False), bool):
+            raise _bad(path, f"model_config.{key} must be true or false, not "
+                             f"{_short(value.get(key))}")  # fmt: skip
+    try:
+        return ModelConfig(**value)
+    except ValueError as error:  # tied weights of unequal widths
+        raise _bad(path, f"its model_config is inconsistent: {error}") from error
 
 
 def _check_parts(path: Path, meta: dict[str, Any], vocab_size: int) -> None:

@@ -65,6 +65,7 @@ def load_initial_model(config: TrainConfig, corpus: Corpus) -> tuple[TrainConfig
         init=_origin_name(config.init, base),
         embedding_dim=sizes.embedding_dim,
         hidden_sizes=list(sizes.hidden_sizes),
+        tie_weights=sizes.tie_weights,  # a structural choice too: the base's
         init_sha256=file_sha256(base.path) if base.path else "",
     )
     return resolved, base
@@ -98,6 +99,12 @@ def _check_sizes(config: TrainConfig, base: Checkpoint) -> None:
             f"a fine-tuned model keeps its model's sizes (embedding {sizes.embedding_dim}, "
             f"hidden {sizes.hidden_sizes}), not embedding {asked[0]}, hidden {asked[1]}",
             "hidden_sizes",
+        )
+    if config.tie_weights and not sizes.tie_weights:
+        raise SettingError(
+            "a fine-tuned model keeps its model's separate head: the model to start from does "
+            "not tie its head to its embedding",
+            "tie_weights",
         )
 
 

@@ -37,7 +37,7 @@ from lstm_music.model.header import (
     read_safetensors,
     read_safetensors_header,
 )
-from lstm_music.model.lstm import HiddenState
+from lstm_music.model.lstm import HiddenState, load_stored, stored_tensors
 
 NO_VALIDATION = "the corpus has no validation pieces: best.safetensors is the last checkpoint"
 FORMAT = "lstm-music-train-state"
@@ -115,9 +115,12 @@ def save_train_state(
     optimizer: torch.optim.Optimizer,
     ranks: list[dict[str, torch.Tensor]],
     progress: dict[str, Any],
+    average: dict[str, torch.Tensor] | None = None,
 ) -> None:
-    """Write weights, optimizer moments and every process's `rank_state` as one file."""
-    tensors = {f"model.{name}": value for name, value in model.state_dict().items()}
+    """Write weights, optimizer moments and every process's `rank_state` as one file, and
+    the averaged weights when the run keeps them."""
+    tensors = {f"model.{name}": value for name, value in stored_tensors(model).items()}
+    tensors.update({f"average.{name}": value for name, value in (average or {}).items()})
     plain_state: dict[str, dict[str, Any]] = {}
     optimizer_state = optimizer.state_dict()
     for param_id, values in optimizer_state["state"].items():
@@ -148,8 +151,10 @@ def load_train_state(
     rank: int,
     world_size: int,
     device: torch.device,
+    average: dict[str, torch.Tensor] | None = None,
 ) -> tuple[HiddenState | None, dict[str, Any]]:
-    """Restore weights, optimizer and RNG in place; return the hidden state and the progress.
+    """Restore weights, optimizer, RNG (and the averaged weights into `average`, when the run
+    keeps them) in place; return the hidden state and the progress.
 
     Raises `CheckpointError` for a file that is missing, damaged, or from a run with another
     number of processes (`check_state` says which first); the model may then be half restored:
@@ -169,7 +174,8 @@ def load_train_state(
         )
     try:
         weights = {n[len("model.") :]: t for n, t in tensors.items() if n.startswith("model.")}
-        model.load_state_dict(weights)
+        load_stored(model, weights)
+        _restore_average(tensors, average)
         optimizer.load_state_dict(_optimizer_state(tensors, meta, device))
         progress = _progress(meta)
         hidden = _restore_rank(tensors, f"rank{rank}.", device)
@@ -193,6 +199,17 @@ def _load_v1(run_dir: Path, model, optimizer, rank: int, device) -> tuple[Hidden
     except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as error:
         raise CheckpointError(f"{path}: the training state is incomplete: {error}") from error
     return hidden, progress
+
+
+def _restore_average(tensors, average: dict[str, torch.Tensor] | None) -> None:
+    """Copy the saved average into `average` in place (a KeyError when it was not saved)."""
+    saved = {n[len("average.") :]: t for n, t in tensors.items() if n.startswith("average.")}
+    if average is None:
+        return
+    if set(saved) != set(average):
+        raise KeyError("the averaged weights were not saved")
+    for name, value in saved.items():
+        average[name].copy_(value)
 
 
 def _progress(meta: dict[str, Any]) -> dict[str, Any]:

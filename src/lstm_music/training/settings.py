@@ -4,6 +4,9 @@
 the efficient way: every position of a window is a target and the state is carried.
 `default` is what held-out measurements on a small corpus on a CPU favour (benchmarks/RESULTS.md).
 `finetune` is the default for a run that starts from a trained model (`init`).
+`small` is the default with the AWD-LSTM regularisers on (Merity et al. 2017), for folders of
+20-200 pieces; its values are the paper's scaled to one layer, NOT yet tuned here: run
+benchmarks/regularisation.py on your folders and read its figures before trusting them.
 """
 
 from __future__ import annotations
@@ -40,6 +43,21 @@ PRESETS: dict[str, dict[str, Any]] = {
     "finetune": {
         "warmup_steps": 10,
     },
+    # untuned (benchmarks/RESULTS.md, "small-data regularisation (issue 20)": a smoke run only):
+    # embedding as wide as the layer so the head can share it; AWD-LSTM's rates, a little lower
+    # for a single layer; the averaged weights validated and saved
+    "small": {
+        "embedding_dim": 512,
+        "hidden_sizes": [512],
+        "dropout": 0.3,
+        "locked_dropout": True,
+        "input_dropout": 0.2,
+        "embedding_dropout": 0.1,
+        "weight_drop": 0.3,
+        "tie_weights": True,
+        "weight_decay": 0.1,
+        "average": 0.999,
+    },
 }
 FINE_TUNE_PRESET = "finetune"  # the preset a run with `init` starts from unless told otherwise
 BIG = 10**12  # steps and the like: no run comes near it, but a number of 5,000 digits is refused
@@ -47,7 +65,11 @@ MAX_LAYER = Bound(1, 16384, integer=True)  # units of one LSTM layer
 # every number's range, in one place (the CLI refuses by these)
 BOUNDS: dict[str, Bound] = {
     "embedding_dim": Bound(0, 16384, integer=True),
-    "dropout": Bound(0, 1),  # below 1: checked apart
+    "dropout": Bound(0, 1),  # below 1: checked apart (so are the rates below)
+    "weight_drop": Bound(0, 1),
+    "input_dropout": Bound(0, 1),
+    "embedding_dropout": Bound(0, 1),
+    "average": Bound(0, 1),
     "window": Bound(1, 1_000_000, integer=True),
     "batch_size": Bound(1, 65536, integer=True),
     "velocity_shift": Bound(0, 127, integer=True),
@@ -77,6 +99,12 @@ class TrainConfig:
     embedding_dim: int = 256  # 0 = as wide as the vocabulary (what a one-hot input spans)
     hidden_sizes: list[int] = field(default_factory=lambda: [512])
     dropout: float = 0.3
+    # AWD-LSTM regularisers (model.lstm), all off by default
+    weight_drop: float = 0.0  # DropConnect on the recurrent weights, per window
+    locked_dropout: bool = False  # dropout with one mask per sequence across time
+    input_dropout: float = 0.0  # dropout on the embedding's output
+    embedding_dropout: float = 0.0  # whole tokens dropped from the embedding
+    tie_weights: bool = False  # the head shares the embedding (needs embedding = last layer)
     # data
     window: int = 128  # tokens per truncated-BPTT window
     batch_size: int = 32  # lanes per process
@@ -92,6 +120,9 @@ class TrainConfig:
     lr_decay: float = 0.5  # learning rate factor when validation stops improving; 1 = off
     lr_patience: int = 1  # validations without improvement before each decay
     patience: int = 4  # validations without improvement before stopping; 0 = never stop early
+    # averaged weights: an exponential moving average of the weights (this decay per step; 0 =
+    # off), what validation scores and the checkpoints hold; the raw weights go on training
+    average: float = 0.0
     # budgets (0 = none); training stops at the first reached
     epochs: int = 30
     max_steps: int = 0
@@ -113,13 +144,21 @@ class TrainConfig:
         if self.optimizer not in ("adam", "adamw"):
             raise SettingError("the optimizer must be adam or adamw", "optimizer")
         check_bounds(self, BOUNDS)
-        if not 0 <= self.dropout < 1:
-            raise SettingError("dropout must be in [0, 1)", "dropout")
+        for name in ("dropout", "weight_drop", "input_dropout", "embedding_dropout", "average"):
+            if not 0 <= getattr(self, name) < 1:
+                raise SettingError(f"{name} must be in [0, 1)", name)
+        for name in ("locked_dropout", "tie_weights"):
+            if not isinstance(getattr(self, name), bool):
+                raise SettingError(f"{name} must be true or false", name)
         sizes = self.hidden_sizes
         if not sizes or len(sizes) > 16 or not all(map(MAX_LAYER.accepts, sizes)):
             raise SettingError(f"hidden layer sizes must be 1 to {MAX_LAYER.high:g}, at most 16 "
                                "layers, e.g. 512,256", "hidden_sizes")  # fmt: skip
         parse_transpose(self.transpose)
+        width = self.embedding_dim  # 0: the vocabulary's size, checked when it is known
+        if self.tie_weights and width and width != sizes[-1]:
+            raise SettingError(f"tied weights need the embedding as wide as the last layer "
+                               f"({width} against {sizes[-1]})", "tie_weights")  # fmt: skip
 
 
 def parse_transpose(text: str) -> tuple[int, int]:

@@ -22,7 +22,7 @@ from lstm_music.corpus.store import Corpus
 from lstm_music.errors import LstmMusicError
 from lstm_music.evaluation.likelihood import Totals, score_pieces, without_controls
 from lstm_music.model.checkpoint import Checkpoint, CheckpointError
-from lstm_music.model.lstm import HiddenState, LSTMModel, ModelConfig, detach_state
+from lstm_music.model.lstm import HiddenState, LSTMModel, detach_state
 from lstm_music.settings import to_dict
 from lstm_music.training import distributed
 from lstm_music.training.batches import IGNORE, EpochPlan, make_batcher
@@ -31,6 +31,7 @@ from lstm_music.training.closing import closing_report
 from lstm_music.training.finetune import load_initial_model
 from lstm_music.training.interrupt import Interrupted, StopSignals, TrainingInterrupted
 from lstm_music.training.loop import TrainResult, fresh_progress, run_epochs
+from lstm_music.training.regularise import WeightAverage, averaged, model_config
 from lstm_music.training.resume import (
     NO_VALIDATION,
     load_train_state,
@@ -98,11 +99,9 @@ class Trainer(RunClock):
         vocab = len(corpus.vocabulary)
         if config.threads:
             torch.set_num_threads(config.threads)
-        self.model = LSTMModel(
-            ModelConfig(
-                vocab, config.embedding_dim or vocab, list(config.hidden_sizes), config.dropout
-            )
-        ).to(runtime.device)
+        self.model = LSTMModel(model_config(config, vocab)).to(runtime.device)
+        # the averaged weights, validated and saved in checkpoints; None: the weights as they are
+        self.average = WeightAverage(self.model, config.average) if config.average else None
         self.ddp = self.model
         if runtime.distributed:
             from torch.nn.parallel import DistributedDataParallel
@@ -128,6 +127,7 @@ class Trainer(RunClock):
             runtime.rank,
             runtime.world_size,
             runtime.device,
+            self.average.tensors if self.average else None,
         )
         self.saved_step = self.progress["step"]
         if self.progress.get("plan") != PLAN_VERSION and self.progress["batch"]:
@@ -208,6 +208,8 @@ class Trainer(RunClock):
         self.optimizer.step()
         self.hidden = detach_state(hidden)
         self.progress["step"] += 1
+        if self.average is not None:
+            self.average.update(self.progress["step"])
         self.last_lr = lr
         return float(loss.detach()), batch.tokens
 
@@ -224,7 +226,7 @@ class Trainer(RunClock):
             return None, True
         share = sorted(self.valid_ids[self.runtime.rank :: self.runtime.world_size], key=len)
         totals, scored, took = Totals(), 0, 0.0
-        with self.autocast():
+        with self.autocast(), averaged(self.average):
             while scored < len(share):
                 began, group = self.clock(), share[scored : scored + VALID_GROUP]
                 guess = took if scored else sum(map(len, group)) * self.scoring_per_token()
@@ -308,14 +310,16 @@ class Trainer(RunClock):
         best = best or not self.valid_ids
         if self.runtime.is_main:
             checkpoint = self.checkpoint(metrics)
-            checkpoint.save(self.run_dir / "last.safetensors")
-            if best:
-                checkpoint.save(self.run_dir / "best.safetensors")
+            with averaged(self.average):  # the weights validation scored
+                checkpoint.save(self.run_dir / "last.safetensors")
+                if best:
+                    checkpoint.save(self.run_dir / "best.safetensors")
             self.log({**metrics, "lr": self.progress["lr_scale"] * self.config.lr})
         ranks = distributed.gather_to_main(rank_state(self.hidden), self.runtime)
         if ranks is not None:
             path = state_path(self.run_dir)
-            save_train_state(path, self.model, self.optimizer, ranks, self.progress)
+            average = {"average": self.average.tensors} if self.average else {}
+            save_train_state(path, self.model, self.optimizer, ranks, self.progress, **average)
         self.saved_step, self.saved_at = self.progress["step"], self.clock()
 
     def log(self, row: dict[str, Any]) -> None:
@@ -399,6 +403,8 @@ def _start(corpus, corpus_path, run_dir, config, runtime, progress, overwrite, r
     trainer = Trainer(corpus, run_dir, config, runtime, progress)
     if base is not None:
         trainer.model.load_state_dict(base.model.state_dict())
+        if trainer.average is not None:
+            trainer.average.reset()
     trainer.notes += notes
     return trainer
 

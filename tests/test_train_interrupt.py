@@ -140,9 +140,9 @@ class _FakeTime:
         return self.now
 
 
-def _fake_clock(monkeypatch, step_seconds: float, score_seconds: float) -> _FakeTime:
-    """Steps take `step_seconds`, each `score_pieces` call (validation and report alike)
-    `score_seconds` per 100 tokens, on a fake clock."""
+def _fake_clock(monkeypatch, step_seconds, score_seconds: float) -> _FakeTime:
+    """Steps take `step_seconds` (or `step_seconds(n)` for the n-th step), each `score_pieces`
+    call (validation and report alike) `score_seconds` per 100 tokens, on a fake clock."""
     import lstm_music.evaluation.report as report_module
 
     clock = _FakeTime()
@@ -151,8 +151,11 @@ def _fake_clock(monkeypatch, step_seconds: float, score_seconds: float) -> _Fake
     monkeypatch.setattr(trainloop_module, "time", fake)
     step, score = train_module.Trainer.step, train_module.score_pieces
 
+    steps = [0]
+
     def slow_step(self, *args):
-        clock.now += step_seconds
+        steps[0] += 1
+        clock.now += step_seconds(steps[0]) if callable(step_seconds) else step_seconds
         return step(self, *args)
 
     def slow_score(model, pieces, *args, **kwargs):
@@ -200,6 +203,22 @@ def test_the_budget_covers_start_up_training_and_the_closing_report(
     assert result.report is not None  # cut to fit, maybe, but there
     assert clock.now - began <= 60.0, (clock.now - began, result.notes)
     assert (tmp_path / "run" / "report.json").exists()
+
+
+def test_the_budget_holds_when_steps_suddenly_slow_down(corpus, tmp_path, monkeypatch) -> None:
+    """The machine gets busy: steps go from 0.5 s to 20 s. The smoothed step time lags behind,
+    so the last step's own time must count, or the run ends a step late (seen: 23% over)."""
+    clock = _fake_clock(monkeypatch, lambda n: 0.5 if n <= 20 else 20.0, score_seconds=0.0)
+    began = clock.now
+    result = train(
+        corpus,
+        tmp_path / "run",
+        tiny(max_minutes=1.0, eval_every=10),
+        progress=False,
+        started_at=began,
+    )  # fmt: skip  (validations before the slowdown measure the scoring: free here)
+    assert result.stopped_by == "max-minutes"
+    assert clock.now - began <= 60.0, (clock.now - began, result.notes)
 
 
 def test_a_budget_too_short_for_any_report_skips_it_with_a_note(

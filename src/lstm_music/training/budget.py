@@ -29,7 +29,8 @@ class RunClock:
             return "max-steps"
         now = self.clock()
         closing = self.finish_guess() + self.closing_guess()
-        late = time_is_up(now - started, config.max_minutes * 60, self.step_seconds, closing)
+        step = max(self.step_seconds, self.last_step_seconds)  # the smoothed one lags a slowdown
+        late = time_is_up(now - started, config.max_minutes * 60, step, closing)
         due = now - self.saved_at >= SAVE_SECONDS and progress["step"] != self.saved_step
         flags = [late, self.signals.received is not None, due]
         late, interrupted, due = (v > 0 for v in distributed.all_reduce_sum(flags, self.runtime))

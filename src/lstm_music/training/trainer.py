@@ -69,6 +69,7 @@ class Trainer(RunClock):
         self.batches = 0  # batches in the current epoch's plan
         self.utilisation = 0.0  # share of the current epoch's batch capacity holding targets
         self.step_seconds = 0.0  # smoothed duration of one step
+        self.last_step_seconds = 0.0  # the latest step's: a machine getting busier shows here first
         self.finish_seconds: float | None = None  # the last validation-and-save's duration
         self.valid_loss: float | None = None
         self.saved_step = -1  # the step of the last saved training state
@@ -177,6 +178,7 @@ class Trainer(RunClock):
         loss, tokens = self.step(plan, index)
         took = self.clock() - began
         self.step_seconds = 0.9 * self.step_seconds + 0.1 * took if self.step_seconds else took
+        self.last_step_seconds = took
         return loss, tokens
 
     def _set_lr(self) -> float:

@@ -22,7 +22,10 @@
    tree's own evaluate); `generate RUN --num 10 --tokens T --seed S` at default sampling, no
    primer; `compare GENERATED --reference CORPUS --json` against the train split: the longest
    run of notes copied from one training piece (max over the pieces), pieces flagged copied,
-   and each statistic's overlap next to the held-out yardstick (valid vs train).
+   and each statistic's overlap next to the held-out yardstick (valid vs train), and the
+   listening test (issue 20): a classifier's balanced accuracy telling the arm's pieces from
+   the valid split's 4-bar excerpts (50%: indistinguishable by its features). `compare` is
+   today's tree's for every arm, baseline included, so all arms are measured alike.
    Generated files whose MIDI division is under 24 ticks per quarter (REMI's `generate` wrote
    16 up to 74d376a, which `compare` refuses as corrupt) are resampled to 480 into a copy for
    `compare`; pieces without notes (they can copy nothing) or with times past symusic's int32
@@ -199,8 +202,10 @@ def generate_and_compare(arm: Arm, run: Path, corpus: Path, work: Path, args) ->
     files, arm.results["resampled"], arm.results["left_out"] = for_compare(
         folder, work / f"{folder.name}-compare"
     )
+    # today's compare for every arm (an older tree has no listening test): copies, statistics
+    # and the listening test against the corpus's valid split, measured alike for each arm
     command = ["compare", *map(str, files), "--reference", str(corpus), "--json"]
-    arm.results["compare"] = json.loads(lstm_music(arm.src, *command)) if files else None
+    arm.results["compare"] = json.loads(lstm_music(SRC, *command)) if files else None
 
 
 def run_arm(arm: Arm, corpus: Path, work: Path, args: argparse.Namespace, extra: list[str]) -> None:
@@ -234,6 +239,8 @@ LABELS = (
     "pieces flagged copied",
     "pieces compared / generated",
     "resampled for compare (tpq < 24)",
+    "listening test: accuracy [95%]",
+    "  excerpts generated / valid",
 )
 
 
@@ -249,11 +256,23 @@ def column(arm: Arm) -> list[str]:
     ]
     report, generated = got["compare"], got["generated"]
     if report is None:
-        return [*cells, "-", "-", f"0/{generated}", str(got["resampled"])]
+        return [*cells, "-", "-", f"0/{generated}", str(got["resampled"]), "-", "-"]
     runs = [p["longest_run"] for p in report["pieces"]]
     flagged = sum(bool(p["copied"]) for p in report["pieces"])
     copies = [f"{max(runs)} ({sum(runs) / len(runs):.1f})", f"{flagged}/{len(runs)}"]
-    return [*cells, *copies, f"{len(runs)}/{generated}", str(got["resampled"])]
+    listening = listening_cells(report.get("listening_test"))
+    return [*cells, *copies, f"{len(runs)}/{generated}", str(got["resampled"]), *listening]
+
+
+def listening_cells(test: dict[str, Any] | None) -> list[str]:
+    """The classifier's balanced accuracy with its interval (50%: these features cannot tell
+    the arm's pieces from the valid split's), and the excerpt counts; "refused" when too few."""
+    if not test:
+        return ["-", "-"]
+    counts = f"{test['generated_excerpts']} / {test['real_excerpts']}"
+    if test.get("accuracy") is None:
+        return ["refused", counts]
+    return [f"{test['accuracy']:.0%} [{test['low']:.0%}-{test['high']:.0%}]", counts]
 
 
 def print_table(arms: list[Arm]) -> None:
@@ -289,6 +308,8 @@ def print_statistics(arms: list[Arm]) -> None:
         print(line + "".join(f"{cell:>14}" for cell in cells))
     for name, report in reports:
         print(f"{name} compare verdict: {report['verdict']['text']}")
+        if report.get("listening_test"):
+            print(f"{name} listening test: {report['listening_test']['summary']}")
 
 
 def print_goals(arms: dict[str, Arm]) -> None:

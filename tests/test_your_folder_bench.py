@@ -75,4 +75,6 @@ def test_tiny_run_end_to_end(tmp_path: Path) -> None:
     assert math.isnan(float(finetuned))
     assert any(line.startswith("finetuned skipped: ") for line in lines)
     assert any(line.startswith("held-out (test) bits per note") for line in lines)
+    listening = next(line for line in lines if line.startswith("listening test: accuracy"))
+    assert "refused" in listening or "%" in listening  # today's compare ran it (2 pieces: refused)
     assert (tmp_path / "work" / "run-scratch" / "best.safetensors").exists()

@@ -6,12 +6,12 @@ import argparse
 import time
 
 from lstm_music.cli.table import format_table
-from lstm_music.generation.sampling import SamplingOptions
+from lstm_music.generation.sampling import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
 
 DESCRIPTION = f"""\
 Hear what lstm-music does without any MIDI files of your own: the model shipped in the package
 (trained on Bach's chorales; `lstm-music models` lists it) writes three short pieces at the
-default sampling (temperature {SamplingOptions.temperature:g}, top-p {SamplingOptions.top_p:g}).
+default sampling (temperature {DEFAULT_TEMPERATURE:g}, top-p {DEFAULT_TOP_P:g}).
 Each is saved as MIDI, rendered to WAV with a SoundFont synthesizer (FluidSynth; a simple
 built-in synth with a warning when none is installed: see `lstm-music render --help`) and drawn
 as a piano-roll PNG.

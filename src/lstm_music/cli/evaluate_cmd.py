@@ -6,6 +6,7 @@ import argparse
 import json
 
 from lstm_music.cli.table import format_table
+from lstm_music.errors import LstmMusicError
 
 DESCRIPTION = """\
 Score a trained model on every token of every piece of a corpus split (valid by default), with
@@ -30,6 +31,14 @@ cut into 4-bar excerpts and held against the held-out pieces' by a classifier cr
 piece (see `lstm-music compare --help`): about 50% means these features cannot tell the model's
 music from the real thing, near 100% that they easily can; and one line of verdict, which leads
 with the listening test when it ran.
+
+--choose-sampling does none of that: it chooses the model's default sampling instead. The
+listening test runs on the valid split for each of a few (temperature, top-p) candidates, with
+the same seeds; the one whose music the classifier finds hardest to tell from the real pieces is
+chosen, today's default (1, 0.95) kept unless another is lower by more than the test's noise (the
+half-width of its 95% interval, at least 3 points). The choice is written into the checkpoint
+file (a copy of a shipped model, never the shipped file), and `generate` and the web page use it
+whenever no temperature or top-p is given.
 """
 
 
@@ -74,6 +83,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         metavar="N",
         help="sample N pieces and tell them from held-out ones with a classifier; 8 (0: off)",
     )
+    parser.add_argument(
+        "--choose-sampling",
+        action="store_true",
+        help="choose the default temperature and top-p by the listening test on the valid "
+        "split and record them in the checkpoint file",
+    )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
     parser.set_defaults(
@@ -92,6 +107,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     checkpoint = load_checkpoint(args.checkpoint, pick_device(args.device))
     corpus = Corpus.load(args.corpus)
+    if args.choose_sampling:
+        return run_choose_sampling(args, checkpoint, corpus)
     report = evaluate_split(
         checkpoint,
         corpus,
@@ -135,6 +152,47 @@ def run_evaluate(args: argparse.Namespace) -> int:
     print()
     print("\n".join(report_lines(held_out)))
     return 0
+
+
+def run_choose_sampling(args: argparse.Namespace, checkpoint, corpus) -> int:
+    """The sampling choice on the valid split: its table, and the choice written in the file."""
+    from lstm_music.evaluation.sampling_choice import (
+        choose_sampling,
+        record_choice,
+        recordable_path,
+    )
+
+    if args.split == "test":
+        raise LstmMusicError("--choose-sampling uses the valid split, never the test split")
+    recordable_path(checkpoint)  # a shipped model is refused before a minute of sampling
+    choice = choose_sampling(checkpoint, corpus, "valid")
+    path = record_choice(checkpoint, choice) if choice.chosen else None
+    if args.json:
+        record = choice.record() if choice.chosen else {"refused": choice.refused}
+        print(json.dumps({**record, "seconds": round(choice.seconds, 1),
+                          "written": str(path) if path else None}, indent=1))  # fmt: skip
+        return 0
+    print(format_table(("temperature", "top-p", "accuracy", "95% interval", "excerpts", "choice"),
+                       [_candidate_row(c, choice) for c in choice.candidates]))  # fmt: skip
+    if not choice.chosen:
+        print(f"no sampling chosen, the defaults stay: {choice.refused}")
+        return 0
+    print(f"chosen: temperature {choice.temperature:g}, top-p {choice.top_p:g} (another "
+          f"candidate had to be more than {choice.margin * 100:.1f} points below the default's "
+          f"accuracy); written to {path} in {choice.seconds:.0f} s")  # fmt: skip
+    return 0
+
+
+def _candidate_row(candidate, choice) -> tuple[str, ...]:
+    test = candidate.test
+    counts = f"{test.generated_excerpts} generated / {test.real_excerpts} real"
+    mark = "chosen" if (candidate.temperature, candidate.top_p) == (
+        choice.temperature, choice.top_p) and choice.chosen else ""  # fmt: skip
+    if not test.ran:
+        return (f"{candidate.temperature:g}", f"{candidate.top_p:g}", "-", test.refused or "",
+                counts, mark)  # fmt: skip
+    return (f"{candidate.temperature:g}", f"{candidate.top_p:g}", f"{test.accuracy:.1%}",
+            f"{test.low:.1%}-{test.high:.1%}", counts, mark)  # fmt: skip
 
 
 def _fmt(value) -> str:

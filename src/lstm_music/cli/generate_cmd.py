@@ -14,6 +14,8 @@ from lstm_music.errors import LstmMusicError
 from lstm_music.generation.masks import INSTRUMENT_NAMES, KEY_EXAMPLES
 from lstm_music.generation.sampling import (
     DEFAULT_MAX_SECONDS,
+    DEFAULT_TEMPERATURE,
+    DEFAULT_TOP_P,
     PRIMER_TOKENS,
     TOKENS_PER_SECOND_CAP,
     SamplingOptions,
@@ -98,7 +100,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "--temperature",
         type=float,
         default=SamplingOptions.temperature,
-        help="below 1: safer, above 1: wilder (%(default)s)",
+        help="below 1: safer, above 1: wilder (default: the model's choice, recorded by "
+        f"`lstm-music evaluate --choose-sampling`, else {DEFAULT_TEMPERATURE:g})",
     )
     sampling.add_argument(
         "--top-k",
@@ -110,7 +113,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "--top-p",
         type=float,
         default=SamplingOptions.top_p,
-        help="sample among the likeliest tokens covering this probability (%(default)s)",
+        help="sample among the likeliest tokens covering this probability (default: the "
+        f"model's choice, else {DEFAULT_TOP_P:g})",
     )
     sampling.add_argument("--seed", type=int, help="random seed: same seed, same music")
     sampling.add_argument(

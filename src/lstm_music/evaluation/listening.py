@@ -99,11 +99,12 @@ def listening_from_dict(data: dict) -> ListeningTest:
 
 def model_listening_test(
     checkpoint, corpus, split: str = "valid", options=None, pieces: int = LISTEN_PIECES,
-    seed: int = LISTEN_SEED,
+    seed: int = LISTEN_SEED, real: Sequence[Notes] | None = None,
 ) -> ListeningTest:  # fmt: skip
     """A checkpoint's pieces against a corpus split's: `options` (`SamplingOptions`) say how to
-    sample (None: `pieces` pieces of LISTEN_TOKENS tokens, the default temperature and top-p,
-    seeded), so a caller can hold several samplings against the same split."""
+    sample (None: `pieces` pieces of LISTEN_TOKENS tokens, the model's default temperature and
+    top-p, seeded), so a caller can hold several samplings against the same split; `real`: the
+    split's pieces when the caller has already read them."""
     import time
 
     from lstm_music.evaluation.pieces import load_reference
@@ -113,7 +114,8 @@ def model_listening_test(
 
     started = time.perf_counter()
     options = options or SamplingOptions(tokens=LISTEN_TOKENS, num=pieces, seed=seed)
-    real = [p.notes for p in load_reference(corpus, split)]
+    if real is None:
+        real = [p.notes for p in load_reference(corpus, split)]
     sampled = [notes_of(piece.score) for piece in generate(checkpoint, options)]
     test = listening_test(real, sampled, seed, real_name=f"{split} split")
     return replace(test, seconds=time.perf_counter() - started)

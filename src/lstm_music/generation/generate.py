@@ -29,7 +29,7 @@ from lstm_music.corpus.store import BOS_ID, PAD_ID, SPECIAL_TOKENS
 from lstm_music.errors import LstmMusicError, SettingError
 from lstm_music.generation.controls import ControlPlan, control_plan
 from lstm_music.generation.masks import TokenMask, token_mask
-from lstm_music.generation.sampling import GenerateOptions, SamplingOptions
+from lstm_music.generation.sampling import GenerateOptions, SamplingOptions, with_model_defaults
 from lstm_music.generation.stepper import FastStepper, blas_controller, one_blas_thread, pick_tokens
 from lstm_music.model.checkpoint import Checkpoint, load_checkpoint
 from lstm_music.tokens import keeps_instruments, understood_controls
@@ -315,6 +315,7 @@ def start_generation(checkpoint: Checkpoint | str | Path, options: SamplingOptio
     it: a `Generation` ready for its first chunk."""
     if not isinstance(checkpoint, Checkpoint):
         checkpoint = load_checkpoint(checkpoint)
+    options = with_model_defaults(options, checkpoint.sampling)  # unset: the model's choice
     tokenizer = checkpoint.tokenizer()
     if options.timed and not tokenizer.timed:
         raise SettingError(f"a length in seconds or bars needs a timed tokenizer; this model "

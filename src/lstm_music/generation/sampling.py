@@ -1,14 +1,17 @@
 """`SamplingOptions`: how to pick tokens and how long a piece is, with every default in one place.
 
 The command line reads its flag defaults from these fields and the web API its request defaults,
-so a default is written here only. The options are checked when made, so a bad value fails
-before a model is loaded; a bad value raises `SettingError` naming the field, in the library's
-own terms (the CLI adds the flag that sets it). Nothing here imports torch: the web schema
-imports this module at start-up.
+so a default is written here only. Temperature and top-p left unset (None) are the model's:
+the choice its checkpoint records (`with_model_defaults`, asked by `start_generation`, the one
+place they are resolved), else DEFAULT_TEMPERATURE and DEFAULT_TOP_P. The options are checked
+when made, so a bad value fails before a model is loaded; a bad value raises `SettingError`
+naming the field, in the library's own terms (the CLI adds the flag that sets it). Nothing
+here imports torch: the web schema imports this module at start-up.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +26,8 @@ from lstm_music.generation.masks import (
 )
 from lstm_music.settings import Bound, check_bounds
 
+DEFAULT_TEMPERATURE = 1.0  # when neither the user nor the model's checkpoint gives one
+DEFAULT_TOP_P = 0.95
 DEFAULT_MAX_SECONDS = 600.0  # no piece is longer unless asked (ten minutes, primer included)
 # new-token caps for a length in seconds or bars: the shipped models write 16-34 tokens a second
 TOKENS_PER_SECOND_CAP = 300
@@ -60,9 +65,9 @@ class SamplingOptions:
     tokens: int = 512
     seconds: float | None = None
     bars: float | None = None
-    temperature: float = 1.0
+    temperature: float | None = None  # None: the model's recorded choice, else the default
     top_k: int = 0
-    top_p: float = 0.95
+    top_p: float | None = None  # None: the model's recorded choice, else the default
     greedy: bool = False
     num: int = 1
     seed: int | None = None
@@ -86,7 +91,8 @@ class SamplingOptions:
     primer_tokens: int = PRIMER_TOKENS  # a primer file's length kept, in tokens (its end)
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.temperature, (int, float)) and self.temperature > 0):
+        given = self.temperature
+        if given is not None and not (isinstance(given, (int, float)) and given > 0):
             raise SettingError(
                 "the temperature must be greater than 0; greedy decoding takes the likeliest token",
                 "temperature",
@@ -145,3 +151,40 @@ class SamplingOptions:
 
 
 GenerateOptions = SamplingOptions  # the name before SamplingOptions (public API)
+
+
+def recorded_sampling(entry: Any) -> dict[str, Any]:
+    """A checkpoint's recorded sampling choice, checked (its metadata is hostile until then):
+    {} when absent or when its temperature or top-p is not a number within BOUNDS; its other
+    keys kept only when of the expected type."""
+    if not isinstance(entry, dict):
+        return {}
+    kept: dict[str, Any] = {}
+    for name in ("temperature", "top_p"):
+        value = entry.get(name)
+        if not BOUNDS[name].accepts(value):
+            return {}
+        kept[name] = float(value)
+    if isinstance(entry.get("chosen_by"), str):
+        kept["chosen_by"] = entry["chosen_by"][:200]
+    accuracy = entry.get("accuracy")
+    if Bound(0, 1).accepts(accuracy):
+        kept["accuracy"] = float(accuracy)
+    candidates = entry.get("candidates")
+    if isinstance(candidates, list) and len(candidates) <= 64:
+        kept["candidates"] = [c for c in candidates if isinstance(c, dict)]
+    return kept
+
+
+def with_model_defaults(options: SamplingOptions, recorded: dict[str, Any]) -> SamplingOptions:
+    """`options` with an unset temperature or top-p filled in: the model's recorded choice
+    (`recorded`, as `recorded_sampling` checked it), else the defaults. A copy, so options
+    shared by several models take each model's own choice; given values always win."""
+    if options.temperature is not None and options.top_p is not None:
+        return options
+    resolved = copy.copy(options)
+    if resolved.temperature is None:
+        resolved.temperature = recorded.get("temperature", DEFAULT_TEMPERATURE)
+    if resolved.top_p is None:
+        resolved.top_p = recorded.get("top_p", DEFAULT_TOP_P)
+    return resolved

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lstm_music.generation.sampling import SamplingOptions
+from lstm_music.generation.sampling import SamplingOptions, with_model_defaults
 from lstm_music.model.lstm import HiddenState, LSTMModel
 
 Array = Any  # np.ndarray on the CPU, torch.Tensor elsewhere
@@ -87,6 +87,7 @@ def pick_tokens(
     tokens sorted by probability and maps the pick back to its id. A token whose logit is -inf
     (special tokens, the hard constraints of `masks`) is never picked, greedy or sampled.
     """
+    sampling = with_model_defaults(sampling, {})  # unset without a model: the defaults
     temperature, top_k, top_p = sampling.temperature, sampling.top_k, sampling.top_p
     if sampling.greedy:
         return logits.argmax(axis=-1)

@@ -69,6 +69,9 @@ class Checkpoint:
     corpus_config: dict[str, Any] = field(default_factory=dict)  # how MIDI became pieces
     metrics: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    # the default sampling chosen for this model ({"temperature", "top_p", "chosen_by", ...},
+    # evaluation.sampling_choice); {} for none: the library's defaults
+    sampling: dict[str, Any] = field(default_factory=dict)
 
     @property
     def model_config(self) -> ModelConfig:
@@ -105,6 +108,7 @@ class Checkpoint:
             "train_config": self.train_config,
             "corpus_config": self.corpus_config,
             "metrics": self.metrics,
+            "sampling": self.sampling,
         }
         write_safetensors(Path(path), tensors, meta)
 
@@ -116,6 +120,8 @@ def load_checkpoint(spec: str | Path | None, device: str | torch.device = "cpu")
     checkpoint, else its last), a shipped model's name, or None for the default shipped model.
     Everything is checked from the header first, so the model built is the size of the weights
     the file really holds."""
+    from lstm_music.generation.sampling import recorded_sampling  # its bounds, checked here
+
     header = read_checkpoint_header(resolve_checkpoint(spec))
     meta = header.meta or {}
     tensors = read_tensors(header)
@@ -133,6 +139,7 @@ def load_checkpoint(spec: str | Path | None, device: str | torch.device = "cpu")
         corpus_config=meta.get("corpus_config", {}),
         metrics=meta.get("metrics", {}),
         path=header.path,
+        sampling=recorded_sampling(meta.get("sampling")),  # hostile until checked: {} if bad
     )
 
 

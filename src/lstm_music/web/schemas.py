@@ -13,7 +13,14 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lstm_music.generation.primers import PLAYED_TEMPO
-from lstm_music.generation.sampling import BOUNDS, MAX_GUIDANCE, PRIMER_TOKENS, SamplingOptions
+from lstm_music.generation.sampling import (
+    BOUNDS,
+    DEFAULT_TEMPERATURE,
+    DEFAULT_TOP_P,
+    MAX_GUIDANCE,
+    PRIMER_TOKENS,
+    SamplingOptions,
+)
 
 MAX_NUM = 8
 MAX_SECONDS = 120.0
@@ -135,14 +142,18 @@ class PieceRequest(StrictRequest):
     bounds are the server's own (one request must stay small)."""
 
     model: str = Field(max_length=200, description="a model id from GET /api/models")
-    temperature: float = Field(
+    temperature: float | None = Field(
         SamplingOptions.temperature, ge=BOUNDS["temperature"].low, le=5,
-        description="above 1: wilder; below: safer",
+        description="above 1: wilder; below: safer; none: the model's choice (GET /api/models "
+        f"lists it), else {DEFAULT_TEMPERATURE:g}",
     )  # fmt: skip
     top_k: int = Field(
         SamplingOptions.top_k, ge=0, le=1000, description="sample from the k likeliest; 0 = off"
     )
-    top_p: float = Field(SamplingOptions.top_p, gt=0, le=1, description="nucleus sampling; 1 = off")
+    top_p: float | None = Field(
+        SamplingOptions.top_p, gt=0, le=1,
+        description=f"nucleus sampling; 1 = off; none: the model's choice, else {DEFAULT_TOP_P:g}",
+    )  # fmt: skip
     seconds: float | None = Field(None, gt=0, le=MAX_SECONDS)
     tokens: int | None = Field(None, ge=1, le=MAX_TOKENS)
     seed: int | None = Field(None, ge=0, le=MAX_SEED, description="none: a new one, reported")

@@ -199,7 +199,8 @@ function pieceItem(piece, fresh) {
   const length = settings.seconds ? `${settings.seconds} s asked` : `${settings.tokens} tokens`;
   const meta = [
     piece.model, `seed ${piece.seed}`, clock(piece.seconds), `${piece.notes} notes`,
-    `temperature ${settings.temperature}`, `top-p ${settings.top_p}`,
+    `temperature ${settings.temperature ?? "the model's choice"}`,
+    `top-p ${settings.top_p ?? "the model's choice"}`,
     settings.top_k ? `top-k ${settings.top_k}` : null, length,
     piece.primer ? `primer ${piece.primer}` : null, ...askedConstraints(settings),
   ].filter(Boolean).join(" · ");

@@ -133,6 +133,7 @@ def test_the_default_is_kept_unless_another_is_clearly_lower(monkeypatch, figure
         return fake_test(figures[(options.temperature, options.top_p)])
 
     monkeypatch.setattr(sampling_choice, "model_listening_test", fake)
+    monkeypatch.setattr(sampling_choice, "real_refusal", lambda real: None)
     monkeypatch.setattr("lstm_music.evaluation.pieces.load_reference", lambda c, s: [])
     choice = choose_sampling(None, None, candidates=list(figures))
     assert choice.chosen and (choice.temperature, choice.top_p) == expected
@@ -158,7 +159,7 @@ def test_the_choice_runs_on_a_real_model_and_refuses_a_small_valid_split(tmp_pat
     small = corpus_of(tmp_path / "small", 4, 0.25)
     refused = choose_sampling(base, small)
     assert not refused.chosen and "too few real" in refused.refused
-    assert len(refused.candidates) == 1  # the others were not sampled for nothing
+    assert refused.candidates == ()  # known from the valid split alone: nothing sampled
     with pytest.raises(LstmMusicError, match="no sampling was chosen"):
         refused.record()
     with pytest.raises(LstmMusicError, match="never on the test split"):
@@ -183,3 +184,22 @@ def test_evaluate_writes_the_choice_into_a_copy_and_refuses_a_shipped_model(
     assert load_checkpoint("base").sampling == {}
     with pytest.raises(LstmMusicError, match="shipped inside"):
         record_choice(load_checkpoint("base"), chosen)
+
+
+def test_train_chooses_and_records_the_default_sampling(tmp_path) -> None:
+    """A run whose valid split can hold the test ends with its best checkpoint's sampling
+    chosen by it, before the report (which then samples the way generation will)."""
+    from lstm_music.training.settings import TrainConfig
+    from lstm_music.training.trainer import train
+
+    corpus = corpus_of(tmp_path / "c", 12, 0.5)
+    config = TrainConfig(embedding_dim=32, hidden_sizes=[48], window=32, batch_size=4,
+                         max_steps=150, warmup_steps=5, device="cpu", threads=1)  # fmt: skip
+    result = train(corpus.path, tmp_path / "run", config, progress=False, report=True)
+    chosen = load_checkpoint(tmp_path / "run").sampling
+    assert chosen.get("chosen_by") == "listening test on the valid split", result.notes
+    assert len(chosen["candidates"]) == len(sampling_choice.CANDIDATES)
+    assert any(note.startswith("default sampling chosen by the listening test") for note in
+               result.notes)  # fmt: skip
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["listening"]["ran"]

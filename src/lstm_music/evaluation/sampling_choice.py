@@ -27,6 +27,7 @@ from lstm_music.evaluation.listening import (
     LISTEN_TOKENS,
     ListeningTest,
     model_listening_test,
+    real_refusal,
 )
 from lstm_music.generation.sampling import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, SamplingOptions
 
@@ -117,6 +118,10 @@ def choose_sampling(
                for t, p in candidates]  # fmt: skip
     started = time.perf_counter()
     real = [piece.notes for piece in load_reference(corpus, split)]
+    refused = real_refusal(real)
+    if refused:  # known before any candidate samples (a small folder's valid split)
+        return SamplingChoice(DEFAULT_TEMPERATURE, DEFAULT_TOP_P, None, None, (),
+                              f"the listening test refused: {refused}", 0.0)  # fmt: skip
     tested: list[Candidate] = []
     for option in options:
         test = model_listening_test(checkpoint, corpus, split, option, seed=seed, real=real)

@@ -27,6 +27,8 @@ from lstm_music.evaluation.report import (
     held_out_split,
     run_report,
 )
+from lstm_music.evaluation.sampling_choice import CANDIDATES, choose_sampling, record_choice
+from lstm_music.model.checkpoint import load_checkpoint
 
 # Measured on 20 files of the seed's folder, the default model, 2 CPU threads: scoring 0.065 ms
 # a token (a fifth of a training step's time per token), the report 3.5 s for 47,000 tokens
@@ -40,6 +42,7 @@ SAMPLE_STEP_SECONDS = 0.002  # ... and at least this (a small model's step is al
 # the listening test: LISTEN_TOKENS sampling steps (its pieces in one batch), then its features
 # and the classifier's folds and bootstrap: 1.7-6 s measured on the seed's songs (RESULTS)
 LISTEN_FIT_SECONDS = 4.0
+CHOICE_FIT_SECONDS = 1.5  # ... per candidate of the sampling's choice (10-15 s for six, RESULTS)
 PROBE_TOKENS = (16, 256)  # scored to measure the scoring speed just before the report
 PROBE_SHARE = 0.02  # ... taking about this share of the time budget, as foreseen
 
@@ -76,6 +79,12 @@ def report_seconds(corpus: Corpus, per_token: float, cap: int, copy_pieces: int)
     return REPORT_FIXED_SECONDS + scored_tokens(corpus, cap) * per_token + sampling
 
 
+def choice_seconds(per_token: float) -> float:
+    """The default sampling's choice: a listening test per candidate (see `report_seconds`)."""
+    step = max(SAMPLE_STEP_TOKENS * per_token, SAMPLE_STEP_SECONDS)
+    return len(CANDIDATES) * (LISTEN_TOKENS * step + CHOICE_FIT_SECONDS)
+
+
 def reserve_seconds(corpus: Corpus | None, per_token: float, budget: float) -> float:
     """Seconds to keep free of training for the closing work: the plot, and the report
     (`corpus` given): the full one if it takes at most `REPORT_SHARE` of the `budget`, else
@@ -84,6 +93,7 @@ def reserve_seconds(corpus: Corpus | None, per_token: float, budget: float) -> f
     if corpus is None:
         return PLOT_SECONDS
     full = report_seconds(corpus, per_token, HELD_OUT_TOKENS_CAP, COPY_PIECES)
+    full += choice_seconds(per_token)
     smallest = report_seconds(corpus, per_token, CAPS[-1], 0)
     if smallest > budget / 2:
         return PLOT_SECONDS
@@ -136,6 +146,9 @@ def closing_report(trainer) -> HeldOutReport | None:
         )
         return None
     device = str(trainer.runtime.device)
+    if plan.copy_pieces:  # time for sampling: the default sampling first, the report uses it
+        left = None if seconds_left is None else seconds_left - plan.seconds
+        choose_default_sampling(trainer, per_token, left)
     try:
         report = run_report(run_dir, corpus, plan.copy_pieces, device, plan.tokens_cap)
     except LstmMusicError as error:  # the run is saved whatever happens here
@@ -151,8 +164,37 @@ def closing_report(trainer) -> HeldOutReport | None:
     return report
 
 
+def choose_default_sampling(trainer, per_token: float, seconds_left: float | None) -> None:
+    """Choose the run's default temperature and top-p by the listening test on the valid split
+    (`evaluation.sampling_choice`) and record it in its best checkpoint, when the time left
+    allows; a note says what was chosen, or why not."""
+    needed = choice_seconds(per_token)
+    if seconds_left is not None and needed > seconds_left:
+        trainer.note(
+            f"the default sampling was not chosen by the listening test: about {needed:.0f} s "
+            f"needed, {max(seconds_left, 0):.0f} s of the time budget left"
+        )
+        return
+    try:
+        checkpoint = load_checkpoint(trainer.run_dir, str(trainer.runtime.device))
+        choice = choose_sampling(checkpoint, trainer.corpus, "valid")
+        if not choice.chosen:
+            trainer.note(f"the default sampling was kept: {choice.refused}")
+            return
+        record_choice(checkpoint, choice)
+    except LstmMusicError as error:  # the run is saved whatever happens here
+        trainer.note(f"the default sampling was not chosen: {error}")
+        return
+    trainer.note(
+        f"default sampling chosen by the listening test on the valid split: temperature "
+        f"{choice.temperature:g}, top-p {choice.top_p:g} (told apart {choice.accuracy:.0%})"
+    )
+
+
 __all__ = [
     "ReportPlan",
+    "choice_seconds",
+    "choose_default_sampling",
     "closing_report",
     "plan_report",
     "report_seconds",

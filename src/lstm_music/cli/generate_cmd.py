@@ -100,8 +100,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "--temperature",
         type=float,
         default=SamplingOptions.temperature,
-        help="below 1: safer, above 1: wilder (default: the model's choice, recorded by "
-        f"`lstm-music evaluate --choose-sampling`, else {DEFAULT_TEMPERATURE:g})",
+        help="below 1: safer, above 1: wilder (default: the model's choice by the listening "
+        "test, recorded by `train` or `lstm-music evaluate --choose-sampling`, else "
+        f"{DEFAULT_TEMPERATURE:g})",
     )
     sampling.add_argument(
         "--top-k",

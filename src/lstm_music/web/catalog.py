@@ -131,6 +131,24 @@ def _abilities(header: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def default_sampling(header: dict[str, Any]) -> dict[str, Any]:
+    """The temperature and top-p a model samples at when a request gives none: the choice its
+    checkpoint records (checked by `recorded_sampling`, as loading checks it), else the
+    library's defaults, with who chose them."""
+    from lstm_music.generation.sampling import (
+        DEFAULT_TEMPERATURE,
+        DEFAULT_TOP_P,
+        recorded_sampling,
+    )
+
+    recorded = recorded_sampling(header.get("sampling"))
+    if not recorded:
+        return {"temperature": DEFAULT_TEMPERATURE, "top_p": DEFAULT_TOP_P, "chosen_by": "default"}
+    chosen_by = recorded.get("chosen_by") or "recorded in the checkpoint"
+    return {"temperature": recorded["temperature"], "top_p": recorded["top_p"],
+            "chosen_by": chosen_by}  # fmt: skip
+
+
 def _modified(path: Path) -> int:
     """When a checkpoint was last written (ns), 0 when it cannot be read."""
     try:
@@ -235,6 +253,7 @@ class Catalog:
             "parameters": int(header.get("parameters", 0)),
             "valid_loss": _finite(figures.get("valid", metrics.get("best_valid_loss"))),
             "test_loss": _finite(figures.get("test", metrics.get("test_loss"))),
+            "sampling": default_sampling(header),
             "summary": text,
         }
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from lstm_music.errors import LstmMusicError
-from lstm_music.generation.sampling import PRIMER_TOKENS, SamplingOptions
+from lstm_music.generation.sampling import PRIMER_TOKENS, SamplingOptions, with_model_defaults
 
 if TYPE_CHECKING:
     from lstm_music.generation.generate import GeneratedPiece
@@ -194,8 +194,9 @@ def error_text(error: BaseException) -> str:
 
 
 def shown_settings(sampling: SamplingOptions) -> dict[str, Any]:
-    """The settings a piece lists: the sampling, its length in seconds or in tokens, and its
-    tempo when one was set (a streamed piece's)."""
+    """The settings a piece lists: the sampling (as used: `Generator.sampling` resolved the
+    model's choice), its length in seconds or in tokens, and its tempo when one was set (a
+    streamed piece's)."""
     settings = {"temperature": sampling.temperature, "top_k": sampling.top_k,
                 "top_p": sampling.top_p}  # fmt: skip
     if sampling.tempo is not None:
@@ -291,7 +292,7 @@ class Generator:
 
         def store(piece: WrittenPiece) -> None:  # each piece joins the history once written
             piece_id, number = slots[len(made)]
-            made.append(self._store(spec, piece_id, number, seed, piece))
+            made.append(self._store(spec, piece_id, number, options, piece))
 
         try:
             write_pieces(checkpoint, options, partial(self._files, spec, slots), render, store)
@@ -302,20 +303,24 @@ class Generator:
 
     def sampling(self, spec: JobSpec, checkpoint) -> SamplingOptions:
         """What a job generates with: its seed (drawn when none was asked, to be reported), its
-        primer's tokens and the server's cap on every piece."""
+        primer's tokens, the server's cap on every piece, and the temperature and top-p the
+        model chose where the request gave none (so its pieces list the values used)."""
         seed = spec.sampling.seed
         seed = seed if seed is not None else random.SystemRandom().randrange(1, 100_000)
         primer = self._primer(spec, checkpoint)
-        return replace(spec.sampling, seed=seed, primer=primer, max_seconds=self.max_seconds)
+        options = replace(spec.sampling, seed=seed, primer=primer, max_seconds=self.max_seconds)
+        return with_model_defaults(options, checkpoint.sampling)
 
-    def keep(self, spec: JobSpec, seed: int, generated: GeneratedPiece) -> StoredPiece:
+    def keep(
+        self, spec: JobSpec, options: SamplingOptions, generated: GeneratedPiece
+    ) -> StoredPiece:
         """A piece generated outside `run` (a stream) written and stored as `run` does it."""
         from lstm_music.generation.pipeline import write_generated
 
         slots: list[tuple[str, int]] = []
         try:
             written = write_generated(generated, self._files(spec, slots, 0), self._render())
-            return self._store(spec, *slots[0], seed, written)
+            return self._store(spec, *slots[0], options, written)
         except BaseException:  # a folder without its finished piece is not kept
             for piece_id, _ in slots:
                 shutil.rmtree(self.root / piece_id, ignore_errors=True)
@@ -349,9 +354,15 @@ class Generator:
                           title=f"Piece {number} ({spec.model})")  # fmt: skip
 
     def _store(
-        self, spec: JobSpec, piece_id: str, number: int, seed: int, written: WrittenPiece
+        self,
+        spec: JobSpec,
+        piece_id: str,
+        number: int,
+        options: SamplingOptions,
+        written: WrittenPiece,
     ) -> StoredPiece:
-        """A written piece into the history, its warnings and the audio's joined in one line."""
+        """A written piece into the history, its warnings and the audio's joined in one line;
+        `options` are the ones it was generated with (`sampling`)."""
         audio = written.audio
         lines = written.warnings + ([audio.warning] if audio.warning else [])
         piece = StoredPiece(
@@ -359,8 +370,8 @@ class Generator:
             number=number,
             model=spec.model,
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            seed=seed,
-            settings=shown_settings(spec.sampling),
+            seed=options.seed,
+            settings=shown_settings(options),
             primer=spec.primer_name,
             notes=written.notes,
             seconds=round(written.seconds, 2),

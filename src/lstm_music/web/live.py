@@ -216,7 +216,7 @@ def _stream_work(generator: Generator, spec: JobSpec, channel: EventChannel) -> 
                 return
         if stream.piece is None or channel.closed:  # stopped, or nobody waits for the files
             return
-        stored = generator.keep(spec, options.seed, stream.piece)
+        stored = generator.keep(spec, options, stream.piece)
         if not channel.put("end", {"piece": stored.describe()}):
             generator.pieces.remove(stored.id)  # the client left during the render
     except Exception as error:  # the client is told; the server goes on

@@ -50,6 +50,17 @@ class ErrorMessage(BaseModel):
     detail: str
 
 
+class DefaultSampling(BaseModel):
+    """What a model samples at when a request leaves temperature and top-p out."""
+
+    temperature: float
+    top_p: float
+    chosen_by: str = Field(
+        description='"default": the library\'s defaults; else who chose them for this model '
+        '(the listening test: "listening test on the valid split")'
+    )
+
+
 class ModelSummary(BaseModel):
     """A model the server can generate with: shipped in the package, or found under --runs."""
 
@@ -72,6 +83,9 @@ class ModelSummary(BaseModel):
         None, description="NLL per token (nats), valid split: the card's, else training's best"
     )
     test_loss: float | None = Field(None, description="NLL per token (nats) on the test split")
+    sampling: DefaultSampling | None = Field(
+        None, description="its temperature and top-p when a request gives none"
+    )
     summary: str = ""
 
 

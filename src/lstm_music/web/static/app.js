@@ -1,8 +1,10 @@
 // lstm-music page: talks to the JSON API of the same server; no libraries, nothing external.
-// A run's held-out report is report.js's; the live panel is live.js's.
+// A run's held-out report is report.js's; the live panel is live.js's; the sampling sliders
+// sampling.js's.
 
 import { $, el, formatValue } from "./dom.js";
 import { reportSection } from "./report.js";
+import { adaptSampling, bindSampling, samplingBody } from "./sampling.js";
 import { fetchJson as api } from "./stream.js";
 
 const state = { models: new Map(), limits: null, maxUpload: 2000000, busy: false };
@@ -139,6 +141,7 @@ async function showModel(id) {
   if (!model) return;
   adaptLength(model);
   adaptConstraints(model);
+  adaptSampling(model);
   adaptPrimerHint();
   const box = $("model-info");
   box.setAttribute("aria-busy", "true");
@@ -260,8 +263,7 @@ function numberField(id, name) {
 function requestBody() {
   const body = {
     model: $("model").value,
-    temperature: Number($("temperature").value),
-    top_p: Number($("top-p").value),
+    ...samplingBody(),
     top_k: numberField("top-k", "Top-k"),
     num: numberField("num", "Pieces"),
     primer_tokens: numberField("primer-tokens", "How much of the primer"),
@@ -364,16 +366,8 @@ function showNewest() {
   card.scrollIntoView({ behavior: calm ? "auto" : "smooth", block: fits ? "nearest" : "start" });
 }
 
-function bindOutputs() {
-  for (const [input, output, digits] of [["temperature", "temperature-value", 2], ["top-p", "top-p-value", 2]]) {
-    const update = () => { $(output).textContent = Number($(input).value).toFixed(digits); };
-    $(input).addEventListener("input", update);
-    update();
-  }
-}
-
 async function start() {
-  bindOutputs();
+  bindSampling();
   $("generate-form").addEventListener("submit", generate);
   $("model").addEventListener("change", (event) => chooseModel(event.target.value));
   $("key").addEventListener("input", adaptStrict);

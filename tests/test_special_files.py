@@ -123,7 +123,7 @@ from pathlib import Path
 signal.alarm(60)
 from lstm_music.cli import main
 from lstm_music.render.plots import plot_losses
-from lstm_music.training.resume import _looks_like_safetensors, truncate_metrics
+from lstm_music.training.runfiles import _looks_like_safetensors, truncate_metrics
 from lstm_music.web.catalog import run_corpus, run_metrics
 run = Path({str(run)!r})
 try:

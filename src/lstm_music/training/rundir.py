@@ -16,13 +16,8 @@ import torch
 
 from lstm_music.errors import LstmMusicError
 from lstm_music.fsutil import require_regular_file
-from lstm_music.training.resume import (
-    clear_run,
-    prepare_run_dir,
-    remove_leftovers,
-    set_aside,
-    truncate_metrics,
-)
+from lstm_music.training.resume import prepare_run_dir
+from lstm_music.training.runfiles import clear_run, remove_leftovers, set_aside, truncate_metrics
 
 METRICS = (
     "step",

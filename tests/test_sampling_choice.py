@@ -203,3 +203,34 @@ def test_train_chooses_and_records_the_default_sampling(tmp_path) -> None:
                result.notes)  # fmt: skip
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert report["listening"]["ran"]
+
+
+def test_the_choice_at_the_end_of_training_fits_the_time_left(monkeypatch, tmp_path) -> None:
+    """Short of time, fewer candidates (today's default first); too short for two, none, with
+    a note; no budget, all six."""
+    import types
+
+    import lstm_music.training.closing as closing
+
+    asked: list[int] = []
+    chosen = SamplingChoice(1.0, 0.95, 0.8, 0.04, ())
+
+    def fake(checkpoint, corpus, split, candidates):
+        asked.append(len(candidates))
+        assert candidates[0] == sampling_choice.CANDIDATES[0] and split == "valid"
+        return chosen
+
+    monkeypatch.setattr(closing, "choose_sampling", fake)
+    monkeypatch.setattr(closing, "load_checkpoint", lambda *a: None)
+    monkeypatch.setattr(closing, "record_choice", lambda *a: None)
+    notes: list[str] = []
+    trainer = types.SimpleNamespace(note=notes.append, run_dir=tmp_path, corpus=None,
+                                    runtime=types.SimpleNamespace(device="cpu"))  # fmt: skip
+    per_token = 1e-4
+    one = closing.choice_seconds(per_token, 1)
+    closing.choose_default_sampling(trainer, per_token, 3.5 * one)
+    closing.choose_default_sampling(trainer, per_token, 1.5 * one)
+    closing.choose_default_sampling(trainer, per_token, None)
+    assert asked == [3, len(sampling_choice.CANDIDATES)]
+    assert "cut to fit the time budget: 3 candidates" in notes[0]
+    assert notes[2].startswith("the default sampling was not chosen")

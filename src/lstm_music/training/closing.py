@@ -79,10 +79,10 @@ def report_seconds(corpus: Corpus, per_token: float, cap: int, copy_pieces: int)
     return REPORT_FIXED_SECONDS + scored_tokens(corpus, cap) * per_token + sampling
 
 
-def choice_seconds(per_token: float) -> float:
+def choice_seconds(per_token: float, candidates: int = len(CANDIDATES)) -> float:
     """The default sampling's choice: a listening test per candidate (see `report_seconds`)."""
     step = max(SAMPLE_STEP_TOKENS * per_token, SAMPLE_STEP_SECONDS)
-    return len(CANDIDATES) * (LISTEN_TOKENS * step + CHOICE_FIT_SECONDS)
+    return candidates * (LISTEN_TOKENS * step + CHOICE_FIT_SECONDS)
 
 
 def reserve_seconds(corpus: Corpus | None, per_token: float, budget: float) -> float:
@@ -168,16 +168,21 @@ def choose_default_sampling(trainer, per_token: float, seconds_left: float | Non
     """Choose the run's default temperature and top-p by the listening test on the valid split
     (`evaluation.sampling_choice`) and record it in its best checkpoint, when the time left
     allows; a note says what was chosen, or why not."""
-    needed = choice_seconds(per_token)
-    if seconds_left is not None and needed > seconds_left:
+    fit = len(CANDIDATES)  # as many candidates as the time left allows, today's default first
+    while seconds_left is not None and fit and choice_seconds(per_token, fit) > seconds_left:
+        fit -= 1
+    if fit < 2:  # the default alone chooses nothing
+        needed = choice_seconds(per_token, 2)
         trainer.note(
             f"the default sampling was not chosen by the listening test: about {needed:.0f} s "
-            f"needed, {max(seconds_left, 0):.0f} s of the time budget left"
+            f"needed, {max(seconds_left or 0, 0):.0f} s of the time budget left"
         )
         return
+    if fit < len(CANDIDATES):
+        trainer.note(f"the sampling choice was cut to fit the time budget: {fit} candidates")
     try:
         checkpoint = load_checkpoint(trainer.run_dir, str(trainer.runtime.device))
-        choice = choose_sampling(checkpoint, trainer.corpus, "valid")
+        choice = choose_sampling(checkpoint, trainer.corpus, "valid", CANDIDATES[:fit])
         if not choice.chosen:
             trainer.note(f"the default sampling was kept: {choice.refused}")
             return

@@ -221,6 +221,7 @@ def test_the_choice_at_the_end_of_training_fits_the_time_left(monkeypatch, tmp_p
         return chosen
 
     monkeypatch.setattr(closing, "choose_sampling", fake)
+    monkeypatch.setattr(closing, "split_refusal", lambda corpus, split: None)
     monkeypatch.setattr(closing, "load_checkpoint", lambda *a: None)
     monkeypatch.setattr(closing, "record_choice", lambda *a: None)
     notes: list[str] = []
@@ -234,3 +235,18 @@ def test_the_choice_at_the_end_of_training_fits_the_time_left(monkeypatch, tmp_p
     assert asked == [3, len(sampling_choice.CANDIDATES)]
     assert "cut to fit the time budget: 3 candidates" in notes[0]
     assert notes[2].startswith("the default sampling was not chosen")
+
+
+def test_a_small_valid_split_is_said_before_any_time_question(tmp_path) -> None:
+    """Three valid pieces cannot hold the test: the note says so, not that time was short."""
+    import types
+
+    import lstm_music.training.closing as closing
+
+    notes: list[str] = []
+    trainer = types.SimpleNamespace(note=notes.append, run_dir=tmp_path,
+                                    corpus=corpus_of(tmp_path / "small", 4, 0.25),
+                                    runtime=types.SimpleNamespace(device="cpu"))  # fmt: skip
+    closing.choose_default_sampling(trainer, 1e-4, 0.0)
+    assert len(notes) == 1 and notes[0].startswith("the default sampling was kept: the listening")
+    assert "too few real" in notes[0]

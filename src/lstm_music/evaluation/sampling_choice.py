@@ -131,6 +131,15 @@ def choose_sampling(
     return _decide(tuple(tested), time.perf_counter() - started)
 
 
+def split_refusal(corpus, split: str = "valid") -> str | None:
+    """Why `split` cannot hold the listening test whatever is sampled (too few pieces or
+    excerpts), or None: cheap, asked before planning the time a choice would take."""
+    from lstm_music.evaluation.pieces import load_reference
+
+    refused = real_refusal([piece.notes for piece in load_reference(corpus, split)])
+    return None if refused is None else f"the listening test refused: {refused}"
+
+
 def _decide(tested: tuple[Candidate, ...], seconds: float) -> SamplingChoice:
     """The lowest accuracy beyond the margin below the default's, else the default."""
     default = tested[0]

@@ -27,7 +27,12 @@ from lstm_music.evaluation.report import (
     held_out_split,
     run_report,
 )
-from lstm_music.evaluation.sampling_choice import CANDIDATES, choose_sampling, record_choice
+from lstm_music.evaluation.sampling_choice import (
+    CANDIDATES,
+    choose_sampling,
+    record_choice,
+    split_refusal,
+)
 from lstm_music.model.checkpoint import load_checkpoint
 
 # Measured on 20 files of the seed's folder, the default model, 2 CPU threads: scoring 0.065 ms
@@ -168,6 +173,10 @@ def choose_default_sampling(trainer, per_token: float, seconds_left: float | Non
     """Choose the run's default temperature and top-p by the listening test on the valid split
     (`evaluation.sampling_choice`) and record it in its best checkpoint, when the time left
     allows; a note says what was chosen, or why not."""
+    refused = split_refusal(trainer.corpus, "valid")
+    if refused:  # the valid split cannot hold the test: no time question to ask
+        trainer.note(f"the default sampling was kept: {refused}")
+        return
     fit = len(CANDIDATES)  # as many candidates as the time left allows, today's default first
     while seconds_left is not None and fit and choice_seconds(per_token, fit) > seconds_left:
         fit -= 1

@@ -167,7 +167,7 @@ def train_config(preset: str, seconds: float) -> Any:
 def role_ours(spec: dict[str, Any]) -> dict[str, Any]:
     """`train` with the seed preset in legs; the windowed metric on last.safetensors after each."""
     from lstm_music.model.checkpoint import load_checkpoint
-    from lstm_music.training.trainer import train
+    from lstm_music.training.run import train
 
     held, run, curve = heldout(spec["corpus"], spec["stride"]), Path(spec["run"]), []
     seconds, steps, epochs = 0.0, 0, 0.0
@@ -195,7 +195,7 @@ def score_full(corpus_dir: str, run: Path) -> list[float]:
 
 
 def role_remi(spec: dict[str, Any]) -> dict[str, Any]:
-    from lstm_music.training.trainer import train
+    from lstm_music.training.run import train
 
     config = train_config(spec["preset"], spec["budget_s"])
     result = train(spec["corpus"], spec["run"], config, progress=False)

@@ -79,7 +79,7 @@ def test_import_is_light_and_api_names_resolve() -> None:
     code = (
         "import sys, lstm_music;"
         "assert 'torch' not in sys.modules and 'miditok' not in sys.modules;"
-        "import lstm_music.generation.generate, lstm_music.training.trainer;"
+        "import lstm_music.generation.generate, lstm_music.training.run;"
         "from lstm_music import generate, load_checkpoint, Corpus, prepare;"
         "assert callable(generate) and generate.__name__ == 'generate'"
     )

@@ -37,8 +37,8 @@ HEADER = ["Bar_None", "TimeSig_4/4"]  # a primer ending on a bar header: its bar
 
 def _train(corpus: Path, run: Path):
     from lstm_music.model.checkpoint import load_checkpoint
+    from lstm_music.training.run import train
     from lstm_music.training.settings import TrainConfig
-    from lstm_music.training.trainer import train
 
     config = TrainConfig(embedding_dim=16, hidden_sizes=[32], window=32, batch_size=2,
                          max_steps=STEPS, device="cpu", transpose="-2..2")  # fmt: skip

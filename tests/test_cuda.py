@@ -20,8 +20,8 @@ from lstm_music.generation.generate import GenerateOptions, generate
 from lstm_music.generation.stepper import FastStepper
 from lstm_music.model.checkpoint import load_checkpoint
 from lstm_music.model.lstm import LSTMModel, ModelConfig
+from lstm_music.training.run import train
 from lstm_music.training.settings import TrainConfig
-from lstm_music.training.trainer import train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

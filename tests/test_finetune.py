@@ -16,8 +16,8 @@ from lstm_music.errors import SettingError
 from lstm_music.fsutil import file_sha256
 from lstm_music.model.checkpoint import base_of, load_checkpoint
 from lstm_music.training.finetune import TokenizerMismatch
+from lstm_music.training.run import train
 from lstm_music.training.settings import TrainConfig
-from lstm_music.training.trainer import train
 
 TINY = {"window": 32, "batch_size": 4, "dropout": 0.0, "warmup_steps": 1, "device": "cpu"}
 

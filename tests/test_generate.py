@@ -18,8 +18,8 @@ from lstm_music.generation.sampling import SamplingOptions
 from lstm_music.generation.stepper import FastStepper, pick_tokens
 from lstm_music.model.checkpoint import CheckpointError, load_checkpoint
 from lstm_music.model.lstm import LSTMModel, ModelConfig
+from lstm_music.training.run import train
 from lstm_music.training.settings import TrainConfig
-from lstm_music.training.trainer import train
 
 
 def make_run(root: Path, tokenizer: str) -> Path:

@@ -262,8 +262,8 @@ def test_a_tiny_model_writes_multi_track_midi(band_corpus, tmp_path: Path) -> No
     from lstm_music.generation.sampling import SamplingOptions
     from lstm_music.model.checkpoint import load_checkpoint
     from lstm_music.tokens.midi import read_score
+    from lstm_music.training.run import train
     from lstm_music.training.settings import TrainConfig
-    from lstm_music.training.trainer import train
 
     midi, corpus = band_corpus
     config = TrainConfig(embedding_dim=16, hidden_sizes=[32], window=32, batch_size=2,

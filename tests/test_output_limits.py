@@ -39,8 +39,8 @@ def sparse_score(notes: int) -> symusic.Score:
 def silent_run(tmp_path_factory) -> Path:
     """A tiny trained run whose corpus keeps every silence (--max-silence 0)."""
     from lstm_music.corpus.prepare import PrepareConfig, prepare
+    from lstm_music.training.run import train
     from lstm_music.training.settings import TrainConfig
-    from lstm_music.training.trainer import train
 
     root = tmp_path_factory.mktemp("limits")
     for i in range(5):

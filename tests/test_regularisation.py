@@ -21,8 +21,8 @@ from lstm_music.generation.stepper import FastStepper
 from lstm_music.model.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from lstm_music.model.header import read_checkpoint_header, read_safetensors
 from lstm_music.model.lstm import LSTMModel, ModelConfig
+from lstm_music.training.run import train
 from lstm_music.training.settings import TrainConfig, preset_config
-from lstm_music.training.trainer import train
 
 COMPAT = Path(__file__).parent / "fixtures" / "compat" / "checkpoint.safetensors"
 REGULARISED = {"weight_drop": 0.5, "locked_dropout": True, "input_dropout": 0.2,

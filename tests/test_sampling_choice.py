@@ -189,8 +189,8 @@ def test_evaluate_writes_the_choice_into_a_copy_and_refuses_a_shipped_model(
 def test_train_chooses_and_records_the_default_sampling(tmp_path) -> None:
     """A run whose valid split can hold the test ends with its best checkpoint's sampling
     chosen by it, before the report (which then samples the way generation will)."""
+    from lstm_music.training.run import train
     from lstm_music.training.settings import TrainConfig
-    from lstm_music.training.trainer import train
 
     corpus = corpus_of(tmp_path / "c", 12, 0.5)
     config = TrainConfig(embedding_dim=32, hidden_sizes=[48], window=32, batch_size=4,

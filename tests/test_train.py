@@ -18,8 +18,8 @@ from lstm_music.model.checkpoint import load_checkpoint
 from lstm_music.model.header import read_safetensors
 from lstm_music.model.lstm import LSTMModel, ModelConfig
 from lstm_music.training.batches import IGNORE, Batcher, EpochPlan
+from lstm_music.training.run import train
 from lstm_music.training.settings import TrainConfig
-from lstm_music.training.trainer import train
 
 TINY = {"embedding_dim": 16, "hidden_sizes": [32, 24], "window": 32, "batch_size": 4,
         "dropout": 0.1, "warmup_steps": 2, "device": "cpu"}  # fmt: skip

@@ -24,8 +24,8 @@ import lstm_music.training.trainer as train_module
 from lstm_music.corpus.prepare import PrepareConfig, prepare
 from lstm_music.model.checkpoint import load_checkpoint
 from lstm_music.model.header import read_safetensors
+from lstm_music.training.run import train
 from lstm_music.training.settings import TrainConfig
-from lstm_music.training.trainer import train
 
 TINY = {"embedding_dim": 16, "hidden_sizes": [24], "window": 8, "batch_size": 1,
         "dropout": 0.1, "warmup_steps": 2, "device": "cpu", "threads": 1}  # fmt: skip

@@ -18,8 +18,8 @@ from lstm_music.cli import main
 from lstm_music.corpus.prepare import PrepareConfig, prepare
 from lstm_music.errors import LstmMusicError
 from lstm_music.model.checkpoint import load_checkpoint, write_safetensors
+from lstm_music.training.run import train
 from lstm_music.training.settings import TrainConfig
-from lstm_music.training.trainer import train
 
 TINY = {"embedding_dim": 16, "hidden_sizes": [24], "window": 32, "batch_size": 4,
         "dropout": 0.1, "warmup_steps": 2, "device": "cpu", "threads": 1}  # fmt: skip

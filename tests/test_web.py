@@ -43,8 +43,8 @@ def make_tiny_runs(root: Path) -> Path:
     if (root / "tiny" / "best.safetensors").exists():
         return root
     from lstm_music.corpus.prepare import PrepareConfig, prepare
+    from lstm_music.training.run import train
     from lstm_music.training.settings import TrainConfig
-    from lstm_music.training.trainer import train
 
     work = root.parent / f"{root.name}-work"
     for i in range(5):

@@ -27,8 +27,8 @@ SHIPPED = "bach-chorales"
 
 def make_band_runs(root: Path) -> Path:
     """A --runs folder with one band model trained (a few steps) with key and density."""
+    from lstm_music.training.run import train
     from lstm_music.training.settings import TrainConfig
-    from lstm_music.training.trainer import train
 
     work = root.parent / f"{root.name}-work"
     for i in range(4):

@@ -19,7 +19,7 @@ _EXPORTS = {
     "tokenizer_from_config": "lstm_music.tokens",
     "LstmMusicError": "lstm_music.errors",
     "TrainConfig": "lstm_music.training.settings",
-    "train": "lstm_music.training.trainer",
+    "train": "lstm_music.training.run",
     "preset_config": "lstm_music.training.settings",
     "load_checkpoint": "lstm_music.model.checkpoint",
     "Checkpoint": "lstm_music.model.checkpoint",

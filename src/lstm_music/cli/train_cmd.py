@@ -220,7 +220,7 @@ def run_train(args: argparse.Namespace) -> int:
 def _run_train(args: argparse.Namespace) -> int:
     from lstm_music.training.finetune import TokenizerMismatch
     from lstm_music.training.interrupt import TrainingInterrupted
-    from lstm_music.training.trainer import train
+    from lstm_music.training.run import train
 
     config, corpus, run_dir = _config(args)
     try:

@@ -1,10 +1,10 @@
-"""`train`: corpus -> checkpoints, with truncated BPTT over whole pieces.
+"""The `Trainer`: one process's model, optimiser and batches, with truncated BPTT over whole pieces.
 
 The run folder holds config.json (resolved settings), best.safetensors (lowest validation loss;
 the last checkpoint when the corpus has no validation pieces), last.safetensors,
 train_state.safetensors (everything a resumed run needs, in one file), metrics.csv and loss.png.
 Under torchrun every process trains its own lanes; rank 0 logs and saves. The epoch loop is in
-`loop`, the run folder's plain files and life cycle in `rundir`.
+`loop`, the run folder's plain files and life cycle in `rundir`, a run from start to end in `run`.
 """
 
 from __future__ import annotations
@@ -21,32 +21,24 @@ import torch.nn.functional as F
 from lstm_music.corpus.store import Corpus
 from lstm_music.errors import LstmMusicError
 from lstm_music.evaluation.likelihood import Totals, score_pieces, without_controls
-from lstm_music.model.checkpoint import Checkpoint, CheckpointError
+from lstm_music.model.checkpoint import Checkpoint
 from lstm_music.model.lstm import HiddenState, LSTMModel, detach_state
 from lstm_music.settings import to_dict
 from lstm_music.training import distributed
 from lstm_music.training.batches import IGNORE, EpochPlan, make_batcher
 from lstm_music.training.budget import RunClock
-from lstm_music.training.closing import closing_report
-from lstm_music.training.finetune import load_initial_model
-from lstm_music.training.interrupt import Interrupted, StopSignals, TrainingInterrupted
+from lstm_music.training.interrupt import StopSignals
 from lstm_music.training.loop import TrainResult, fresh_progress, run_epochs
 from lstm_music.training.regularise import WeightAverage, averaged, model_config
 from lstm_music.training.resume import (
-    NO_VALIDATION,
     load_train_state,
     rank_state,
     rescore_older_best,
-    resumable,
     save_train_state,
     state_path,
-    write_error,
 )
 from lstm_music.training.rundir import (
     append_metrics,
-    drop_metrics_after,
-    open_run_dir,
-    set_aside_clause,
 )
 from lstm_music.training.settings import TrainConfig
 
@@ -331,98 +323,4 @@ class Trainer(RunClock):
         return run_epochs(self)
 
 
-def train(
-    corpus_path: str | Path,
-    run_dir: str | Path,
-    config: TrainConfig,
-    resume: bool = False,
-    progress: bool = True,
-    overwrite: bool = False,
-    notify: Callable[[str], None] | None = None,
-    on_epoch: Callable[[str], None] | None = None,
-    report: bool = False,
-    started_at: float | None = None,
-) -> TrainResult:
-    """Train a model on a prepared corpus; `resume` continues the run in `run_dir` (or starts
-    it over, saying why, when nothing usable was saved), `overwrite` replaces a finished run.
-
-    `notify` hears each note (also in the result's `notes`) as it arises; with `progress`,
-    a progress bar runs and `on_epoch` hears a one-line summary after each epoch. With
-    `report`, the closing report follows (the result's `report`; report.json). A time budget
-    covers it all, from `started_at` (a `time.perf_counter()` reading: when the command
-    began; default now) to the report's end. SIGINT and SIGTERM stop the run at the next step
-    with a resumable state saved: `TrainingInterrupted` says where.
-    """
-    runtime = distributed.start(config.device)
-    run_dir, trainer = Path(run_dir), None
-    with StopSignals() as signals:
-        try:
-            trainer = _trainer(corpus_path, run_dir, config, runtime, resume, progress, overwrite)
-            trainer.notify, trainer.on_epoch = notify if runtime.is_main else None, on_epoch
-            trainer.signals, trainer.origin, trainer.report = signals, started_at, report
-            notes, trainer.notes = trainer.notes, []
-            for note in notes:
-                trainer.note(note)
-            result = trainer.run()
-            if report and runtime.is_main:
-                result.report = closing_report(trainer)
-        except OSError as error:
-            raise LstmMusicError(write_error(error, run_dir)) from error
-        except Interrupted as stop:  # a signal after the last save (or during start-up)
-            if trainer is None or trainer.saved_step < 0:
-                raise
-            raise TrainingInterrupted(stop.signum, run_dir, trainer.saved_step) from None
-        finally:
-            distributed.stop()
-    return result
-
-
-def _trainer(corpus_path, run_dir, config, runtime, resume, progress, overwrite) -> Trainer:
-    """The trainer of a new or resumed run, with the notes of how it began."""
-    corpus = Corpus.load(corpus_path)
-    notes: list[str] = []
-    restart = resume and not resumable(run_dir, runtime.world_size, notes)
-    resume = resume and not restart  # asked to resume, nothing usable: start over
-    if restart:
-        notes[-1] += set_aside_clause(run_dir, runtime)
-    overwrite = overwrite or restart
-    trainer = _start(corpus, corpus_path, run_dir, config, runtime, progress, overwrite, resume)
-    if resume:
-        trainer = _resume(trainer, corpus, corpus_path, config, runtime, progress)
-    trainer.notes = notes + trainer.notes + ([] if trainer.valid_ids else [NO_VALIDATION])
-    return trainer
-
-
-def _start(corpus, corpus_path, run_dir, config, runtime, progress, overwrite, resume) -> Trainer:
-    """A fresh trainer on a prepared run folder (cleared first when `overwrite` replaces it),
-    starting from the weights of `config.init` when it names a model."""
-    base = None
-    if config.init and not resume:  # checked before the run folder is touched
-        config, base = load_initial_model(config, corpus)
-    valid = len(corpus.split("valid"))
-    settings = to_dict(config)
-    notes = open_run_dir(run_dir, corpus_path, settings, runtime, overwrite, resume, valid)
-    trainer = Trainer(corpus, run_dir, config, runtime, progress)
-    if base is not None:
-        trainer.model.load_state_dict(base.model.state_dict())
-        if trainer.average is not None:
-            trainer.average.reset()
-    trainer.notes += notes
-    return trainer
-
-
-def _resume(trainer: Trainer, corpus, corpus_path, config, runtime, progress) -> Trainer:
-    """The trainer restored from its state; or, when the state cannot be read, a fresh one on
-    a cleared run folder, with a note saying why."""
-    try:
-        trainer.resume()
-    except CheckpointError as error:
-        aside = set_aside_clause(trainer.run_dir, runtime)
-        fresh = _start(corpus, corpus_path, trainer.run_dir, config, runtime, progress, True, False)
-        fresh.notes.append(f"cannot resume: {error}; starting the run over{aside}")
-        return fresh
-    trainer.notes += drop_metrics_after(trainer.run_dir, trainer.progress["step"], runtime)
-    return trainer
-
-
-__all__ = ["TrainResult", "Trainer", "train"]
+__all__ = ["TrainResult", "Trainer"]

@@ -186,9 +186,21 @@ def test_evaluate_writes_the_choice_into_a_copy_and_refuses_a_shipped_model(
         record_choice(load_checkpoint("base"), chosen)
 
 
-def test_train_chooses_and_records_the_default_sampling(tmp_path) -> None:
+def test_train_chooses_and_records_the_default_sampling(tmp_path, monkeypatch) -> None:
     """A run whose valid split can hold the test ends with its best checkpoint's sampling
-    chosen by it, before the report (which then samples the way generation will)."""
+    chosen by it, before the report, which reuses the chosen candidate's test (the same
+    pieces, seed and sampling) rather than sampling it again."""
+    import lstm_music.evaluation.report as report_module
+
+    tests = []
+    real_test = sampling_choice.model_listening_test
+
+    def counted(*args, **kwargs):
+        tests.append(1)
+        return real_test(*args, **kwargs)
+
+    monkeypatch.setattr(sampling_choice, "model_listening_test", counted)
+    monkeypatch.setattr(report_module, "model_listening_test", counted)
     from lstm_music.training.run import train
     from lstm_music.training.settings import TrainConfig
 
@@ -203,6 +215,8 @@ def test_train_chooses_and_records_the_default_sampling(tmp_path) -> None:
                result.notes)  # fmt: skip
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert report["listening"]["ran"]
+    assert len(tests) == len(sampling_choice.CANDIDATES)  # none more for the report
+    assert report["listening"]["accuracy"] == chosen["accuracy"]
 
 
 def test_the_choice_at_the_end_of_training_fits_the_time_left(monkeypatch, tmp_path) -> None:

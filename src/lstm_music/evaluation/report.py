@@ -275,6 +275,7 @@ def held_out_report(
     scored: dict[str, Any] | None = None,
     tokens_cap: int | None = None,
     listen_pieces: int = 0,
+    listened: ListeningTest | None = None,
 ) -> HeldOutReport:
     """The report on `split` (valid or test; the other one when it is empty).
 
@@ -284,7 +285,8 @@ def held_out_report(
     `evaluate_split` answered for this split, reused rather than scoring the pieces again;
     tokens_cap: held-out (and training) tokens scored at most, for a report on a time budget
     (None: HELD_OUT_TOKENS_CAP); listen_pieces: pieces sampled for the listening test against
-    the held-out pieces (0: no test).
+    the held-out pieces (0: no test); listened: that test already run on the valid split at
+    the model's sampling (the sampling choice's own), reused rather than sampled again.
     """
     check_corpus_fits(checkpoint, corpus)
     if not 0 <= copy_pieces <= MAX_COPY_PIECES:
@@ -301,7 +303,12 @@ def held_out_report(
         if report.copies is None:
             report.remarks.append("copy check skipped: the train split has no pieces with notes")
     if listen_pieces and chosen is not None:
-        report.listening = model_listening_test(checkpoint, corpus, chosen, pieces=listen_pieces)
+        reuse = listened is not None and chosen == "valid"
+        report.listening = (
+            listened
+            if reuse
+            else model_listening_test(checkpoint, corpus, chosen, pieces=listen_pieces)
+        )
     report.verdict = _verdict(report)
     return report
 
@@ -373,12 +380,13 @@ def _verdict(report: HeldOutReport) -> str:
 def run_report(
     run_dir: str | Path, corpus: Corpus, copy_pieces: int = COPY_PIECES, device: str = "cpu",
     tokens_cap: int | None = None, listen_pieces: int | None = None,
+    listened: ListeningTest | None = None,
 ) -> HeldOutReport:  # fmt: skip
     """The report `train` ends with: the run's best checkpoint on the corpus's valid split,
     against its base model, with a copy check and a listening test; kept in the run folder as
     report.json. `tokens_cap` bounds the tokens scored (training/closing.py fits it to a time
     budget); listen_pieces None: LISTEN_PIECES when the budget left room for the copy check's
-    sampling (`copy_pieces` > 0), else none."""
+    sampling (`copy_pieces` > 0), else none; listened: see `held_out_report`."""
     from lstm_music.fsutil import write_bytes_atomically
     from lstm_music.model.checkpoint import base_of, load_checkpoint
 
@@ -386,8 +394,7 @@ def run_report(
     listen = LISTEN_PIECES * (copy_pieces > 0) if listen_pieces is None else listen_pieces
     report = held_out_report(
         checkpoint, corpus, base=base_of(checkpoint), copy_pieces=copy_pieces,
-        tokens_cap=tokens_cap,
-        listen_pieces=listen,
+        tokens_cap=tokens_cap, listen_pieces=listen, listened=listened,
     )  # fmt: skip
     text = json.dumps(report.to_dict(), indent=1)
     write_bytes_atomically(Path(run_dir) / "report.json", text.encode())

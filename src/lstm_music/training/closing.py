@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from lstm_music.corpus.store import Corpus
 from lstm_music.errors import LstmMusicError
 from lstm_music.evaluation.likelihood import score_pieces
-from lstm_music.evaluation.listening import LISTEN_TOKENS
+from lstm_music.evaluation.listening import LISTEN_TOKENS, ListeningTest
 from lstm_music.evaluation.report import (
     COPY_PIECES,
     COPY_TOKENS,
@@ -151,11 +151,14 @@ def closing_report(trainer) -> HeldOutReport | None:
         )
         return None
     device = str(trainer.runtime.device)
+    listened = None
     if plan.copy_pieces:  # time for sampling: the default sampling first, the report uses it
         left = None if seconds_left is None else seconds_left - plan.seconds
-        choose_default_sampling(trainer, per_token, left)
+        listened = choose_default_sampling(trainer, per_token, left)
     try:
-        report = run_report(run_dir, corpus, plan.copy_pieces, device, plan.tokens_cap)
+        report = run_report(
+            run_dir, corpus, plan.copy_pieces, device, plan.tokens_cap, listened=listened
+        )
     except LstmMusicError as error:  # the run is saved whatever happens here
         trainer.note(f"no closing report: {error}")
         return None
@@ -169,14 +172,17 @@ def closing_report(trainer) -> HeldOutReport | None:
     return report
 
 
-def choose_default_sampling(trainer, per_token: float, seconds_left: float | None) -> None:
+def choose_default_sampling(
+    trainer, per_token: float, seconds_left: float | None
+) -> ListeningTest | None:
     """Choose the run's default temperature and top-p by the listening test on the valid split
     (`evaluation.sampling_choice`) and record it in its best checkpoint, when the time left
-    allows; a note says what was chosen, or why not."""
+    allows; a note says what was chosen, or why not. The chosen candidate's test, which is the
+    report's own (same pieces, seed and sampling), or None."""
     refused = split_refusal(trainer.corpus, "valid")
     if refused:  # the valid split cannot hold the test: no time question to ask
         trainer.note(f"the default sampling was kept: {refused}")
-        return
+        return None
     fit = len(CANDIDATES)  # as many candidates as the time left allows, today's default first
     while seconds_left is not None and fit and choice_seconds(per_token, fit) > seconds_left:
         fit -= 1
@@ -186,7 +192,7 @@ def choose_default_sampling(trainer, per_token: float, seconds_left: float | Non
             f"the default sampling was not chosen by the listening test: about {needed:.0f} s "
             f"needed, {max(seconds_left or 0, 0):.0f} s of the time budget left"
         )
-        return
+        return None
     if fit < len(CANDIDATES):
         trainer.note(f"the sampling choice was cut to fit the time budget: {fit} candidates")
     try:
@@ -194,15 +200,17 @@ def choose_default_sampling(trainer, per_token: float, seconds_left: float | Non
         choice = choose_sampling(checkpoint, trainer.corpus, "valid", CANDIDATES[:fit])
         if not choice.chosen:
             trainer.note(f"the default sampling was kept: {choice.refused}")
-            return
+            return None
         record_choice(checkpoint, choice)
     except LstmMusicError as error:  # the run is saved whatever happens here
         trainer.note(f"the default sampling was not chosen: {error}")
-        return
+        return None
     trainer.note(
         f"default sampling chosen by the listening test on the valid split: temperature "
         f"{choice.temperature:g}, top-p {choice.top_p:g} (told apart {choice.accuracy:.0%})"
     )
+    chosen = (choice.temperature, choice.top_p)
+    return next((c.test for c in choice.candidates if (c.temperature, c.top_p) == chosen), None)
 
 
 __all__ = [

@@ -25,7 +25,11 @@
    and each statistic's overlap next to the held-out yardstick (valid vs train), and the
    listening test (issue 20): a classifier's balanced accuracy telling the arm's pieces from
    the valid split's 4-bar excerpts (50%: indistinguishable by its features). `compare` is
-   today's tree's for every arm, baseline included, so all arms are measured alike.
+   today's tree's for every arm, baseline included, so all arms are measured alike. Where
+   `train` chose the run's default sampling by the listening test (recorded in the checkpoint,
+   issue 20), the pieces are also generated at the fixed default (temperature 1, top-p 0.95)
+   and their listening test is the row beside; the row after it says whether `train`'s
+   closing report (report.json) warned of overfitting.
    Generated files whose MIDI division is under 24 ticks per quarter (REMI's `generate` wrote
    16 up to 74d376a, which `compare` refuses as corrupt) are resampled to 480 into a copy for
    `compare`; pieces without notes (they can copy nothing) or with times past symusic's int32
@@ -37,11 +41,11 @@ as the last line when it is the only arm (`--arms baseline`).
 
 The issue's goals (today's commit exported without touching git state):
 
-    mkdir -p /tmp/base74 && git archive 74d376a src | tar -x -C /tmp/base74
+    mkdir -p /tmp/base3a && git archive 3a0bfbf src | tar -x -C /tmp/base3a
     python benchmarks/your_folder.py ../shared/datasets/seed-midi --minutes 10 \\
-        --baseline-src /tmp/base74/src
+        --baseline-src /tmp/base3a/src
     python benchmarks/your_folder.py ../shared/datasets/seed-midi --minutes 10 --files 20 \\
-        --baseline-src /tmp/base74/src
+        --baseline-src /tmp/base3a/src
 """
 
 from __future__ import annotations
@@ -68,6 +72,7 @@ MIDI = (".mid", ".midi")
 MIN_TPQ, TPQ = 24, 480  # `compare` refuses divisions under 24 ticks per quarter
 COPY_LIMIT = 16  # goal: no generated piece copies a run of more than 16 notes
 VERDICT = {True: "MET", False: "MISSED"}
+DEFAULT_SAMPLING = (1.0, 0.95)  # generation's fixed default (temperature, top-p)
 
 
 @dataclass
@@ -192,20 +197,59 @@ def for_compare(generated: Path, out: Path) -> tuple[list[Path], int, int]:
     return kept, resampled, left_out
 
 
+def recorded_sampling(run: Path) -> dict[str, float]:
+    """The default sampling `train` chose by the listening test and recorded in the run's best
+    checkpoint ({} when none was chosen, or for an older tree that never chooses)."""
+    from safetensors import safe_open
+
+    path = run / "best.safetensors"
+    if not path.exists():
+        return {}
+    with safe_open(str(path), "np") as stored:
+        meta = json.loads((stored.metadata() or {}).get("lstm_music", "{}"))
+    return meta.get("sampling") or {}
+
+
+def overfitting_warned(run: Path) -> bool | None:
+    """Whether `train`'s closing report (report.json) warned of overfitting; None: no report."""
+    try:
+        gap = json.loads((run / "report.json").read_text()).get("gap")
+    except (OSError, ValueError):
+        return None
+    return None if gap is None else bool(gap.get("overfitting"))
+
+
 def generate_and_compare(arm: Arm, run: Path, corpus: Path, work: Path, args) -> None:
-    """`generate` at default sampling, then `compare` with the corpus's train split."""
-    folder = work / f"generated-{arm.name}"
+    """`generate` at the run's default sampling (the one `train` chose, where it chose one),
+    then `compare` with the corpus's train split; where the choice differs from the fixed
+    default (temperature 1, top-p 0.95), the same again at that fixed default."""
+    arm.results["sampling"] = recorded_sampling(run)
+    arm.results["overfitting"] = overfitting_warned(run)
+    arm.results.update(generated_pieces(arm, run, corpus, work, args, "generated", []))
+    chosen = arm.results["sampling"]
+    if chosen and (chosen.get("temperature"), chosen.get("top_p")) != DEFAULT_SAMPLING:
+        fixed = ["--temperature", str(DEFAULT_SAMPLING[0]), "--top-p", str(DEFAULT_SAMPLING[1])]
+        got = generated_pieces(arm, run, corpus, work, args, "fixed", fixed)
+        arm.results["compare_fixed"] = got["compare"]
+    else:  # the default is what was generated: the same pieces answer both
+        arm.results["compare_fixed"] = arm.results["compare"]
+
+
+def generated_pieces(
+    arm: Arm, run: Path, corpus: Path, work: Path, args, label: str, flags: list[str]
+) -> dict[str, Any]:
+    """`generate` with `flags`, then today's `compare` for every arm (an older tree has no
+    listening test): copies, statistics and the listening test against the corpus's valid
+    split, measured alike for each arm."""
+    folder = work / f"{label}-{arm.name}"
     shutil.rmtree(folder, ignore_errors=True)
     command = ["generate", str(run), "--out", str(folder / "piece.mid"), "--seed", str(args.seed)]
-    lstm_music(arm.src, *command, "--num", str(args.pieces), "--tokens", str(args.tokens))
-    arm.results["generated"] = len(list(folder.glob("*.mid")))
-    files, arm.results["resampled"], arm.results["left_out"] = for_compare(
-        folder, work / f"{folder.name}-compare"
-    )
-    # today's compare for every arm (an older tree has no listening test): copies, statistics
-    # and the listening test against the corpus's valid split, measured alike for each arm
+    lstm_music(arm.src, *command, "--num", str(args.pieces), "--tokens", str(args.tokens), *flags)
+    got: dict[str, Any] = {"generated": len(list(folder.glob("*.mid")))}
+    files, got["resampled"], got["left_out"] = for_compare(folder, work / f"{folder.name}-compare")
     command = ["compare", *map(str, files), "--reference", str(corpus), "--json"]
-    arm.results["compare"] = json.loads(lstm_music(SRC, *command)) if files else None
+    got["compare"] = json.loads(lstm_music(SRC, *command)) if files else None
+    return got
 
 
 def run_arm(arm: Arm, corpus: Path, work: Path, args: argparse.Namespace, extra: list[str]) -> None:
@@ -241,6 +285,9 @@ LABELS = (
     "resampled for compare (tpq < 24)",
     "listening test: accuracy [95%]",
     "  excerpts generated / valid",
+    "  sampling (temperature, top-p)",
+    "  at fixed default (1, 0.95)",
+    "overfitting warning (report)",
 )
 
 
@@ -255,13 +302,21 @@ def column(arm: Arm) -> list[str]:
         f"{got['evaluate']['nll_per_token']:.4f}",
     ]
     report, generated = got["compare"], got["generated"]
+    chosen = got.get("sampling") or {}
+    sampling = (
+        f"chosen {chosen['temperature']:g}, {chosen['top_p']:g}" if chosen else "fixed default"
+    )
+    fixed = (got.get("compare_fixed") or {}).get("listening_test")
+    warned = {True: "WARNED", False: "no", None: "-"}[got.get("overfitting")]
+    tail = [sampling, listening_cells(fixed)[0], warned]
     if report is None:
-        return [*cells, "-", "-", f"0/{generated}", str(got["resampled"]), "-", "-"]
+        return [*cells, "-", "-", f"0/{generated}", str(got["resampled"]), "-", "-", *tail]
     runs = [p["longest_run"] for p in report["pieces"]]
     flagged = sum(bool(p["copied"]) for p in report["pieces"])
     copies = [f"{max(runs)} ({sum(runs) / len(runs):.1f})", f"{flagged}/{len(runs)}"]
     listening = listening_cells(report.get("listening_test"))
-    return [*cells, *copies, f"{len(runs)}/{generated}", str(got["resampled"]), *listening]
+    counts = [f"{len(runs)}/{generated}", str(got["resampled"])]
+    return [*cells, *copies, *counts, *listening, *tail]
 
 
 def listening_cells(test: dict[str, Any] | None) -> list[str]:
@@ -328,6 +383,9 @@ def print_goals(arms: dict[str, Arm]) -> None:
             print(
                 f"{arm.name}: longest copied run {longest} notes (goal <= {COPY_LIMIT}: {verdict})"
             )
+        if not arm.skipped and arm.results.get("overfitting") is not None:
+            warned = "warned" if arm.results["overfitting"] else "did not warn"
+            print(f"{arm.name}: the closing report {warned} of overfitting")
 
 
 def load_average() -> str:

@@ -306,3 +306,24 @@ def test_compare_help(capsys) -> None:
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "--transpose-invariant" in out and "is `inside`" in out and "verdict" in out
+
+
+def test_listening_test_takes_valid_and_test_when_valid_is_too_small(
+    tmp_path: Path, capsys
+) -> None:
+    """A small folder's valid split (2 pieces) cannot hold the test; valid and test together
+    (4 pieces) can, and the report names them."""
+    for i in range(10):
+        write_midi(tmp_path / "midi" / f"{i}.mid", random_melody(i, length=160))
+    config = PrepareConfig(inputs=[str(tmp_path / "midi")], out=str(tmp_path / "corpus"),
+                           valid_fraction=0.2, test_fraction=0.2, workers=1)  # fmt: skip
+    corpus = prepare(config, progress=False).corpus.path
+    from lstm_music.corpus.store import Corpus
+
+    assert [len(Corpus.load(corpus).split(s)) for s in ("valid", "test")] == [2, 2]
+    for i in range(5):
+        write_midi(tmp_path / "gen" / f"{i}.mid", random_melody(100 + i, length=160))
+    assert main(["compare", str(tmp_path / "gen"), "--reference", str(corpus), "--json"]) == 0
+    test = json.loads(capsys.readouterr().out)["listening_test"]
+    assert test["ran"] and test["real"] == "held-out (valid and test) split"
+    assert test["real_pieces"] == 4

@@ -27,7 +27,8 @@ The verdict: copies found or not (a piece is copied when the share of its n-gram
 the threshold); statistics inside or outside the held-out spread (a statistic is inside when
 as many held-out pieces drawn at random: see `lstm_music.evaluation.statistics`); and, resting
 on it when it ran, the listening test (`lstm_music.evaluation.listening`) of the generated
-pieces against the held-out (valid) pieces, else those of the compared split.
+pieces against the held-out (valid) pieces; when the valid split is too small for it, the
+valid and test pieces together; with no valid pieces, those of the compared split.
 """
 
 from __future__ import annotations
@@ -41,7 +42,12 @@ from typing import Any
 import numpy as np
 
 from lstm_music.errors import LstmMusicError, SettingError
-from lstm_music.evaluation.listening import ListeningTest, listening_dict, listening_test
+from lstm_music.evaluation.listening import (
+    ListeningTest,
+    listening_dict,
+    listening_test,
+    real_refusal,
+)
 from lstm_music.evaluation.pieces import NoteSequence, load_generated, load_reference
 from lstm_music.evaluation.statistics import Notes, StatComparison, compare_statistics
 from lstm_music.evaluation.verdict import Verdict, judge, yardstick_warnings
@@ -325,9 +331,26 @@ def compare(
     stats = compare_statistics(
         [p.notes for p in pieces], [p.notes for p in references], valid, train
     )
-    real, real_name = (valid, "valid") if valid else ([p.notes for p in references], split)
-    listened = listening_test(real, [p.notes for p in pieces], real_name=f"{real_name} split")
+    real, real_name = listening_reference(corpus, progress, valid, references, split)
+    listened = listening_test(real, [p.notes for p in pieces], real_name=real_name)
     return Comparison(
         str(reference), split, threshold, transpose_invariant, ngram, pieces, references, copies,
         stats, warnings, seconds, listened,
     )  # fmt: skip
+
+
+def listening_reference(
+    corpus, progress: bool, valid: list[Notes], references: list[NoteSequence], split: str
+) -> tuple[list[Notes], str]:
+    """The real side of the listening test and its name: the valid split; when that is too
+    small for the test (a folder of 20 pieces keeps 2), the valid and test splits together, all
+    the held-out music there is (compare measures, it chooses nothing); with no valid pieces,
+    the reference split."""
+    if not valid:
+        return [p.notes for p in references], f"{split} split"
+    if real_refusal(valid) is None:
+        return valid, "valid split"
+    held_out = valid + [p.notes for p in load_reference(corpus, "test", progress)]
+    if len(held_out) > len(valid) and real_refusal(held_out) is None:
+        return held_out, "held-out (valid and test) split"
+    return valid, "valid split"

@@ -30,8 +30,9 @@ the copy check says whether that is copying). A warning says when fewer than 10 
 make the spread rough.
 
 Listening test: the generated pieces and the corpus's held-out (valid) pieces (the valid and
-test pieces together when valid alone is too small; with no valid pieces, those of --split) cut into 4-bar excerpts, each described by 55 musical features (pitch-class, melodic
-and chord-interval histograms, rhythm, onset grid, polyphony, velocity, and structure: bars
+test pieces together when valid alone is too small; with no valid pieces, those of --split)
+cut into 4-bar excerpts, each described by 55 musical features (pitch-class, melodic and
+chord-interval histograms, rhythm, onset grid, polyphony, velocity, and structure: bars
 whose rhythm or pitches recur, a periodic bass); a logistic regression learns to tell them
 apart, cross-validated by piece (no piece on both sides of a fold). Its balanced accuracy, with
 a 95% interval (bootstrap over pieces), says in plain words whether these features can tell

@@ -54,6 +54,23 @@ ARMS: dict[str, list[str]] = {
     ],  # fmt: skip
     "default+average": ["--average", "0.999"],
     "dropout-0.5": ["--dropout", "0.5"],
+    # the learning rate annealed over the time budget (train --lr-schedule budget)
+    "default+budget": ["--lr-schedule", "budget"],
+    "awd+budget": [
+        "--weight-drop",
+        "0.3",
+        "--locked-dropout",
+        "--input-dropout",
+        "0.2",
+        "--embedding-dropout",
+        "0.1",
+        "--average",
+        "0.999",
+        "--lr-schedule",
+        "budget",
+        "--epochs",
+        "200",
+    ],  # fmt: skip
     # fine-tuning the shipped base (the finetune preset), without and with the regularisers
     "finetune": ["--init", "base"],
     "finetune+awd": [

@@ -231,3 +231,36 @@ def test_a_run_saved_mid_epoch_by_the_old_plan_restarts_that_epoch(corpus, tmp_p
     assert result.steps == 2
     _, meta = read_safetensors(path, "state")
     assert meta["progress"]["batch"] == 1 and meta["progress"]["plan"] == 2
+
+
+def test_budget_schedule_anneals_the_rate_over_the_budget(corpus: Path, tmp_path: Path) -> None:
+    """`lr_schedule="budget"`: the rate falls linearly with the budget spent (here steps); the
+    plateau schedule keeps it (its decays off in both)."""
+    rates = {}
+    for schedule in ("plateau", "budget"):
+        config = tiny(max_steps=20, epochs=1000, lr=1e-2, lr_decay=1.0, lr_schedule=schedule)
+        train(corpus, tmp_path / schedule, config, progress=False)
+        rows = list(csv.DictReader((tmp_path / schedule / "metrics.csv").open()))
+        rates[schedule] = [float(r["lr"]) for r in rows if r["train_loss"]]
+    assert rates["plateau"] == pytest.approx([1e-2, 1e-2])  # steps 10 and 20
+    assert rates["budget"] == pytest.approx([1e-2 * (1 - 9 / 20), 1e-2 * (1 - 19 / 20)])
+    with pytest.raises(LstmMusicError, match="schedule must be plateau or budget"):
+        tiny(lr_schedule="cosine")
+
+
+def test_budget_share_is_the_first_budget_to_end() -> None:
+    """Epochs, steps and minutes (net of the closing work): the largest share counts."""
+    from types import SimpleNamespace
+
+    from lstm_music.training.budget import RunClock
+
+    def share(elapsed: float, closing: float, **config) -> float:
+        settings = {"epochs": 10, "max_steps": 0, "max_minutes": 0.0, **config}
+        clock = SimpleNamespace(config=SimpleNamespace(**settings), progress={"step": 30},
+                                epochs_done=lambda: 2.0)  # fmt: skip
+        return RunClock.budget_share(clock, elapsed, closing)
+
+    assert share(0, 0) == pytest.approx(0.2)  # 2 of 10 epochs
+    assert share(0, 0, max_steps=60) == pytest.approx(0.5)  # 30 of 60 steps
+    assert share(45, 30, max_minutes=2) == pytest.approx(0.5)  # 45 of 120 - 30 seconds
+    assert share(500, 30, max_minutes=2) == 1.0

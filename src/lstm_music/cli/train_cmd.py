@@ -8,6 +8,7 @@ from pathlib import Path
 
 from lstm_music.cli.report_view import report_lines
 from lstm_music.errors import LstmMusicError
+from lstm_music.training.settings import LR_SCHEDULES, PRESETS
 
 DESCRIPTION = """\
 Train an LSTM on a corpus made by `lstm-music prepare`. Every token of every training piece is a
@@ -45,7 +46,8 @@ FIELDS = {
     "weight_decay": "weight_decay", "warmup": "warmup_steps", "clip": "clip",
     "lr_decay": "lr_decay", "patience": "patience", "epochs": "epochs", "max_steps": "max_steps",
     "max_minutes": "max_minutes", "eval_every": "eval_every", "seed": "seed", "device": "device",
-    "threads": "threads", "lr_patience": "lr_patience", "velocity_shift": "velocity_shift",
+    "threads": "threads", "lr_patience": "lr_patience", "lr_schedule": "lr_schedule",
+    "velocity_shift": "velocity_shift",
     "velocity_jitter": "velocity_jitter", "weight_drop": "weight_drop",
     "locked_dropout": "locked_dropout", "input_dropout": "input_dropout",
     "embedding_dropout": "embedding_dropout", "tie_weights": "tie_weights", "average": "average",
@@ -80,9 +82,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="fine-tune: start from this model's weights (shipped name, checkpoint or run "
         "folder); implies --preset finetune unless a preset is named",
     )
-    parser.add_argument(
-        "--preset", choices=("default", "seed", "finetune", "small"), help="starting settings"
-    )
+    parser.add_argument("--preset", choices=tuple(PRESETS), help="starting settings")
     parser.add_argument("--config", metavar="FILE.toml", help="settings ([train] table)")
     model = parser.add_argument_group("model")
     model.add_argument(
@@ -163,6 +163,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     optim.add_argument(
         "--lr-patience", type=int, help="validations without improvement before each decay (1)"
+    )
+    optim.add_argument(
+        "--lr-schedule",
+        choices=LR_SCHEDULES,
+        help="budget: also let the rate fall linearly towards zero over the run's budget (the "
+        "first of --max-minutes, --max-steps and --epochs to end), so a run cut by its time "
+        "ends annealed; plateau: only the decays above (plateau)",
     )
     budget = parser.add_argument_group("budgets (training stops at the first reached)")
     budget.add_argument("--epochs", type=int, help="(30)")

@@ -32,8 +32,11 @@ class RunClock:
         step = max(self.step_seconds, self.last_step_seconds)  # the smoothed one lags a slowdown
         late = time_is_up(now - started, config.max_minutes * 60, step, closing)
         due = now - self.saved_at >= SAVE_SECONDS and progress["step"] != self.saved_step
-        flags = [late, self.signals.received is not None, due]
-        late, interrupted, due = (v > 0 for v in distributed.all_reduce_sum(flags, self.runtime))
+        share = self.budget_share(now - started, closing)
+        flags = [late, self.signals.received is not None, due, share]
+        *flags, share = distributed.all_reduce_sum(flags, self.runtime)
+        late, interrupted, due = (v > 0 for v in flags)
+        self.budget_used = share / self.runtime.world_size  # one rate on every process
         if interrupted:
             return "interrupted"
         if late:
@@ -41,6 +44,19 @@ class RunClock:
         if due:
             self.save_position(started)
         return ""
+
+    def budget_share(self, elapsed: float, closing: float) -> float:
+        """How much of the run's budget is spent (0..1): of the first of the time, step and
+        epoch budgets to end, the time one net of the closing work (`closing` seconds); the
+        learning-rate schedule "budget" anneals by it."""
+        config = self.config
+        shares = [self.epochs_done() / config.epochs]
+        if config.max_steps:
+            shares.append(self.progress["step"] / config.max_steps)
+        if config.max_minutes:
+            training = config.max_minutes * 60 - closing
+            shares.append(elapsed / max(training, 1.0))
+        return min(max(shares), 1.0)
 
     def deadline(self, started: float) -> float | None:
         """When a validation must end: the time budget's end less the closing work's time."""

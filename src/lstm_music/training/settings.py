@@ -59,6 +59,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "average": 0.999,
     },
 }
+LR_SCHEDULES = ("plateau", "budget")
+LR_FLOOR = 0.02  # the budget schedule's last share of the rate: the last steps still move
 FINE_TUNE_PRESET = "finetune"  # the preset a run with `init` starts from unless told otherwise
 BIG = 10**12  # steps and the like: no run comes near it, but a number of 5,000 digits is refused
 MAX_LAYER = Bound(1, 16384, integer=True)  # units of one LSTM layer
@@ -119,6 +121,10 @@ class TrainConfig:
     clip: float = 1.0  # gradient norm clipping; 0 = off
     lr_decay: float = 0.5  # learning rate factor when validation stops improving; 1 = off
     lr_patience: int = 1  # validations without improvement before each decay
+    # "budget": besides those decays, the rate falls linearly towards zero over the run's budget
+    # (the first of max_minutes, max_steps and epochs to end): a run cut by its time budget ends
+    # annealed instead of at full rate (Li et al. 2020, budgeted training); "plateau": only them
+    lr_schedule: str = "plateau"
     patience: int = 4  # validations without improvement before stopping; 0 = never stop early
     # averaged weights: an exponential moving average of the weights (this decay per step; 0 =
     # off), what validation scores and the checkpoints hold; the raw weights go on training
@@ -143,6 +149,9 @@ class TrainConfig:
             raise LstmMusicError(f"unknown preset {self.preset!r}; choose {', '.join(PRESETS)}")
         if self.optimizer not in ("adam", "adamw"):
             raise SettingError("the optimizer must be adam or adamw", "optimizer")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise SettingError("the learning-rate schedule must be plateau or budget",
+                               "lr_schedule")  # fmt: skip
         check_bounds(self, BOUNDS)
         for name in ("dropout", "weight_drop", "input_dropout", "embedding_dropout", "average"):
             if not 0 <= getattr(self, name) < 1:

@@ -40,7 +40,7 @@ from lstm_music.training.resume import (
 from lstm_music.training.rundir import (
     append_metrics,
 )
-from lstm_music.training.settings import TrainConfig
+from lstm_music.training.settings import LR_FLOOR, TrainConfig
 
 PLAN_VERSION = 2  # 2: one stream cut into lanes (issue 12); 1: whole pieces dealt to lanes
 VALID_GROUP = 16  # validation pieces scored at a time (evaluate's batch), between clock checks
@@ -71,6 +71,7 @@ class Trainer(RunClock):
         self.report = False  # the closing report follows, in the time budget
         self.signals = StopSignals()  # SIGINT and SIGTERM, noted during the epoch loop
         self.last_lr = config.lr  # the learning rate of the last step, for metrics.csv
+        self.budget_used = 0.0  # share of the run's budget spent, set before each step
         self.smoothed_loss: float | None = None  # the training loss the bar and metrics show
         self.notify: Callable[[str], None] | None = None  # hears each note as it arises
         self.on_epoch: Callable[[str], None] | None = None  # hears each epoch's summary line
@@ -177,6 +178,8 @@ class Trainer(RunClock):
         config, step = self.config, self.progress["step"]
         warm = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
         lr = config.lr * self.progress["lr_scale"] * warm
+        if config.lr_schedule == "budget":
+            lr *= max(1.0 - self.budget_used, LR_FLOOR)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         return lr

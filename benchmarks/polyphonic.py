@@ -53,6 +53,7 @@ PUBLISHED = {  # test NLL per time step (nats), per dataset whose figures are kn
 JSB_PIECES = (229, 76, 77)  # train, valid, test chorales of JSB_Chorales.mat
 COMMON = ["--dropout", "0.3", "--window", "128", "--batch-size", "16", "--lr", "3e-3"]
 COMMON += ["--transpose=-5..6", "--epochs", "1000"]
+COMMON += ["--lr-schedule", "plateau", "--lr-decay", "0.5"]  # the schedule of JSB's figures
 JSB_RECIPE = [*COMMON, "--embedding", "128", "--hidden", "384,384"]
 JSB_RECIPE += ["--lr-patience", "3", "--patience", "12"]
 TOKENS_PER_STEP = 16 * 128  # batch x window of every recipe

@@ -65,10 +65,13 @@ def test_saved_checkpoint_gives_identical_logits(corpus: Path, tmp_path: Path) -
 
 
 def test_resume_matches_an_uninterrupted_run(corpus: Path, tmp_path: Path) -> None:
-    """Stop inside an epoch, resume, and land on the very weights of a run that never stopped."""
-    straight = train(corpus, tmp_path / "a", tiny(max_steps=7), progress=False)
-    train(corpus, tmp_path / "b", tiny(max_steps=4), progress=False)
-    resumed = train(corpus, tmp_path / "b", tiny(max_steps=7), resume=True, progress=False)
+    """Stop inside an epoch, resume, and land on the very weights of a run that never stopped
+    (the plateau schedule: the budget one follows the budget, which this resume changes)."""
+    plateau = {"lr_schedule": "plateau"}
+    straight = train(corpus, tmp_path / "a", tiny(max_steps=7, **plateau), progress=False)
+    train(corpus, tmp_path / "b", tiny(max_steps=4, **plateau), progress=False)
+    resumed = train(corpus, tmp_path / "b", tiny(max_steps=7, **plateau), resume=True,
+                    progress=False)  # fmt: skip
     assert straight.steps == resumed.steps == 7
     a = load_checkpoint(tmp_path / "a" / "last.safetensors").model.state_dict()
     b = load_checkpoint(tmp_path / "b" / "last.safetensors").model.state_dict()

@@ -174,12 +174,17 @@ class Trainer(RunClock):
         self.last_step_seconds = took
         return loss, tokens
 
+    def scheduled_lr(self) -> float:
+        """The learning rate after the decays so far (and the budget spent), before warm-up."""
+        lr = self.config.lr * self.progress["lr_scale"]
+        if self.config.lr_schedule == "budget":
+            lr *= max(1.0 - self.budget_used, LR_FLOOR)
+        return lr
+
     def _set_lr(self) -> float:
         config, step = self.config, self.progress["step"]
         warm = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
-        lr = config.lr * self.progress["lr_scale"] * warm
-        if config.lr_schedule == "budget":
-            lr *= max(1.0 - self.budget_used, LR_FLOOR)
+        lr = self.scheduled_lr() * warm
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         return lr
@@ -311,7 +316,7 @@ class Trainer(RunClock):
                 checkpoint.save(self.run_dir / "last.safetensors")
                 if best:
                     checkpoint.save(self.run_dir / "best.safetensors")
-            self.log({**metrics, "lr": self.progress["lr_scale"] * self.config.lr})
+            self.log({**metrics, "lr": self.scheduled_lr()})  # after this validation's decay
         ranks = distributed.gather_to_main(rank_state(self.hidden), self.runtime)
         if ranks is not None:
             path = state_path(self.run_dir)

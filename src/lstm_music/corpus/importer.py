@@ -226,6 +226,8 @@ class ImportJob:
         self.root, self.out, self.score_format = root, out, score_format
 
     def __call__(self, score_file: ScoreFile) -> dict[str, Any]:
+        import contextlib
+        import io
         import warnings
 
         from music21 import converter
@@ -233,7 +235,8 @@ class ImportJob:
         from lstm_music.corpus.builtin_convert import _write_midi
 
         target = Path(self.out) / f"{score_file.name}.mid"
-        with warnings.catch_warnings():
+        quiet = contextlib.redirect_stderr(io.StringIO())  # music21's parser warnings, per event
+        with warnings.catch_warnings(), quiet:
             warnings.simplefilter("ignore")
             path = Path(self.root) / score_file.source
             score = converter.parse(path, format=self.score_format, forceSource=True)

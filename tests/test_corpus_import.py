@@ -35,18 +35,21 @@ def clone(tmp_path: Path, monkeypatch) -> Path:
     (kern_dir / "002-1-A.krn").write_text(kern("Waltz", "!!!YEM: Copyright 2023 by [Holder]"))
     (kern_dir / "003-1-A.krn").write_text(kern("Sonata", instruments="1 piano 1 violn"))
     (kern_dir / "004-1-A.krn").write_text("!!!OTL: Broken\n" + CC_BY + "\n**kern\n4q\n*-")
+    (kern_dir / "005-1-A-violoncello.krn").write_text(kern("Duo").replace("!!!AIN: 1 piano\n", ""))
     return tmp_path / "clone"
 
 
 def test_licence_edition_and_instrument_rules(clone: Path) -> None:
     source = get_source("chopin-first-editions")
     kept, left_out = list_scores(source, clone, piano_only=True)
-    assert [k.source for k in kept] == ["kern/001-1-A.krn"]
+    assert [k.source for k in kept] == ["kern/001-1-A.krn", "kern/004-1-A.krn"]  # 004: piano
     reasons = {entry["source"]: entry["reason"] for entry in left_out}
     assert reasons["kern/001-1a-B.krn"] == "another edition of a work already kept"
     assert "licence is not CC BY 4.0" in reasons["kern/002-1-A.krn"]
     assert reasons["kern/003-1-A.krn"].startswith("not for piano alone")
-    assert reasons["kern/004-1-A.krn"] == "not for piano alone (instruments not stated)"
+    assert reasons["kern/005-1-A-violoncello.krn"] == "not for piano alone (violoncello)"
+    elsewhere, _ = list_scores(get_source("polish-scores"), clone, piano_only=True)
+    assert "kern/004-1-A.krn" not in [k.source for k in elsewhere]  # states none, no default
     assert kept[0].composer == "Tester, Anna" and kept[0].licence.startswith("License CC-BY")
     assert is_piano("2 piano") and is_piano("Piano") and not is_piano("voice piano")
     assert not is_piano("")
@@ -58,7 +61,8 @@ def test_import_converts_records_provenance_and_is_reused(clone: Path, capsys) -
     record = json.loads(capsys.readouterr().out)
     folder = Path(record["folder"])
     assert folder.name == "import-chopin-first-editions"
-    assert sorted(p.name for p in folder.glob("*.mid")) == ["001-1-a.mid", "003-1-a.mid"]
+    names = sorted(p.name for p in folder.glob("*.mid"))
+    assert names == ["001-1-a.mid", "003-1-a.mid", "005-1-a-violoncello.mid"]
     piece = record["pieces"][0]
     assert piece["source"] == "kern/001-1-A.krn" and piece["title"] == "Rondo"
     assert piece["notes"] == 6 and record["converter"].startswith("music21 ")
@@ -69,7 +73,7 @@ def test_import_converts_records_provenance_and_is_reused(clone: Path, capsys) -
     before = (folder / "source.json").stat().st_mtime_ns
     again, cached = import_folder("chopin-first-editions", clone, progress=False)
     assert again == folder and (folder / "source.json").stat().st_mtime_ns == before
-    assert cached["count"] == 2
+    assert cached["count"] == 3
 
 
 def test_musicxml_rights_are_read_inside_the_archive(tmp_path: Path, monkeypatch) -> None:

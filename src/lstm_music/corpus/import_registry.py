@@ -35,6 +35,10 @@ class ImportSource:
     credit: str  # the attribution the licence asks for (CC BY), or a courtesy line (CC0)
     approx_files: int
     what: str
+    # what a file that states no instruments is for; with `part_in_name`, a file named
+    # ...-PART.krn with a PART of letters (`-violoncello`) is that instrument's part instead
+    instruments: str = ""
+    part_in_name: bool = False
 
 
 CC_BY = r"\bCC[- ]?BY[- ]4\.0\b"
@@ -66,7 +70,7 @@ SOURCES: tuple[ImportSource, ...] = (
         "CC BY 4.0", CC_BY,
         "Chopin first editions, (c) Narodowy Instytut Fryderyka Chopina, CC BY 4.0 "
         "(https://creativecommons.org/licenses/by/4.0/), https://chopinscores.org",
-        510, "Chopin's works as first printed (one edition per work kept)",
+        510, "Chopin's works as first printed (one edition per work kept)", "piano", True,
     ),
 )  # fmt: skip
 

@@ -40,6 +40,8 @@ from lstm_music.corpus.import_registry import (
 from lstm_music.errors import LstmMusicError
 
 NOT_INSTRUMENTS = {"empty", ""}  # Humdrum !!!AIN words that name no instrument
+PART_NAMES = {"piano", "violino", "violin", "violoncello", "cello", "viola", "flauto", "voce",
+              "canto", "orchestra"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,10 @@ def list_scores(
         if path.is_symlink() or not path.is_file():
             continue
         header, why = read_header(path, source.score_format)
+        if not why:
+            part = named_part(path, source)  # one part of a chamber work: its own "work"
+            header["work"] += f"|{part}" if part and header["work"] else ""
+            header["instruments"] = header["instruments"] or part or source.instruments
         if not why and not licence_allowed(source, header["licence"]):
             why = f"its licence is not {source.licence}: {header['licence']!r}"
         if not why and piano_only and not is_piano(header["instruments"]):
@@ -195,6 +201,13 @@ def _musicxml_header(path: Path) -> dict[str, str]:
         "instruments": " ".join(p.strip().lower() for p in parts),
         "work": "",
     }
+
+
+def named_part(path: Path, source: ImportSource) -> str:
+    """The instrument a file's name gives (`003-1-Sm-violoncello.krn`), where the source names
+    its chamber parts that way; else ""."""
+    last = path.stem.rsplit("-", 1)[-1].lower()
+    return last if source.part_in_name and last in PART_NAMES else ""
 
 
 def is_piano(instruments: str) -> bool:

@@ -42,6 +42,60 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     builtin.add_argument("--json", action="store_true", help="machine-readable output")
     builtin.set_defaults(run=run_builtin)
+    add_import_parser(actions)
+
+
+def add_import_parser(actions: argparse._SubParsersAction) -> None:
+    from lstm_music.corpus.import_registry import SOURCES
+
+    listed = "; ".join(f"{s.name} ({s.licence}: {s.what}; git clone {s.clone})" for s in SOURCES)
+    command = actions.add_parser(
+        "import",
+        help="convert a clone of an openly licensed score collection to a MIDI folder",
+        description="Convert a local clone of an openly licensed score collection (MusicXML or "
+        "Humdrum) to MIDI, once, into the cache ($LSTM_MUSIC_CACHE, else "
+        "$XDG_CACHE_HOME/lstm-music, else ~/.cache/lstm-music), then `lstm-music prepare "
+        "FOLDER` reads it like any MIDI folder. Each file's own licence statement is checked "
+        "(files that state another licence are left out, with the reason), one edition per "
+        "work is kept, each file is converted by music21 in an isolated process with time and "
+        "memory limits, and the folder gets source.json (per file: source path, composer, "
+        "title, licence as written, converter and version) and CREDITS.txt (the attribution "
+        "CC BY asks for: keep it with anything trained on the music). Without NAME: the "
+        f'collections. Collections: {listed}. Needs music21: pip install "lstm-music[corpora]".',
+    )
+    command.add_argument("name", nargs="?", metavar="NAME", help="the collection")
+    command.add_argument("path", nargs="?", metavar="PATH", help="its local clone")
+    command.add_argument("--limit", type=int, help="only the first N files (a folder of its own)")
+    command.add_argument("--piano-only", action="store_true",
+                         help="only files whose instruments are pianos alone")  # fmt: skip
+    command.add_argument("--workers", type=int, help="conversion processes (all cores)")
+    command.add_argument("--json", action="store_true", help="machine-readable output")
+    command.set_defaults(run=run_import)
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from lstm_music.corpus.import_registry import SOURCES
+    from lstm_music.corpus.importer import import_folder, summary
+
+    if not args.name:
+        rows = [(s.name, f"~{s.approx_files}", s.licence, s.what) for s in SOURCES]
+        print(format_table(("name", "files", "licence", "what"), rows))
+        print(
+            "\nlstm-music corpus import NAME PATH   (PATH: a clone; git clone ADDRESS, see --help)"
+        )
+        return 0
+    if not args.path:
+        raise SystemExit("lstm-music corpus import: error: give the clone's PATH after NAME")
+    folder, record = import_folder(args.name, args.path, args.limit, args.piano_only,
+                                   args.workers, progress=not args.json)  # fmt: skip
+    if args.json:
+        print(json.dumps({"folder": str(folder), **record}, indent=1, ensure_ascii=False))
+        return 0
+    print(summary(record, folder))
+    for entry in record["failures"][:10]:
+        print(f"  failed: {entry['source']}: {entry['reason']}")
+    print(f"then: lstm-music prepare {folder} --out runs/{args.name}")
+    return 0
 
 
 def run_info(args: argparse.Namespace) -> int:

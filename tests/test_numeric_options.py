@@ -92,12 +92,13 @@ def test_every_option_refuses_absurd_numbers_in_one_line(
         for value in VALUES:  # a path or name of 5,000 characters too: the system refuses it
             code, lines = run([*words, *inputs.get(command, []), f"{flag}={value}"])
             said = f"{flag}={value[:12]}: exit {code}, {lines[-3:]}"
-            failures += [said] if not _fine(words[0], flag, numeric, value, code, lines) else []
+            failures += [said] if not _fine(command, flag, numeric, value, code, lines) else []
     assert not failures, "\n".join(failures)
 
 
 def _fine(command: str, flag: str, numeric: bool, value: str, code: int, lines: list[str]) -> bool:
-    """Ran (a value some bound admits), or refused in one line naming a numeric option."""
+    """Ran (a value some bound admits), or refused in one line naming a numeric option; the
+    line starts with the command's words (`lstm-music corpus import: error:`)."""
     if any("Traceback" in line for line in lines):
         return False
     if code == 0:

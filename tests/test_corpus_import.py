@@ -33,6 +33,8 @@ def clone(tmp_path: Path, monkeypatch) -> Path:
     (kern_dir / "001-1-A.krn").write_text(kern("Rondo", opus="Op. 1"))
     (kern_dir / "001-1a-B.krn").write_text(kern("Rondo", opus="Op. 1"))  # another edition
     (kern_dir / "002-1-A.krn").write_text(kern("Waltz", "!!!YEM: Copyright 2023 by [Holder]"))
+    both = CC_BY + "\n!!!YEM: Copyright 2023 by [Holder]"  # one open statement, one not
+    (kern_dir / "006-1-A.krn").write_text(kern("Mazurka", both))
     (kern_dir / "003-1-A.krn").write_text(kern("Sonata", instruments="1 piano 1 violn"))
     (kern_dir / "004-1-A.krn").write_text("!!!OTL: Broken\n" + CC_BY + "\n**kern\n4q\n*-")
     (kern_dir / "005-1-A-violoncello.krn").write_text(kern("Duo").replace("!!!AIN: 1 piano\n", ""))
@@ -46,12 +48,14 @@ def test_licence_edition_and_instrument_rules(clone: Path) -> None:
     reasons = {entry["source"]: entry["reason"] for entry in left_out}
     assert reasons["kern/001-1a-B.krn"] == "another edition of a work already kept"
     assert "licence is not CC BY 4.0" in reasons["kern/002-1-A.krn"]
+    assert "[Holder]" in reasons["kern/006-1-A.krn"]
     assert reasons["kern/003-1-A.krn"].startswith("not for piano alone")
     assert reasons["kern/005-1-A-violoncello.krn"] == "not for piano alone (violoncello)"
     elsewhere, _ = list_scores(get_source("polish-scores"), clone, piano_only=True)
     assert "kern/004-1-A.krn" not in [k.source for k in elsewhere]  # states none, no default
     assert kept[0].composer == "Tester, Anna" and kept[0].licence.startswith("License CC-BY")
     assert is_piano("2 piano") and is_piano("Piano") and not is_piano("voice piano")
+    assert is_piano("1 forte") and not is_piano("1 alto 1 bass 1 soprn 1 tenor")
     assert not is_piano("")
 
 

@@ -18,6 +18,7 @@ from lstm_music.errors import LstmMusicError
 
 IMPORT_FORMAT = 1  # bump when the conversion changes, so old imports are rebuilt
 FILE_BYTES = 20 * 1024 * 1024  # a score file (or a .mxl's score inside) larger is left out
+STATEMENTS = " | "  # joins a file's several licence statements
 HEADER_BYTES = 256 * 1024  # the part of a file read for its licence, composer and title
 
 
@@ -85,8 +86,10 @@ def get_source(name: str) -> ImportSource:
 
 def licence_allowed(source: ImportSource, stated: str) -> bool:
     """Whether a file may be used: no statement of its own (the repository's licence holds),
-    or one that names a licence the source allows."""
-    return not stated or re.search(source.licence_pattern, stated, re.IGNORECASE) is not None
+    or statements (joined by STATEMENTS) that each name a licence the source allows: a file
+    that also names another holder is left out."""
+    parts = [part for part in stated.split(STATEMENTS) if part.strip()]
+    return all(re.search(source.licence_pattern, p, re.IGNORECASE) for p in parts)
 
 
 __all__ = [
@@ -94,6 +97,7 @@ __all__ = [
     "HEADER_BYTES",
     "IMPORT_FORMAT",
     "SOURCES",
+    "STATEMENTS",
     "ImportSource",
     "get_source",
     "licence_allowed",

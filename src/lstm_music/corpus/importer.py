@@ -33,6 +33,7 @@ from lstm_music.corpus.import_registry import (
     FILE_BYTES,
     HEADER_BYTES,
     IMPORT_FORMAT,
+    STATEMENTS,
     ImportSource,
     get_source,
     licence_allowed,
@@ -159,15 +160,18 @@ def read_header(path: Path, score_format: str) -> tuple[dict[str, str], str]:
 
 
 def _humdrum_header(text: str) -> dict[str, str]:
-    """From `!!!KEY: value` reference records (the first of each key)."""
+    """From `!!!KEY: value` reference records (the first of each key; every `YEM`)."""
     records: dict[str, str] = {}
+    statements: list[str] = []
     for line in text.splitlines():
         if line.startswith("!!!") and ":" in line:
             key, value = line[3:].split(":", 1)
+            if key.strip() == "YEM":  # every licence statement counts, not only the first
+                statements.append(value.strip())
             records.setdefault(key.strip(), value.strip())
     work = [records.get(k, "").lower() for k in ("COM", "OPR", "OPS", "OTL", "OMV")]
     return {
-        "licence": records.get("YEM", ""),
+        "licence": STATEMENTS.join(statements),
         "composer": records.get("COM", ""),
         "title": " / ".join(v for v in (records.get("OPR"), records.get("OTL")) if v),
         "instruments": records.get("AIN", ""),
@@ -195,7 +199,10 @@ def _musicxml_header(path: Path) -> dict[str, str]:
 
     parts = re.findall(r"<part-name[^>]*>(.*?)</part-name>", text, re.DOTALL)
     return {
-        "licence": first(r"<rights[^>]*>(.*?)</rights>"),
+        "licence": STATEMENTS.join(
+            re.sub(r"\s+", " ", r).strip()
+            for r in re.findall(r"<rights[^>]*>(.*?)</rights>", text, re.DOTALL)
+        ),
         "composer": first(r'<creator type="composer">(.*?)</creator>'),
         "title": first(r"<work-title>(.*?)</work-title>") or first(r"<movement-title>(.*?)<"),
         "instruments": " ".join(p.strip().lower() for p in parts),
@@ -211,10 +218,10 @@ def named_part(path: Path, source: ImportSource) -> str:
 
 
 def is_piano(instruments: str) -> bool:
-    """Whether a file's instruments (Humdrum `1 piano`, `2 piano`; MusicXML part names) are
-    pianos alone."""
+    """Whether a file's instruments (Humdrum `1 piano`, `2 piano`, `1 forte` for fortepiano;
+    MusicXML part names) are pianos alone."""
     words = [w for w in re.split(r"[^a-z]+", instruments.lower()) if w not in NOT_INSTRUMENTS]
-    return bool(words) and all(w.startswith("piano") for w in words)
+    return bool(words) and all(w.startswith(("piano", "forte")) for w in words)
 
 
 def _slug(text: str) -> str:

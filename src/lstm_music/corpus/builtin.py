@@ -90,7 +90,7 @@ def builtin_folder(
         source["limit"] = limit
         text = json.dumps(source, indent=1, ensure_ascii=False)
         (temporary / "source.json").write_text(text + "\n", encoding="utf-8")
-        _publish(temporary, final)
+        publish(temporary, final)
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
     if notify:
@@ -121,16 +121,20 @@ def _summary(source: dict[str, Any], folder: Path) -> str:
     )
 
 
-def _publish(temporary: Path, final: Path) -> None:
-    """Rename the finished folder into place; an older-format conversion is replaced."""
-    if read_source(final) is not None:
+def publish(
+    temporary: Path, final: Path, finished: Callable[[Path], Any | None] = read_source
+) -> None:
+    """Rename the finished folder into place; an unfinished or older-format one is replaced.
+    `finished` reads a folder's record (None: not a finished one): built-in conversions' by
+    default, `corpus import`'s for its folders."""
+    if finished(final) is not None:
         return  # another process finished first: keep its folder, drop ours
     from lstm_music.fsutil import swap_in
 
     try:
         swap_in(temporary, final)
     except OSError as error:  # another process published between our check and our rename
-        if read_source(final) is None:
+        if finished(final) is None:
             raise LstmMusicError(f"cannot move the conversion into {final}: {error}") from error
 
 
@@ -143,6 +147,7 @@ __all__ = [
     "cache_folder",
     "cache_root",
     "get_collection",
+    "publish",
     "read_source",
     "resolve_names",
 ]

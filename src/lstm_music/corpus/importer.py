@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from lstm_music.corpus.builtin import cache_root
+from lstm_music.corpus.builtin import cache_root, publish
 from lstm_music.corpus.builtin_registry import INSTALL_HINT, PIECE_MEMORY_MB, PIECE_TIMEOUT
 from lstm_music.corpus.import_registry import (
     FILE_BYTES,
@@ -90,7 +90,7 @@ def import_folder(
         text = json.dumps(record, indent=1, ensure_ascii=False)
         (temporary / "CREDITS.txt").write_text(credits(source, record), encoding="utf-8")
         (temporary / "source.json").write_text(text + "\n", encoding="utf-8")
-        _publish(temporary, final)
+        publish(temporary, final, read_import)
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
     return final, read_import(final) or record
@@ -316,19 +316,6 @@ def credits(source: ImportSource, record: dict[str, Any]) -> str:
         licence = piece["licence"] or f"{source.licence} (the repository's)"
         lines.append(f"{piece['piece']}\t{piece['source']}\t{details}\t{licence}")
     return "\n".join(lines) + "\n"
-
-
-def _publish(temporary: Path, final: Path) -> None:
-    """Rename the finished folder into place (another process's finished one is kept)."""
-    from lstm_music.fsutil import swap_in
-
-    if read_import(final) is not None:
-        return
-    try:
-        swap_in(temporary, final)
-    except OSError as error:
-        if read_import(final) is None:
-            raise LstmMusicError(f"cannot move the import into {final}: {error}") from error
 
 
 def summary(record: dict[str, Any], folder: Path) -> str:

@@ -12,10 +12,12 @@ from conftest import random_melody, write_midi
 
 from lstm_music.cli import main
 from lstm_music.corpus.prepare import PrepareConfig, prepare
+from lstm_music.corpus.store import Corpus
 from lstm_music.errors import SettingError
 from lstm_music.fsutil import file_sha256
 from lstm_music.model.checkpoint import base_of, load_checkpoint
-from lstm_music.training.finetune import TokenizerMismatch
+from lstm_music.model.shipped import ShippedModel
+from lstm_music.training.finetune import TokenizerMismatch, choose_base
 from lstm_music.training.run import train
 from lstm_music.training.settings import TrainConfig
 
@@ -167,3 +169,46 @@ def test_init_with_resume_is_refused(base_run, tmp_path: Path, capsys) -> None:
     train(corpus, tmp_path / "r", TrainConfig(**TINY, max_steps=1), progress=False)
     assert main(["train", "--resume", str(tmp_path / "r"), "--init", str(run), "-q"]) == 1
     assert "--init" in capsys.readouterr().err
+
+
+def _candidates(run: Path, tmp_path: Path) -> dict[str, Path]:
+    """The trained tiny base, and a copy whose head favours tokens at random (a worse base)."""
+    noisy = load_checkpoint(run)
+    with torch.no_grad():
+        noisy.model.head.bias.copy_(torch.randn(noisy.model.head.bias.shape) * 8)
+    noisy.save(tmp_path / "noisy.safetensors")
+    return {"noisy": tmp_path / "noisy.safetensors", "trained": run / "best.safetensors"}
+
+
+def test_auto_scores_every_base_and_chooses_the_best(base_run, tmp_path: Path) -> None:
+    corpus, run = base_run
+    tsd_corpus = _corpus(tmp_path, "tsd", tokenizer="tsd")
+    tsd_config = TrainConfig(**TINY, embedding_dim=8, hidden_sizes=[8], max_steps=1)
+    train(tsd_corpus, tmp_path / "tsd-run", tsd_config, progress=False)
+    candidates = {**_candidates(run, tmp_path), "tsd": tmp_path / "tsd-run" / "best.safetensors"}
+    choice = choose_base(Corpus.load(corpus), candidates)
+    assert choice.chosen == "trained" and choice.split == "valid" and choice.tokens > 0
+    assert [s.name for s in choice.scores] == ["trained", "noisy", "tsd"]  # best first
+    assert choice.scores[0].nll_per_token < choice.scores[1].nll_per_token
+    assert choice.scores[0].bits_per_note > 0 and "'tsd' tokens" in choice.scores[2].refused
+    with pytest.raises(TokenizerMismatch, match="no shipped model can start"):
+        choose_base(Corpus.load(tsd_corpus), {"trained": run / "best.safetensors"})
+
+
+def test_cli_init_auto_prints_the_table_and_starts_from_the_best(
+    base_run, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    corpus, run = base_run
+    bases = [ShippedModel(name, path, None) for name, path in _candidates(run, tmp_path).items()]
+    monkeypatch.setattr("lstm_music.model.shipped.shipped_models", lambda: bases)
+    out = tmp_path / "tuned"
+    args = ["train", str(corpus), "--out", str(out), "--init", "auto", "-q", "--max-steps", "1"]
+    assert main([*args, "--device", "cpu", "--batch-size", "4", "--no-report"]) == 0
+    printed = capsys.readouterr().out
+    table = printed.split("starting from")[0]
+    assert "zero-shot on the valid split" in table and "noisy" in table
+    assert [line.split()[0] for line in table.splitlines() if "chosen" in line] == ["trained"]
+    assert "starting from trained" in printed
+    saved = json.loads((out / "config.json").read_text())["train"]
+    assert saved["init"] == str((run / "best.safetensors").resolve())
+    assert saved["init_sha256"] == file_sha256(run / "best.safetensors")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from lstm_music.cli.report_view import report_lines
+from lstm_music.cli.table import format_table
 from lstm_music.errors import LstmMusicError
 from lstm_music.training.settings import LR_SCHEDULES, PRESETS
 
@@ -34,7 +36,8 @@ Fine-tuning: --init MODEL starts from a trained model (a shipped name such as `b
 `lstm-music models`; a .safetensors file; or a run folder) instead of from nothing: the way to
 get music that sounds like a small folder in minutes on a CPU. The corpus must be prepared with
 the model's tokenizer settings (the defaults, for the shipped base model); the model's sizes
-come from it; the run records its name and sha256.
+come from it; the run records its name and sha256. --init auto scores the corpus's valid split
+with every shipped model whose tokens fit, prints the table and starts from the lowest NLL.
 
 Several processes: torchrun --nproc-per-node 2 -m lstm_music train CORPUS --out RUN_DIR
 """
@@ -80,7 +83,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "--init",
         metavar="MODEL",
         help="fine-tune: start from this model's weights (shipped name, checkpoint or run "
-        "folder); implies --preset finetune unless a preset is named",
+        "folder; `auto`: every shipped model is scored on the corpus's valid split, the table "
+        "printed, and the best taken); implies --preset finetune unless a preset is named",
     )
     parser.add_argument("--preset", choices=tuple(PRESETS), help="starting settings")
     parser.add_argument("--config", metavar="FILE.toml", help="settings ([train] table)")
@@ -225,12 +229,14 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from lstm_music.training.finetune import TokenizerMismatch
+    from lstm_music.training.finetune import AUTO, TokenizerMismatch
     from lstm_music.training.interrupt import TrainingInterrupted
     from lstm_music.training.run import train
 
     config, corpus, run_dir = _config(args)
     try:
+        if config.init == AUTO and not args.resume:
+            config = replace(config, init=_auto_init(corpus))
         result = train(
             corpus,
             run_dir,
@@ -283,6 +289,28 @@ def _config(args: argparse.Namespace):
     preset = args.preset or toml.get("preset", FINE_TUNE_PRESET if starts_from else "default")
     config = build_config(TrainConfig, preset_layer(preset), toml, flags)
     return config, args.corpus, args.out
+
+
+def _auto_init(corpus_path: str) -> str:
+    """`--init auto`: every shipped model scored zero-shot on the corpus, the table printed,
+    the best one's name returned."""
+    from lstm_music.corpus.store import Corpus
+    from lstm_music.training.finetune import choose_base
+
+    choice = choose_base(Corpus.load(corpus_path))
+    print(f"--init auto: the shipped models scored zero-shot on the {choice.split} split "
+          f"({choice.pieces} pieces, {choice.tokens:,} tokens; lower is better)")  # fmt: skip
+    rows = []
+    for score in choice.scores:
+        if score.refused:
+            rows.append([score.name, "-", "-", f"cannot: {score.refused}"])
+            continue
+        bits = "-" if score.bits_per_note is None else f"{score.bits_per_note:.3f}"
+        chosen = "chosen" if score.name == choice.chosen else ""
+        rows.append([score.name, f"{score.nll_per_token:.3f}", bits, chosen])
+    print(format_table(["model", "nats/token", "bits/note", ""], rows))
+    print(f"starting from {choice.chosen}\n")
+    return choice.chosen
 
 
 def _prepare_flag(key: str, value) -> str:

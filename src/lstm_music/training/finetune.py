@@ -12,7 +12,8 @@ checkpoint of the run say what it was fine-tuned from.
 
 from __future__ import annotations
 
-from dataclasses import replace
+import math
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,11 +45,89 @@ def matching_prepare_settings(checkpoint: Checkpoint) -> dict[str, Any]:
     return settings
 
 
+AUTO = "auto"  # `init` that picks the shipped model scoring the corpus best (`choose_base`)
+SCORED_TOKENS = 40_000  # zero-shot tokens scored per model: the same pieces for every model
+
+
+@dataclass
+class BaseScore:
+    """One shipped model scored zero-shot on the corpus: its NLL, or why it cannot start it."""
+
+    name: str
+    nll_per_token: float | None = None
+    bits_per_note: float | None = None
+    refused: str = ""  # the tokens do not fit (a one-line reason)
+
+
+@dataclass
+class BaseChoice:
+    """What `--init auto` measured: every candidate, best first, and the split it scored."""
+
+    chosen: str
+    split: str
+    pieces: int
+    tokens: int
+    scores: list[BaseScore] = field(default_factory=list)
+
+
+def choose_base(corpus: Corpus, candidates: dict[str, Path] | None = None) -> BaseChoice:
+    """Score the corpus's valid split (its training split when it has none: the models never
+    saw either) zero-shot with every shipped model (or `candidates`, name -> checkpoint) whose
+    tokens fit the corpus, and choose the lowest NLL per token. The same pieces, at most
+    `SCORED_TOKENS` tokens, for every model; refused with a `TokenizerMismatch` when none fits."""
+    from lstm_music.evaluation.likelihood import score_pieces, without_controls
+    from lstm_music.model.checkpoint import check_corpus_fits, load_checkpoint
+    from lstm_music.model.shipped import shipped_models
+
+    if candidates is None:
+        candidates = {model.name: model.path for model in shipped_models()}
+    split = "valid" if corpus.split("valid") else "train"
+    pieces = _first_tokens(corpus.split(split), SCORED_TOKENS)
+    if not pieces:
+        raise LstmMusicError(f"{corpus.path} has no pieces to score the models on")
+    ids = without_controls(corpus.vocabulary, [piece.ids for piece in pieces])
+    notes = sum(piece.info.notes for piece in pieces)
+    scores, mismatch = [], None
+    for name, path in candidates.items():
+        model = load_checkpoint(path)
+        try:
+            check_corpus_fits(model, corpus, same_ids=True)
+        except LstmMusicError as error:
+            mismatch = mismatch or matching_prepare_settings(model)
+            scores.append(BaseScore(name, refused=str(error).split(": ", 1)[-1]))
+            continue
+        totals = score_pieces(model.model, ids)
+        bits = totals.nll / math.log(2) / notes if notes else None
+        scores.append(BaseScore(name, totals.nll_per_token, bits))
+    fitting = sorted((s for s in scores if s.refused == ""), key=lambda s: s.nll_per_token)
+    if not fitting:
+        raise TokenizerMismatch(
+            f"no shipped model can start from {corpus.path}: its tokens are none of theirs; "
+            "prepare the folder again with the defaults", mismatch or {})  # fmt: skip
+    ranked = fitting + [s for s in scores if s.refused]
+    tokens = sum(len(piece) + 1 for piece in ids)
+    return BaseChoice(fitting[0].name, split, len(pieces), tokens, ranked)
+
+
+def _first_tokens(pieces: list, limit: int) -> list:
+    """The first pieces (in the corpus's order) up to `limit` tokens, at least one piece."""
+    taken, total = [], 0
+    for piece in pieces:
+        if taken and total + piece.info.length > limit:
+            break
+        taken.append(piece)
+        total += piece.info.length
+    return taken
+
+
 def load_initial_model(config: TrainConfig, corpus: Corpus) -> tuple[TrainConfig, Checkpoint]:
-    """The checkpoint `config.init` names, checked against `corpus`, and the config resolved
-    with its sizes and digest. A corpus of other tokens is refused with a `TokenizerMismatch`."""
+    """The checkpoint `config.init` names (`auto`: the shipped model `choose_base` picks),
+    checked against `corpus`, and the config resolved with its sizes and digest. A corpus of
+    other tokens is refused with a `TokenizerMismatch`."""
     from lstm_music.model.checkpoint import check_corpus_fits, load_checkpoint
 
+    if config.init == AUTO:
+        config = replace(config, init=choose_base(corpus).chosen)
     base = load_checkpoint(config.init)
     _check_sizes(config, base)
     try:
@@ -109,7 +188,11 @@ def _check_sizes(config: TrainConfig, base: Checkpoint) -> None:
 
 
 __all__ = [
+    "AUTO",
+    "BaseChoice",
+    "BaseScore",
     "TokenizerMismatch",
+    "choose_base",
     "load_initial_model",
     "matching_prepare_settings",
 ]

@@ -1,12 +1,18 @@
-"""Velocity augmentation: only velocity tokens move, inside the tokenizer's range, the same way
-after a resume."""
+"""Velocity and duration augmentation: only their tokens move, inside the tokenizer's range,
+the same way after a resume."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from lstm_music.tokens.velocity import VelocityAugment, velocity_ranks
-from lstm_music.training.batches import Batcher, EpochPlan
+from lstm_music.tokens.velocity import (
+    DurationAugment,
+    VelocityAugment,
+    token_ranks,
+    velocity_ranks,
+)
+from lstm_music.training.batches import Batcher, EpochPlan, make_batcher
+from lstm_music.training.settings import TrainConfig
 
 VOCABULARY = ["<pad>", "<bos>", "<eos>", "Bar_None", "Pitch_60", "Velocity_3", "Velocity_7",
               "Velocity_11", "Velocity_15", "Duration_1.0.8"]  # fmt: skip
@@ -60,3 +66,38 @@ def test_a_window_reads_the_token_the_previous_window_predicted() -> None:
     for before, after in zip(batches, batches[1:]):
         assert before.targets[0, -1] == after.inputs[0, 0]
     assert len({int(t) for b in batches for t in b.inputs[0]} & {5, 6, 7, 8}) > 1
+
+
+def test_durations_move_in_their_own_bins_and_own_draws() -> None:
+    vocabulary = [*VOCABULARY, "Duration_0.4.8", "Duration_2.0.8", "Duration_0.2.8"]
+    ranks, by_rank = token_ranks(vocabulary, "duration")
+    assert [vocabulary[i] for i in by_rank] == [
+        "Duration_0.2.8", "Duration_0.4.8", "Duration_1.0.8", "Duration_2.0.8"
+    ]  # fmt: skip
+    augment = DurationAugment(vocabulary, jitter=1)
+    ids = np.array([1, 3, 4, 6, 9, 4, 7, 10, 2] * 50)
+    moved = augment.apply(ids, 0, [0, 0, 0], 0)
+    duration = np.isin(ids, [9, 10, 11, 12])
+    assert (moved[~duration] == ids[~duration]).all()  # velocities and pitches stay
+    assert (moved[duration] != ids[duration]).any()
+    steps = np.abs(ranks[moved[duration]] - ranks[ids[duration]])
+    assert steps.max() == 1  # one bin at most
+    velocity = VelocityAugment(vocabulary, shift=0, jitter=1)
+    assert (augment.jitter_at([5, 5, 5], 0, 500) != velocity.jitter_at([5, 5, 5], 0, 500)).any()
+
+
+def test_duration_jitter_reaches_the_batches_through_the_config() -> None:
+    class Tokenizer:
+        has_pitch = False
+
+    vocabulary = [*VOCABULARY, "Duration_0.4.8"]
+    pieces = [np.array([4, 6, 9, 4, 6, 10] * 40)]
+    plan = EpochPlan([240], 1, 16, seed=3, epoch=1)
+    plain, _, _ = make_batcher(pieces, vocabulary, Tokenizer(), TrainConfig(transpose="0"))
+    config = TrainConfig(transpose="0", duration_jitter=1)
+    varied, _, notes = make_batcher(pieces, vocabulary, Tokenizer(), config)
+    before, after = plain.batch(plan, 0, range(1)), varied.batch(plan, 0, range(1))
+    assert not notes and (before.inputs != after.inputs).any()
+    assert ((before.inputs == after.inputs) | np.isin(before.inputs, [9, 10])).all()
+    _, _, notes = make_batcher(pieces, ["<pad>", "<bos>", "<eos>", "Pitch_60"], Tokenizer(), config)
+    assert notes == ["this corpus's tokens have no durations: duration augmentation is off"]

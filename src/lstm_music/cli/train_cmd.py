@@ -51,7 +51,8 @@ FIELDS = {
     "max_minutes": "max_minutes", "eval_every": "eval_every", "seed": "seed", "device": "device",
     "threads": "threads", "lr_patience": "lr_patience", "lr_schedule": "lr_schedule",
     "velocity_shift": "velocity_shift",
-    "velocity_jitter": "velocity_jitter", "weight_drop": "weight_drop",
+    "velocity_jitter": "velocity_jitter", "duration_jitter": "duration_jitter",
+    "weight_drop": "weight_drop",
     "locked_dropout": "locked_dropout", "input_dropout": "input_dropout",
     "embedding_dropout": "embedding_dropout", "tie_weights": "tie_weights", "average": "average",
 }  # fmt: skip
@@ -145,6 +146,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "--velocity-jitter",
         type=int,
         help="and each note's by up to N bins more (0 = off): for collections played evenly",
+    )
+    data.add_argument(
+        "--duration-jitter",
+        type=int,
+        help="hold each note up to N duration bins shorter or longer (0 = off): for scores, "
+        "whose notes last exactly their written value",
     )
     optim = parser.add_argument_group("optimisation")
     optim.add_argument("--optimizer", choices=("adamw", "adam"))

@@ -1,10 +1,12 @@
-"""Velocity augmentation of token ids: louder, softer and less even playing of the same notes.
+"""Velocity and duration augmentation of token ids: the same notes played less evenly.
 
-Collections converted from scores (chorales, fiddle tunes) play every note at one velocity, so
-a model trained on them alone is sure of the next velocity token and pays dearly on a human
-performance. Training can move a piece's velocity tokens by a random level and each note by a
-small random jitter, in steps of the tokenizer's velocity bins. Here the tokens become ranks:
-`ranks[id]` is the id's bin (or -1 for a token that is no velocity) and `ids[rank]` the id back.
+Collections converted from scores (chorales, fiddle tunes, piano scores) play every note at one
+velocity and hold it for exactly its written value, so a model trained on them alone is sure of
+the next velocity or duration token and pays dearly on a human performance. Training can move a
+piece's velocity tokens by a random level and each note by a small random jitter, in steps of
+the tokenizer's velocity bins, and each note's duration by a jitter in steps of its duration
+bins (a written quarter held a little shorter or longer). Here the tokens become ranks:
+`ranks[id]` is the id's bin (or -1 for a token of another family) and `ids[rank]` the id back.
 """
 
 from __future__ import annotations
@@ -14,15 +16,36 @@ import re
 import numpy as np
 
 _VELOCITY = re.compile(r"^Velocity_(\d+)$")  # MidiTok's velocity tokens
+_DURATION = re.compile(r"^Duration_(\d+)\.(\d+)\.(\d+)$")  # beats.ticks.ticks-per-beat
+
+
+def _velocity_value(token: str) -> float | None:
+    match = _VELOCITY.match(token)
+    return int(match.group(1)) if match else None
+
+
+def _duration_value(token: str) -> float | None:
+    """Beats of a MidiTok duration token ("Duration_1.2.8" = 1 + 2/8 beats)."""
+    match = _DURATION.match(token)
+    if not match or int(match.group(3)) == 0:
+        return None
+    return int(match.group(1)) + int(match.group(2)) / int(match.group(3))
+
+
+FAMILIES = {"velocity": _velocity_value, "duration": _duration_value}
 
 
 def velocity_ranks(vocabulary: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """(rank per id, -1 for other tokens; id per rank, softest first). Empty for a vocabulary
     without velocity tokens."""
+    return token_ranks(vocabulary, "velocity")
+
+
+def token_ranks(vocabulary: list[str], family: str) -> tuple[np.ndarray, np.ndarray]:
+    """(rank per id, -1 for tokens of other families; id per rank, smallest value first)."""
+    value = FAMILIES[family]
     found = sorted(
-        (int(match.group(1)), i)
-        for i, token in enumerate(vocabulary)
-        if (match := _VELOCITY.match(token))
+        (number, i) for i, token in enumerate(vocabulary) if (number := value(token)) is not None
     )
     ranks = np.full(len(vocabulary), -1, dtype=np.int64)
     for rank, (_, i) in enumerate(found):
@@ -33,11 +56,11 @@ def velocity_ranks(vocabulary: list[str]) -> tuple[np.ndarray, np.ndarray]:
 JITTER_BLOCK = 4096  # positions of a piece whose jitter one random stream draws
 
 
-def vary_velocities(
+def move_bins(
     ids: np.ndarray, ranks: np.ndarray, by_rank: np.ndarray, level: int, jitter: np.ndarray
 ) -> np.ndarray:
-    """`ids` with every velocity token moved `level` bins plus its own `jitter` (one value per
-    position), kept inside the tokenizer's range; other tokens untouched."""
+    """`ids` with every token of the family (`ranks` >= 0) moved `level` bins plus its own
+    `jitter` (one value per position), kept inside the tokenizer's range; others untouched."""
     if not len(by_rank):
         return ids
     rank = ranks[ids]
@@ -48,12 +71,15 @@ def vary_velocities(
     return out
 
 
-class VelocityAugment:
-    """The training setting: a piece's level drawn from +-`shift` bins, each token +-`jitter`."""
+class BinAugment:
+    """The training setting for one family of tokens: a piece's level drawn from +-`shift`
+    bins, each token +-`jitter`; `stream` tells the families' random draws apart."""
 
-    def __init__(self, vocabulary: list[str], shift: int, jitter: int) -> None:
-        self.ranks, self.by_rank = velocity_ranks(vocabulary)
-        self.shift, self.jitter = shift, jitter
+    def __init__(
+        self, vocabulary: list[str], family: str, shift: int, jitter: int, stream: list[int]
+    ) -> None:
+        self.ranks, self.by_rank = token_ranks(vocabulary, family)
+        self.shift, self.jitter, self.stream = shift, jitter, stream
 
     @property
     def active(self) -> bool:
@@ -68,7 +94,7 @@ class VelocityAugment:
             return np.zeros(max(count, 0), dtype=np.int64)
         first, last = start // JITTER_BLOCK, (start + count - 1) // JITTER_BLOCK
         blocks = [
-            np.random.default_rng([*key, block]).integers(
+            np.random.default_rng([*key, *self.stream, block]).integers(
                 -self.jitter, self.jitter + 1, size=JITTER_BLOCK
             )
             for block in range(first, last + 1)
@@ -77,6 +103,21 @@ class VelocityAugment:
         return np.concatenate(blocks)[offset : offset + count]
 
     def apply(self, ids: np.ndarray, level: int, key: list[int], start: int) -> np.ndarray:
-        """`ids` (positions `start`... of the piece `key` names) with its velocities varied."""
+        """`ids` (positions `start`... of the piece `key` names) with its family's tokens varied."""
         jitter = self.jitter_at(key, start, len(ids))
-        return vary_velocities(ids, self.ranks, self.by_rank, level, jitter)
+        return move_bins(ids, self.ranks, self.by_rank, level, jitter)
+
+
+class VelocityAugment(BinAugment):
+    """Velocities: a level per piece (+-`shift` bins) and a jitter per note (+-`jitter`)."""
+
+    def __init__(self, vocabulary: list[str], shift: int, jitter: int) -> None:
+        super().__init__(vocabulary, "velocity", shift, jitter, stream=[])
+
+
+class DurationAugment(BinAugment):
+    """Durations: each note held up to `jitter` bins shorter or longer (no level per piece: a
+    piece played all longer is another tempo, which the tokens do not see)."""
+
+    def __init__(self, vocabulary: list[str], jitter: int) -> None:
+        super().__init__(vocabulary, "duration", 0, jitter, stream=[1])

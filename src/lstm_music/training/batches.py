@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from lstm_music.corpus.store import BOS_ID, EOS_ID, PAD_ID
-from lstm_music.tokens.velocity import VelocityAugment
+from lstm_music.tokens.velocity import DurationAugment, VelocityAugment
 
 IGNORE = -100  # target value that the loss skips (padding; tokens that are never targets)
 
@@ -116,12 +116,14 @@ class Batcher:
         transpose_tables: dict[int, np.ndarray] | None = None,
         velocity: VelocityAugment | None = None,
         inputs_only: np.ndarray | None = None,
+        duration: DurationAugment | None = None,
     ) -> None:
         """`inputs_only` (V,) bool: tokens the model reads but is never asked to predict (the
         attribute controls, which generation forces rather than samples)."""
         self.pieces, self.window = pieces, window
         self.tables = transpose_tables or {}
         self.velocity = velocity if velocity is not None and velocity.active else None
+        self.duration = duration if duration is not None and duration.active else None
         self.inputs_only = inputs_only if inputs_only is not None and inputs_only.any() else None
 
     def framed(self, piece: int, shift: int, low: int = 0, high: int | None = None) -> np.ndarray:
@@ -147,10 +149,12 @@ class Batcher:
             for stream_index, low, high, column in plan.pieces_in(begin, end):
                 piece = int(plan.order[stream_index])
                 framed = self.framed(piece, plan.shifts[stream_index], low, high + 1)
+                key = [plan.seed, plan.epoch, stream_index]
                 if self.velocity is not None:  # positions low..high of the framed piece
-                    key = [plan.seed, plan.epoch, stream_index]
                     level = plan.velocity_levels[stream_index]
                     framed = self.velocity.apply(framed, level, key, low)
+                if self.duration is not None:
+                    framed = self.duration.apply(framed, 0, key, low)
                 width = high - low
                 inputs[row, column : column + width] = framed[:-1]
                 targets[row, column : column + width] = framed[1:]
@@ -174,13 +178,17 @@ def make_batcher(
     velocity = VelocityAugment(vocabulary, config.velocity_shift, config.velocity_jitter)
     if (config.velocity_shift or config.velocity_jitter) and not velocity.active:
         notes.append("this corpus's tokens have no velocities: velocity augmentation is off")
+    duration = DurationAugment(vocabulary, config.duration_jitter)
+    if config.duration_jitter and not duration.active:
+        notes.append("this corpus's tokens have no durations: duration augmentation is off")
     inputs_only = control_mask(vocabulary)
     low, high = parse_transpose(config.transpose)
-    if (low, high) == (0, 0) or not tokenizer.has_pitch:
-        return Batcher(train_ids, config.window, None, velocity, inputs_only), None, notes
-    tables = transpose_tables(vocabulary, tokenizer, low, high)
-    shifts = allowed_shifts(train_ids, tables, low, high)
-    return Batcher(train_ids, config.window, tables, velocity, inputs_only), shifts, notes
+    tables, shifts = None, None
+    if (low, high) != (0, 0) and tokenizer.has_pitch:
+        tables = transpose_tables(vocabulary, tokenizer, low, high)
+        shifts = allowed_shifts(train_ids, tables, low, high)
+    batcher = Batcher(train_ids, config.window, tables, velocity, inputs_only, duration)
+    return batcher, shifts, notes
 
 
 __all__ = ["IGNORE", "Batch", "Batcher", "EpochPlan", "make_batcher"]

@@ -77,6 +77,7 @@ BOUNDS: dict[str, Bound] = {
     "batch_size": Bound(1, 65536, integer=True),
     "velocity_shift": Bound(0, 127, integer=True),
     "velocity_jitter": Bound(0, 127, integer=True),
+    "duration_jitter": Bound(0, 64, integer=True),
     "lr": Bound(0, 10, above=True),
     "weight_decay": Bound(0, 10),
     "warmup_steps": Bound(0, BIG, integer=True),
@@ -114,6 +115,7 @@ class TrainConfig:
     transpose: str = "-5..6"  # semitone range for pitch augmentation; "0" = off
     velocity_shift: int = 0  # per piece, velocity tokens moved up to this many bins; 0 = off
     velocity_jitter: int = 0  # per token, up to this many bins more; 0 = off
+    duration_jitter: int = 0  # per note, duration tokens moved up to this many bins; 0 = off
     # optimisation
     optimizer: str = "adamw"
     lr: float = 3e-3

@@ -5,8 +5,10 @@ Licences were checked per repository and are checked again per file where the fi
 (Humdrum `!!!YEM` records, MusicXML `<rights>`): a file whose own statement is not an open
 licence the source allows is left out and listed with the reason. Not offered (non-commercial,
 no licence, or copies of copyrighted songs): Lakh, ADL, VGMIDI, EMOPIA, ASAP, Aria-MIDI,
-DCMLab, craigsapp's NC editions, KernScores' reserved editions. MutopiaProject (LilyPond, a
-licence per piece) needs a LilyPond converter and is not offered yet.
+DCMLab, craigsapp's NC editions, KernScores' reserved editions. MutopiaProject states a licence
+per piece in its LilyPond header: public domain and CC BY pieces are imported, CC BY-SA ones left
+out (whether share-alike terms reach a model trained on the music is unsettled, and the shipped
+models must carry no such terms), as are pieces that state none.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ class ImportSource:
     title: str
     clone: str  # the `git clone` address
     pattern: str  # glob, relative to the clone, of the score files
-    score_format: str  # "humdrum" or "musicxml"
+    score_format: str  # "humdrum", "musicxml" or "lilypond"
     licence: str  # the repository's licence
     licence_pattern: str  # regex a file's own licence statement must match (case-insensitive)
     credit: str  # the attribution the licence asks for (CC BY), or a courtesy line (CC0)
@@ -40,9 +42,13 @@ class ImportSource:
     # ...-PART.krn with a PART of letters (`-violoncello`) is that instrument's part instead
     instruments: str = ""
     part_in_name: bool = False
+    licence_required: bool = False  # a file that states no licence is left out (no repo licence)
 
 
 CC_BY = r"\bCC[- ]?BY[- ]4\.0\b"
+# public domain, or Creative Commons Attribution without share-alike (any version)
+PD_OR_CC_BY = (r"^\s*public domain\s*$|^\s*creative commons attribution \d(\.\d)?"
+               r"( international)?\s*$|^\s*cc[- ]by( \d(\.\d)?)?\s*$")  # fmt: skip
 SOURCES: tuple[ImportSource, ...] = (
     ImportSource(
         "openscore-lieder", "OpenScore Lieder Corpus", "https://github.com/OpenScore/Lieder",
@@ -72,6 +78,15 @@ SOURCES: tuple[ImportSource, ...] = (
         "Chopin first editions, (c) Narodowy Instytut Fryderyka Chopina, CC BY 4.0 "
         "(https://creativecommons.org/licenses/by/4.0/), https://chopinscores.org",
         510, "Chopin's works as first printed (one edition per work kept)", "piano", True,
+    ),
+    ImportSource(
+        "mutopia", "The Mutopia Project", "https://github.com/MutopiaProject/MutopiaProject",
+        "ftp/**/*.ly", "lilypond", "per piece: public domain or CC BY (CC BY-SA left out)",
+        PD_OR_CC_BY,
+        "Music typeset by the volunteers of the Mutopia Project (https://www.mutopiaproject.org); "
+        "each piece's licence and typesetter below",
+        2100, "classical scores typeset in LilyPond: piano, organ, guitar, voices, chamber",
+        licence_required=True,
     ),
 )  # fmt: skip
 

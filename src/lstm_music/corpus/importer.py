@@ -20,6 +20,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import tempfile
 import time
 import zipfile
@@ -38,9 +39,16 @@ from lstm_music.corpus.import_registry import (
     get_source,
     licence_allowed,
 )
+from lstm_music.corpus.lilypond import (
+    lilypond_executable,
+    lilypond_header,
+    lilypond_main,
+    lilypond_to_midi,
+)
 from lstm_music.errors import LstmMusicError
 
 NOT_INSTRUMENTS = {"empty", ""}  # Humdrum !!!AIN words that name no instrument
+KEYBOARDS = {"harpsichord", "clavichord", "cembalo"}  # named beside a piano: played on it too
 PART_NAMES = {"piano", "violino", "violin", "violoncello", "cello", "viola", "flauto", "voce",
               "canto", "orchestra"}  # fmt: skip
 
@@ -56,6 +64,7 @@ class ScoreFile:
     title: str
     instruments: str
     work: str  # what several editions of one work share ("" = unknown)
+    credit: str = ""  # whom the file's licence asks to name (a typesetter), where it says
 
 
 def import_folder(
@@ -130,6 +139,10 @@ def list_scores(
             part = named_part(path, source)  # one part of a chamber work: its own "work"
             header["work"] += f"|{part}" if part and header["work"] else ""
             header["instruments"] = header["instruments"] or part or source.instruments
+        if not why and source.score_format == "lilypond" and not header["work"]:
+            continue  # a part another file includes, not a piece
+        if not why and source.licence_required and not header["licence"]:
+            why = "it states no licence"
         if not why and not licence_allowed(source, header["licence"]):
             why = f"its licence is not {source.licence}: {header['licence']!r}"
         if not why and piano_only and not is_piano(header["instruments"]):
@@ -140,7 +153,13 @@ def list_scores(
             left_out.append({"source": relative, "reason": why})
             continue
         works.add(header["work"])
-        name = _unique(_slug(path.stem), names)
+        if source.score_format == "lilypond":  # the header may sit in a file the piece includes
+            relative = lilypond_main(path).relative_to(root).as_posix()
+            path = root / relative
+            name_from = path.parent.name if path.stem == "header" else path.stem
+        else:
+            name_from = path.stem
+        name = _unique(_slug(name_from), names)
         kept.append(ScoreFile(name, relative, **header))
     return kept, left_out
 
@@ -154,7 +173,8 @@ def read_header(path: Path, score_format: str) -> tuple[dict[str, str], str]:
         if score_format == "musicxml":
             return _musicxml_header(path), ""
         with path.open("rb") as file:
-            return _humdrum_header(file.read(HEADER_BYTES).decode("utf-8", "replace")), ""
+            text = file.read(HEADER_BYTES).decode("utf-8", "replace")
+        return (lilypond_header(text) if score_format == "lilypond" else _humdrum_header(text)), ""
     except (OSError, zipfile.BadZipFile, ValueError) as error:
         return {}, f"unreadable: {error}"
 
@@ -219,9 +239,11 @@ def named_part(path: Path, source: ImportSource) -> str:
 
 def is_piano(instruments: str) -> bool:
     """Whether a file's instruments (Humdrum `1 piano`, `2 piano`, `1 forte` for fortepiano;
-    MusicXML part names) are pianos alone."""
+    MusicXML part names; Mutopia's "Harpsichord, Piano", keyboard music playable on either)
+    are pianos alone."""
     words = [w for w in re.split(r"[^a-z]+", instruments.lower()) if w not in NOT_INSTRUMENTS]
-    return bool(words) and all(w.startswith(("piano", "forte")) for w in words)
+    pianos = [w.startswith(("piano", "forte")) for w in words]
+    return any(pianos) and all(p or w in KEYBOARDS for p, w in zip(pianos, words))
 
 
 def _slug(text: str) -> str:
@@ -246,6 +268,9 @@ class ImportJob:
         self.root, self.out, self.score_format = root, out, score_format
 
     def __call__(self, score_file: ScoreFile) -> dict[str, Any]:
+        path = Path(self.root) / score_file.source
+        if self.score_format == "lilypond":
+            return _lilypond_job(path, Path(self.out), score_file.name)
         import contextlib
         import io
         import warnings
@@ -258,7 +283,6 @@ class ImportJob:
         quiet = contextlib.redirect_stderr(io.StringIO())  # music21's parser warnings, per event
         with warnings.catch_warnings(), quiet:
             warnings.simplefilter("ignore")
-            path = Path(self.root) / score_file.source
             score = converter.parse(path, format=self.score_format, forceSource=True)
             notes = _write_midi(score, target)
         if notes == 0:
@@ -267,18 +291,36 @@ class ImportJob:
         return {"status": "ok", "notes": notes}
 
 
+def _lilypond_job(path: Path, out: Path, name: str) -> dict[str, Any]:
+    """LilyPond's MIDI files of one score file (one per `\\score`), those without notes
+    removed: {"pieces": {file name: notes}}."""
+    import symusic
+
+    try:
+        written = lilypond_to_midi(path, out, name)
+    except ValueError as error:
+        return {"status": "skipped", "reason": str(error)}
+    pieces = {}
+    for midi in written:
+        notes = symusic.Score(str(midi)).note_num()
+        if notes:
+            pieces[midi.name] = notes
+        else:
+            midi.unlink()
+    if not pieces:
+        return {"status": "skipped", "reason": "no notes"}
+    return {"status": "ok", "notes": sum(pieces.values()), "pieces": pieces}
+
+
 def convert_scores(
     source: ImportSource, root: Path, files: list[ScoreFile], out: Path, workers, progress: bool
 ) -> dict[str, Any]:
     """Convert `files` into `out` in isolated workers; the source.json record."""
-    try:
-        import music21
-    except ImportError:
-        raise LstmMusicError(f"importing scores needs music21: {INSTALL_HINT}") from None
     from tqdm import tqdm
 
     from lstm_music.corpus.workers import IsolatedPool
 
+    converter = converter_name(source.score_format)
     started = time.perf_counter()
     job = ImportJob(str(root), str(out), source.score_format)
     pool = IsolatedPool(job, min(len(files), workers or os.cpu_count() or 1), PIECE_TIMEOUT,
@@ -290,7 +332,8 @@ def convert_scores(
             entry = {"piece": f"{outcome.key}.mid", **asdict(by_name[outcome.key])}
             result = outcome.result if outcome.ok else {"status": "failed"}
             if result["status"] == "ok":
-                pieces.append({**entry, "notes": result["notes"]})
+                written = result.get("pieces") or {entry["piece"]: result["notes"]}
+                pieces += [{**entry, "piece": p, "notes": n} for p, n in written.items()]
             else:
                 failures.append({**entry, "reason": result.get("reason") or outcome.reason})
             bar.update(1)
@@ -300,7 +343,7 @@ def convert_scores(
     return {
         "import_format": IMPORT_FORMAT, "collection": source.name, "title": source.title,
         "licence": source.licence, "credit": source.credit, "clone_from": source.clone,
-        "converter": f"music21 {music21.__version__}", "count": len(pieces),
+        "converter": converter, "count": len(pieces),
         "attempted": len(files), "pieces": sorted(pieces, key=lambda p: p["piece"]),
         "failures": sorted(failures, key=lambda p: p["piece"]),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -308,11 +351,29 @@ def convert_scores(
     }  # fmt: skip
 
 
+def converter_name(score_format: str) -> str:
+    """The converter and its version, for source.json; refused when it is not installed."""
+    if score_format == "lilypond":
+        program = lilypond_executable()
+        if program is None:
+            raise LstmMusicError("importing LilyPond scores needs LilyPond: pip install lilypond")
+        result = subprocess.run([program, "--version"], capture_output=True, text=True,
+                                timeout=60, check=False)  # fmt: skip
+        words = (result.stdout.splitlines() or ["GNU LilyPond"])[0].split()
+        return " ".join(words[1:3]) if len(words) >= 3 else "LilyPond"
+    try:
+        import music21
+    except ImportError:
+        raise LstmMusicError(f"importing scores needs music21: {INSTALL_HINT}") from None
+    return f"music21 {music21.__version__}"
+
+
 def credits(source: ImportSource, record: dict[str, Any]) -> str:
     """CREDITS.txt: the attribution, then each file with its composer, title and licence."""
     lines = [f"{source.credit}", f"Converted to MIDI with {record['converter']}.", ""]
     for piece in record["pieces"]:
-        details = " - ".join(x for x in (piece["composer"], piece["title"]) if x)
+        details = " - ".join(x for x in (piece["composer"], piece["title"], piece.get("credit"))
+                             if x)  # fmt: skip
         licence = piece["licence"] or f"{source.licence} (the repository's)"
         lines.append(f"{piece['piece']}\t{piece['source']}\t{details}\t{licence}")
     return "\n".join(lines) + "\n"

@@ -52,16 +52,17 @@ def add_import_parser(actions: argparse._SubParsersAction) -> None:
     command = actions.add_parser(
         "import",
         help="convert a clone of an openly licensed score collection to a MIDI folder",
-        description="Convert a local clone of an openly licensed score collection (MusicXML or "
-        "Humdrum) to MIDI, once, into the cache ($LSTM_MUSIC_CACHE, else "
+        description="Convert a local clone of an openly licensed score collection (MusicXML, "
+        "Humdrum or LilyPond) to MIDI, once, into the cache ($LSTM_MUSIC_CACHE, else "
         "$XDG_CACHE_HOME/lstm-music, else ~/.cache/lstm-music), then `lstm-music prepare "
         "FOLDER` reads it like any MIDI folder. Each file's own licence statement is checked "
         "(files that state another licence are left out, with the reason), one edition per "
-        "work is kept, each file is converted by music21 in an isolated process with time and "
-        "memory limits, and the folder gets source.json (per file: source path, composer, "
-        "title, licence as written, converter and version) and CREDITS.txt (the attribution "
-        "CC BY asks for: keep it with anything trained on the music). Without NAME: the "
-        f'collections. Collections: {listed}. Needs music21: pip install "lstm-music[corpora]".',
+        "work is kept, each file is converted by music21 (LilyPond for Mutopia) in an isolated "
+        "process with time and memory limits, and the folder gets source.json (per file: "
+        "source path, composer, title, licence as written, converter and version) and "
+        "CREDITS.txt (the attribution CC BY asks for: keep it with anything trained on the "
+        f"music). Without NAME: the collections. Collections: {listed}. Needs music21 and "
+        'LilyPond: pip install "lstm-music[corpora]".',
     )
     command.add_argument("name", nargs="?", metavar="NAME", help="the collection")
     command.add_argument("path", nargs="?", metavar="PATH", help="its local clone")

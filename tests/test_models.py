@@ -35,7 +35,7 @@ def test_the_default_model_comes_first() -> None:
     assert shipped_model().name == DEFAULT_MODEL == shipped_models()[0].name
 
 
-@pytest.mark.parametrize("name", ["bach-chorales", "oneills-1850", "base"])
+@pytest.mark.parametrize("name", ["bach-chorales", "oneills-1850", "base", "piano"])
 def test_shipped_models_are_small_with_a_card(name: str) -> None:
     model = shipped_model(name)
     assert model.path.stat().st_size <= 15_000_000
@@ -46,7 +46,7 @@ def test_shipped_models_are_small_with_a_card(name: str) -> None:
     assert described["tokenizer"] == "remi" and described["parameters"] > 1_000_000
 
 
-@pytest.mark.parametrize("name", [None, "oneills-1850"])
+@pytest.mark.parametrize("name", [None, "oneills-1850", "base", "piano"])
 def test_shipped_models_generate_valid_midi(tmp_path: Path, name: str | None) -> None:
     checkpoint = load_checkpoint(resolve_checkpoint(name))
     [piece] = generate(checkpoint, GenerateOptions(tokens=120, seed=1))
@@ -71,7 +71,7 @@ def test_models_command_and_names(tmp_path: Path, capsys) -> None:
     assert out.with_suffix(".png").read_bytes().startswith(PNG_MAGIC)
 
 
-@pytest.mark.parametrize("name", ["bach-chorales", "oneills-1850", "base"])
+@pytest.mark.parametrize("name", ["bach-chorales", "oneills-1850", "base", "piano"])
 def test_held_out_figures_name_their_split(name: str, capsys) -> None:
     from lstm_music.model.shipped import card_figures
 

@@ -87,7 +87,7 @@ def choose_base(corpus: Corpus, candidates: dict[str, Path] | None = None) -> Ba
         raise LstmMusicError(f"{corpus.path} has no pieces to score the models on")
     ids = without_controls(corpus.vocabulary, [piece.ids for piece in pieces])
     notes = sum(piece.info.notes for piece in pieces)
-    scores, mismatch = [], None
+    scores, mismatch, tokens = [], None, 0
     for name, path in candidates.items():
         model = load_checkpoint(path)
         try:
@@ -97,6 +97,7 @@ def choose_base(corpus: Corpus, candidates: dict[str, Path] | None = None) -> Ba
             scores.append(BaseScore(name, refused=str(error).split(": ", 1)[-1]))
             continue
         totals = score_pieces(model.model, ids)
+        tokens = totals.tokens  # the same pieces for every model
         bits = totals.nll / math.log(2) / notes if notes else None
         scores.append(BaseScore(name, totals.nll_per_token, bits))
     fitting = sorted((s for s in scores if s.refused == ""), key=lambda s: s.nll_per_token)
@@ -105,7 +106,6 @@ def choose_base(corpus: Corpus, candidates: dict[str, Path] | None = None) -> Ba
             f"no shipped model can start from {corpus.path}: its tokens are none of theirs; "
             "prepare the folder again with the defaults", mismatch or {})  # fmt: skip
     ranked = fitting + [s for s in scores if s.refused]
-    tokens = sum(len(piece) + 1 for piece in ids)
     return BaseChoice(fitting[0].name, split, len(pieces), tokens, ranked)
 
 

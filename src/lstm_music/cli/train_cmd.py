@@ -52,6 +52,7 @@ FIELDS = {
     "threads": "threads", "lr_patience": "lr_patience", "lr_schedule": "lr_schedule",
     "velocity_shift": "velocity_shift",
     "velocity_jitter": "velocity_jitter", "duration_jitter": "duration_jitter",
+    "onset_jitter": "onset_jitter",
     "weight_drop": "weight_drop",
     "locked_dropout": "locked_dropout", "input_dropout": "input_dropout",
     "embedding_dropout": "embedding_dropout", "tie_weights": "tie_weights", "average": "average",
@@ -152,6 +153,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         type=int,
         help="hold each note up to N duration bins shorter or longer (0 = off): for scores, "
         "whose notes last exactly their written value",
+    )
+    data.add_argument(
+        "--onset-jitter",
+        type=int,
+        help="start each chord or note up to N grid steps (1/8 beat with the default REMI) "
+        "early or late where the bar's order allows (0 = off; REMI): for scores, whose notes "
+        "fall exactly on the beat",
     )
     optim = parser.add_argument_group("optimisation")
     optim.add_argument("--optimizer", choices=("adamw", "adam"))

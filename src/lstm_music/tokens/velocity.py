@@ -17,6 +17,7 @@ import numpy as np
 
 _VELOCITY = re.compile(r"^Velocity_(\d+)$")  # MidiTok's velocity tokens
 _DURATION = re.compile(r"^Duration_(\d+)\.(\d+)\.(\d+)$")  # beats.ticks.ticks-per-beat
+_POSITION = re.compile(r"^Position_(\d+)$")  # REMI's onset within a bar, in grid steps
 
 
 def _velocity_value(token: str) -> float | None:
@@ -32,7 +33,12 @@ def _duration_value(token: str) -> float | None:
     return int(match.group(1)) + int(match.group(2)) / int(match.group(3))
 
 
-FAMILIES = {"velocity": _velocity_value, "duration": _duration_value}
+def _position_value(token: str) -> float | None:
+    match = _POSITION.match(token)
+    return int(match.group(1)) if match else None
+
+
+FAMILIES = {"velocity": _velocity_value, "duration": _duration_value, "position": _position_value}
 
 
 def velocity_ranks(vocabulary: list[str]) -> tuple[np.ndarray, np.ndarray]:

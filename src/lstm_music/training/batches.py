@@ -17,8 +17,9 @@ start of the next; `resets` marks where the next begins, and the model zeroes it
 so no state (and so no context) ever crosses two pieces. Every position of the stream is a
 target exactly once per epoch.
 
-Augmentation: each piece may be transposed (one shift per piece per epoch) and its velocity
-tokens moved by a level per piece and a jitter per token (tokens/velocity.py).
+Augmentation: each piece may be transposed (one shift per piece per epoch), its velocity
+tokens moved by a level per piece and a jitter per token, its durations and onsets by a jitter
+per note (tokens/velocity.py, tokens/onsets.py).
 The window is the configured one, or shorter for a small corpus (the stretch of each lane is
 split into windows of equal length), so that even a corpus of one short piece fills its batch.
 The plan of an epoch depends only on (seed, epoch): a resumed run, or every rank of a
@@ -33,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from lstm_music.corpus.store import BOS_ID, EOS_ID, PAD_ID
+from lstm_music.tokens.onsets import OnsetAugment
 from lstm_music.tokens.velocity import DurationAugment, VelocityAugment
 
 IGNORE = -100  # target value that the loss skips (padding; tokens that are never targets)
@@ -117,6 +119,7 @@ class Batcher:
         velocity: VelocityAugment | None = None,
         inputs_only: np.ndarray | None = None,
         duration: DurationAugment | None = None,
+        onset: OnsetAugment | None = None,
     ) -> None:
         """`inputs_only` (V,) bool: tokens the model reads but is never asked to predict (the
         attribute controls, which generation forces rather than samples)."""
@@ -124,6 +127,7 @@ class Batcher:
         self.tables = transpose_tables or {}
         self.velocity = velocity if velocity is not None and velocity.active else None
         self.duration = duration if duration is not None and duration.active else None
+        self.onset = onset if onset is not None and onset.active else None
         self.inputs_only = inputs_only if inputs_only is not None and inputs_only.any() else None
 
     def framed(self, piece: int, shift: int, low: int = 0, high: int | None = None) -> np.ndarray:
@@ -139,6 +143,24 @@ class Batcher:
         tail = [EOS_ID] if high == length + 2 else []
         return np.concatenate((np.array(head, np.int64), inner, np.array(tail, np.int64)))
 
+    def varied(self, plan: EpochPlan, stream_index: int, low: int, high: int) -> np.ndarray:
+        """[low:high] of the framed piece at `stream_index` of the epoch, augmented. Each
+        variation depends only on (seed, epoch, piece, position), so every window holding a
+        position agrees on its token; onsets read a margin around the slice to keep that."""
+        piece = int(plan.order[stream_index])
+        begin, end = low, high
+        if self.onset is not None:
+            begin, end = self.onset.context(low, high, len(self.pieces[piece]) + 2)
+        framed = self.framed(piece, plan.shifts[stream_index], begin, end)
+        key = [plan.seed, plan.epoch, stream_index]
+        if self.velocity is not None:
+            framed = self.velocity.apply(framed, plan.velocity_levels[stream_index], key, begin)
+        if self.duration is not None:
+            framed = self.duration.apply(framed, 0, key, begin)
+        if self.onset is not None:
+            framed = self.onset.apply(framed, key, begin)
+        return framed[low - begin : high - begin]
+
     def batch(self, plan: EpochPlan, index: int, lanes: range) -> Batch:
         inputs = np.full((len(lanes), plan.window), PAD_ID, dtype=np.int64)
         targets = np.full((len(lanes), plan.window), IGNORE, dtype=np.int64)
@@ -147,14 +169,7 @@ class Batcher:
             begin, end = plan.span(lane, index)
             resets[row, 0] = index == 0  # a lane starts the epoch from a zero state
             for stream_index, low, high, column in plan.pieces_in(begin, end):
-                piece = int(plan.order[stream_index])
-                framed = self.framed(piece, plan.shifts[stream_index], low, high + 1)
-                key = [plan.seed, plan.epoch, stream_index]
-                if self.velocity is not None:  # positions low..high of the framed piece
-                    level = plan.velocity_levels[stream_index]
-                    framed = self.velocity.apply(framed, level, key, low)
-                if self.duration is not None:
-                    framed = self.duration.apply(framed, 0, key, low)
+                framed = self.varied(plan, stream_index, low, high + 1)
                 width = high - low
                 inputs[row, column : column + width] = framed[:-1]
                 targets[row, column : column + width] = framed[1:]
@@ -181,13 +196,16 @@ def make_batcher(
     duration = DurationAugment(vocabulary, config.duration_jitter)
     if config.duration_jitter and not duration.active:
         notes.append("this corpus's tokens have no durations: duration augmentation is off")
+    onset = OnsetAugment(vocabulary, config.onset_jitter)
+    if config.onset_jitter and not onset.active:
+        notes.append("this corpus's tokens have no positions in a bar: onset augmentation is off")
     inputs_only = control_mask(vocabulary)
     low, high = parse_transpose(config.transpose)
     tables, shifts = None, None
     if (low, high) != (0, 0) and tokenizer.has_pitch:
         tables = transpose_tables(vocabulary, tokenizer, low, high)
         shifts = allowed_shifts(train_ids, tables, low, high)
-    batcher = Batcher(train_ids, config.window, tables, velocity, inputs_only, duration)
+    batcher = Batcher(train_ids, config.window, tables, velocity, inputs_only, duration, onset)
     return batcher, shifts, notes
 
 

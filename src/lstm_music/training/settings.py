@@ -78,6 +78,7 @@ BOUNDS: dict[str, Bound] = {
     "velocity_shift": Bound(0, 127, integer=True),
     "velocity_jitter": Bound(0, 127, integer=True),
     "duration_jitter": Bound(0, 64, integer=True),
+    "onset_jitter": Bound(0, 64, integer=True),
     "lr": Bound(0, 10, above=True),
     "weight_decay": Bound(0, 10),
     "warmup_steps": Bound(0, BIG, integer=True),
@@ -116,6 +117,7 @@ class TrainConfig:
     velocity_shift: int = 0  # per piece, velocity tokens moved up to this many bins; 0 = off
     velocity_jitter: int = 0  # per token, up to this many bins more; 0 = off
     duration_jitter: int = 0  # per note, duration tokens moved up to this many bins; 0 = off
+    onset_jitter: int = 0  # per onset, REMI positions moved up to this many steps; 0 = off
     # optimisation
     optimizer: str = "adamw"
     lr: float = 3e-3

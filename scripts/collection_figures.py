@@ -30,7 +30,10 @@ def main() -> None:
     check_corpus_fits(checkpoint, corpus)
     groups = defaultdict(list)
     for piece in corpus.split(args.split):
-        groups[piece.source.replace("\\", "/").split("/")[0]].append(piece)
+        parts = piece.source.replace("\\", "/").split("/")
+        if parts[0] in ("train", "valid", "test") and len(parts) > 2:  # scripts/split_like.py
+            parts = parts[1:]
+        groups[parts[0]].append(piece)
     print("| collection | pieces | tokens | NLL/token (nats) | bits/note |")
     print("| --- | --- | --- | --- | --- |")
     for name in sorted(groups):

@@ -389,6 +389,7 @@ def run_report(
     sampling (`copy_pieces` > 0), else none; listened: see `held_out_report`."""
     from lstm_music.fsutil import write_bytes_atomically
     from lstm_music.model.checkpoint import base_of, load_checkpoint
+    from lstm_music.model.runs import REPORT_FILE
 
     checkpoint = load_checkpoint(run_dir, device)
     listen = LISTEN_PIECES * (copy_pieces > 0) if listen_pieces is None else listen_pieces
@@ -397,5 +398,5 @@ def run_report(
         tokens_cap=tokens_cap, listen_pieces=listen, listened=listened,
     )  # fmt: skip
     text = json.dumps(report.to_dict(), indent=1)
-    write_bytes_atomically(Path(run_dir) / "report.json", text.encode())
+    write_bytes_atomically(Path(run_dir) / REPORT_FILE, text.encode())
     return report

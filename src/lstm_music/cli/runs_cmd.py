@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+
 from lstm_music.cli.table import format_table
 
 

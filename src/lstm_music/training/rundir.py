@@ -1,8 +1,9 @@
 """The run folder around a training run: config.json, metrics.csv, and starting a run over.
 
-The trainer writes checkpoints and the training state (see `resume`); this module owns the
-plain files beside them and the folder's life cycle: cleared for a replaced run, left-over
-temporary files removed, old checkpoints set aside when a run starts over.
+The trainer writes checkpoints and the training state (see `resume`); this module writes the
+plain files beside them and runs the folder's life cycle: cleared for a replaced run, left-over
+temporary files removed, old checkpoints set aside when a run starts over. The files' names and
+their readers are `lstm_music.model.runs`'s.
 """
 
 from __future__ import annotations

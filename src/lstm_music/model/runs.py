@@ -29,9 +29,11 @@ LAST_CHECKPOINT = "last.safetensors"
 STATE_FILE = "train_state.safetensors"  # everything a resumed run needs (training.resume)
 LOSS_PLOT = "loss.png"
 REPORT_FILE = "report.json"  # the closing report (evaluation.report.run_report)
-# The run's own files: what clearing a run removes, and what makes a folder a run.
+# The run's own files: what clearing a run removes, and when the run last wrote.
 RUN_FILES = (BEST_CHECKPOINT, LAST_CHECKPOINT, STATE_FILE, METRICS_FILE, LOSS_PLOT, REPORT_FILE,
              CONFIG_FILE)  # fmt: skip
+# A folder holding one of these is a run (a picture or a report alone is not).
+RUN_MARKERS = (CONFIG_FILE, METRICS_FILE, BEST_CHECKPOINT, LAST_CHECKPOINT, STATE_FILE)
 METRIC_COLUMNS = ("step", "epoch", "seconds", "lr", "train_loss", "tokens_per_second",
                   "valid_loss", "valid_accuracy", "batch_utilisation")  # fmt: skip
 
@@ -334,12 +336,11 @@ def list_runs(root: str | Path) -> list[RunSummary]:
     root = Path(root)
     if not root.is_dir():
         raise LstmMusicError(f"{root} is not a folder" if root.exists() else f"no folder {root}")
-    markers = {CONFIG_FILE, METRICS_FILE, BEST_CHECKPOINT, LAST_CHECKPOINT, STATE_FILE}
-    folders = [folder for folder, files in walk_folders(root) if markers.intersection(files)]
+    folders = [folder for folder, files in walk_folders(root) if set(RUN_MARKERS) & set(files)]
     if not folders:
         raise LstmMusicError(
-            f"no training runs in {root}: a run is a folder that train wrote (config.json, "
-            "metrics.csv, best.safetensors...)"
+            f"no training runs in {root}: a run is a folder that train wrote ({CONFIG_FILE}, "
+            f"{METRICS_FILE}, {BEST_CHECKPOINT}...)"
         )
     runs = [summarise_run(folder, _run_name(root, folder)) for folder in folders[:MAX_RUNS]]
     never = datetime.min.replace(tzinfo=timezone.utc)

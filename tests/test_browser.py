@@ -24,7 +24,7 @@ import symusic
 
 pytest.importorskip("fastapi")
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is needed")
-from test_web import make_tiny_runs  # noqa: E402
+from conftest import make_tiny_runs  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or (
     "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None

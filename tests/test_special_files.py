@@ -124,7 +124,8 @@ signal.alarm(60)
 from lstm_music.cli import main
 from lstm_music.render.plots import plot_losses
 from lstm_music.training.runfiles import _looks_like_safetensors, truncate_metrics
-from lstm_music.web.catalog import run_corpus, run_metrics
+from lstm_music.model.runs import run_corpus
+from lstm_music.web.catalog import run_metrics
 run = Path({str(run)!r})
 try:
     plot_losses(run / "metrics.csv", run / "loss.png")

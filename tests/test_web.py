@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import symusic
-from conftest import random_melody, write_midi
+from conftest import make_tiny_runs, random_melody
 
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
@@ -34,35 +34,6 @@ from lstm_music.web.job_queue import JobQueue, QueueFull  # noqa: E402
 from lstm_music.web.markdown import markdown_to_html  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def make_tiny_runs(root: Path) -> Path:
-    """A --runs folder: a tiny trained run, a copy without loss.png, a lone checkpoint and junk.
-
-    Trained once per test session (the browser test uses the same folder)."""
-    if (root / "tiny" / "best.safetensors").exists():
-        return root
-    from lstm_music.corpus.prepare import PrepareConfig, prepare
-    from lstm_music.training.run import train
-    from lstm_music.training.settings import TrainConfig
-
-    work = root.parent / f"{root.name}-work"
-    for i in range(5):
-        write_midi(work / "midi" / f"{i}.mid", random_melody(i, length=30))
-    prepare(PrepareConfig(inputs=[str(work / "midi")], out=str(work / "corpus")), progress=False)
-    config = TrainConfig(
-        embedding_dim=16, hidden_sizes=[32], window=32, batch_size=2, max_steps=3, device="cpu"
-    )
-    train(work / "corpus", work / "tiny", config, progress=False)
-    (root / "nested" / "again").mkdir(parents=True)
-    for name in ("best.safetensors", "metrics.csv"):  # no loss.png: the server draws one
-        shutil.copy(work / "tiny" / name, root / "nested" / "again" / name)
-    (root / "exports").mkdir()
-    shutil.copy(work / "tiny" / "best.safetensors", root / "exports" / "solo.safetensors")
-    (root / "junk").mkdir()
-    (root / "junk" / "broken.safetensors").write_bytes(b"not a checkpoint at all")
-    shutil.copytree(work / "tiny", root / "tiny")  # last: its presence means "all made"
-    return root
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from test_web import make_tiny_runs
+from conftest import make_tiny_runs
 
 uvicorn = pytest.importorskip("uvicorn")
 pytest.importorskip("fastapi")

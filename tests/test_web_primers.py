@@ -9,8 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 import symusic
-from conftest import make_score, random_melody
-from test_web import make_tiny_runs
+from conftest import make_score, make_tiny_runs, random_melody
 
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")

@@ -15,13 +15,13 @@ import pytest
 
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
+from conftest import make_tiny_runs  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
-from test_web import make_tiny_runs  # noqa: E402
 
 from lstm_music.errors import LstmMusicError  # noqa: E402
 from lstm_music.evaluation.listening import ListeningTest, listening_dict  # noqa: E402
+from lstm_music.model.runs import run_corpus  # noqa: E402
 from lstm_music.web.app import create_app  # noqa: E402
-from lstm_music.web.catalog import run_corpus  # noqa: E402
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 

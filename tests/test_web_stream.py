@@ -21,8 +21,8 @@ import symusic
 
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
+from conftest import make_tiny_runs  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
-from test_web import make_tiny_runs  # noqa: E402
 
 from lstm_music.errors import LstmMusicError  # noqa: E402
 from lstm_music.generation import stream as stream_module  # noqa: E402

@@ -28,6 +28,7 @@ from lstm_music.cli import (
     models_cmd,
     prepare_cmd,
     render_cmd,
+    runs_cmd,
     serve_cmd,
     train_cmd,
 )
@@ -42,6 +43,7 @@ COMMANDS = (
     evaluate_cmd,
     compare_cmd,
     models_cmd,
+    runs_cmd,
     render_cmd,
     serve_cmd,
 )

@@ -10,6 +10,7 @@ from pathlib import Path
 from lstm_music.cli.report_view import report_lines
 from lstm_music.cli.table import format_table
 from lstm_music.errors import LstmMusicError
+from lstm_music.model.runs import BEST_CHECKPOINT, LAST_CHECKPOINT, REPORT_FILE, read_config
 from lstm_music.training.settings import LR_SCHEDULES, PRESETS
 
 DESCRIPTION = """\
@@ -276,7 +277,7 @@ def _run_train(args: argparse.Namespace) -> int:
         return 128 + stop.signum
     _summary(result)
     if args.no_report:  # a report of an earlier leg of this run would describe other weights
-        Path(run_dir, "report.json").unlink(missing_ok=True)
+        Path(run_dir, REPORT_FILE).unlink(missing_ok=True)
     if result.report is not None:
         print("\n".join(report_lines(result.report)))
     return 0
@@ -286,14 +287,13 @@ def _config(args: argparse.Namespace):
     """The run's settings, its corpus and its run folder, from the flags (and a resumed run's
     config.json)."""
     from lstm_music.settings import build_config, load_toml
-    from lstm_music.training.rundir import read_run_config
     from lstm_music.training.settings import FINE_TUNE_PRESET, TrainConfig, preset_layer
 
     flags = _flags(args)
     if args.resume and args.init:
         raise LstmMusicError("--init starts a run; a resumed run keeps what it started from")
     if args.resume:
-        saved = read_run_config(args.resume)
+        saved = read_config(args.resume)
         extend = {key: value for key, value in flags.items() if key in BUDGETS}
         config = build_config(TrainConfig, saved["train"], extend)
         return config, args.corpus or saved["corpus"], args.resume
@@ -351,7 +351,7 @@ def _summary(result) -> None:
         f"{result.seconds:.0f} s, stopped by {result.stopped_by}; best validation loss {best} "
         f"nats/token; batches {result.batch_utilisation:.0%} full"
     )
-    best_file = result.run_dir / "best.safetensors"
+    best_file = result.run_dir / BEST_CHECKPOINT
     if result.best_is_last:
         best_file = f"{best_file} (no validation pieces: the same as last)"
-    print(f"checkpoints: {best_file}, {result.run_dir / 'last.safetensors'}")
+    print(f"checkpoints: {best_file}, {result.run_dir / LAST_CHECKPOINT}")

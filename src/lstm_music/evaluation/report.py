@@ -37,7 +37,7 @@ from lstm_music.evaluation.listening import (
     model_listening_test,
 )
 from lstm_music.evaluation.verdict import FEW_HELD_OUT, held_out_verdict, is_overfitting
-from lstm_music.model.checkpoint import Checkpoint, check_corpus_fits
+from lstm_music.model.checkpoint import Checkpoint, base_of, check_corpus_fits, load_checkpoint
 
 if TYPE_CHECKING:
     from lstm_music.corpus.store import CorpusPiece
@@ -388,7 +388,7 @@ def run_report(
     budget); listen_pieces None: LISTEN_PIECES when the budget left room for the copy check's
     sampling (`copy_pieces` > 0), else none; listened: see `held_out_report`."""
     from lstm_music.fsutil import write_bytes_atomically
-    from lstm_music.model.checkpoint import base_of, load_checkpoint
+    from lstm_music.model.runs import REPORT_FILE
 
     checkpoint = load_checkpoint(run_dir, device)
     listen = LISTEN_PIECES * (copy_pieces > 0) if listen_pieces is None else listen_pieces
@@ -397,5 +397,5 @@ def run_report(
         tokens_cap=tokens_cap, listen_pieces=listen, listened=listened,
     )  # fmt: skip
     text = json.dumps(report.to_dict(), indent=1)
-    write_bytes_atomically(Path(run_dir) / "report.json", text.encode())
+    write_bytes_atomically(Path(run_dir) / REPORT_FILE, text.encode())
     return report

@@ -15,6 +15,7 @@ from typing import Any
 
 from lstm_music.errors import LstmMusicError
 from lstm_music.model.header import CheckpointError, read_checkpoint_header
+from lstm_music.model.runs import BEST_CHECKPOINT, LAST_CHECKPOINT, run_checkpoint
 
 DEFAULT_MODEL = "bach-chorales"
 BASE_MODEL = "base"  # the general model to fine-tune from (`train --init base`)
@@ -120,15 +121,15 @@ def resolve_checkpoint(spec: str | Path | None) -> Path:
         return shipped_model().path
     candidate = Path(spec)
     if candidate.is_dir():
-        for name in ("best.safetensors", "last.safetensors"):
-            if (candidate / name).exists():
-                return candidate / name
+        checkpoint = run_checkpoint(candidate)
+        if checkpoint is not None:
+            return checkpoint
         if (candidate / "corpus.json").is_file():
             raise LstmMusicError(
                 f"{candidate} is a corpus (written by prepare); pass the run folder written by "
                 "train from it, or a shipped model's name"
             )
-        raise LstmMusicError(f"{candidate} holds no best.safetensors or last.safetensors")
+        raise LstmMusicError(f"{candidate} holds no {BEST_CHECKPOINT} or {LAST_CHECKPOINT}")
     if candidate.exists():
         return candidate
     if candidate.suffix == ".safetensors" or len(candidate.parts) > 1:  # a path, not a name

@@ -34,6 +34,7 @@ from lstm_music.evaluation.sampling_choice import (
     split_refusal,
 )
 from lstm_music.model.checkpoint import load_checkpoint
+from lstm_music.model.runs import REPORT_FILE
 
 # Measured on 20 files of the seed's folder, the default model, 2 CPU threads: scoring 0.065 ms
 # a token (a fifth of a training step's time per token), the report 3.5 s for 47,000 tokens
@@ -143,7 +144,7 @@ def closing_report(trainer) -> HeldOutReport | None:
         seconds_left = trainer.started + trainer.config.max_minutes * 60 - trainer.clock()
     plan = plan_report(corpus, per_token, seconds_left)
     if plan is None:
-        (run_dir / "report.json").unlink(missing_ok=True)
+        (run_dir / REPORT_FILE).unlink(missing_ok=True)
         smallest = report_seconds(corpus, per_token, CAPS[-1], 0)
         trainer.note(
             f"no closing report: {max(seconds_left or 0, 0):.0f} s of the time budget were "

@@ -240,16 +240,17 @@ def _fmt(value) -> str:
 def _plot(trainer) -> None:
     """loss.png, written whole or not at all (a kill mid-write leaves the old picture)."""
     from lstm_music.fsutil import write_bytes_atomically
+    from lstm_music.model.runs import LOSS_PLOT, METRICS_FILE
     from lstm_music.render.plots import plot_losses
 
     picture = io.BytesIO()
     try:
         plot_losses(
-            trainer.run_dir / "metrics.csv",
+            trainer.run_dir / METRICS_FILE,
             picture,
             title=f"{trainer.run_dir.name}: {trainer.config.preset} preset",
         )
     except ImportError:
         trainer.note("matplotlib is not installed: loss.png not written (pip install matplotlib)")
         return
-    write_bytes_atomically(trainer.run_dir / "loss.png", picture.getvalue())
+    write_bytes_atomically(trainer.run_dir / LOSS_PLOT, picture.getvalue())

@@ -34,6 +34,7 @@ from lstm_music.model.header import (
     read_safetensors_header,
 )
 from lstm_music.model.lstm import HiddenState, load_stored, stored_tensors
+from lstm_music.model.runs import CONFIG_FILE, LAST_CHECKPOINT, STATE_FILE
 
 NO_VALIDATION = "the corpus has no validation pieces: best.safetensors is the last checkpoint"
 FORMAT = "lstm-music-train-state"
@@ -41,7 +42,7 @@ VERSION = 2  # 1: one file per process, weights only in last.safetensors
 
 
 def state_path(run_dir: Path) -> Path:
-    return run_dir / "train_state.safetensors"
+    return run_dir / STATE_FILE
 
 
 def _v1_path(run_dir: Path, rank: int) -> Path:
@@ -80,7 +81,7 @@ def check_state(run_dir: Path, world_size: int) -> None:
 def _check_v1_steps(run_dir: Path, world_size: int) -> None:
     """Format 1 renamed last.safetensors and each state file separately: resume only a pair
     saved at the same step (a kill in between left them apart)."""
-    last = run_dir / "last.safetensors"
+    last = run_dir / LAST_CHECKPOINT
     if not last.exists():
         raise CheckpointError(f"{run_dir} has a training state but no last.safetensors")
     weights_step = (read_checkpoint_header(last).meta or {}).get("metrics", {}).get("step")
@@ -184,7 +185,7 @@ def _load_v1(run_dir: Path, model, optimizer, rank: int, device) -> tuple[Hidden
     """Format 1: this process's own file, the weights from last.safetensors (same step)."""
     path = _v1_path(run_dir, rank)
     tensors, meta = read_safetensors(path, "training state")
-    last = load_checkpoint(run_dir / "last.safetensors", device)
+    last = load_checkpoint(run_dir / LAST_CHECKPOINT, device)
     try:
         progress = _progress(meta)
         if last.metrics.get("step") != progress["step"]:
@@ -256,7 +257,7 @@ def resumable(run_dir: Path, world_size: int, notes: list[str]) -> bool:
             notes.append(f"cannot resume: {error}; starting the run over")
             return False
         return True
-    if not (run_dir / "config.json").exists():
+    if not (run_dir / CONFIG_FILE).exists():
         raise LstmMusicError(f"nothing to resume in {run_dir}: it is not a training run")
     notes.append(
         f"nothing to resume in {run_dir}: the run stopped before it first saved its training "
@@ -279,7 +280,7 @@ def prepare_run_dir(
     run_dir: Path, corpus_path, settings: dict[str, Any], resume: bool, runtime, valid_pieces: int
 ) -> None:
     """Refuse to start over a run by accident; write config.json (rank 0), atomically."""
-    if not resume and ((run_dir / "last.safetensors").exists() or state_path(run_dir).exists()):
+    if not resume and ((run_dir / LAST_CHECKPOINT).exists() or state_path(run_dir).exists()):
         raise LstmMusicError(
             f"{run_dir} already holds a run; use --resume {run_dir} to continue it, "
             "--overwrite to replace it, or choose a new --out"
@@ -295,7 +296,7 @@ def prepare_run_dir(
             "best_checkpoint": "lowest validation loss" if valid_pieces else NO_VALIDATION,
         }
         text = json.dumps(resolved, indent=1) + "\n"
-        write_bytes_atomically(run_dir / "config.json", text.encode())
+        write_bytes_atomically(run_dir / CONFIG_FILE, text.encode())
     if runtime.distributed:
         torch.distributed.barrier()
 

@@ -1,46 +1,34 @@
 """The run folder around a training run: config.json, metrics.csv, and starting a run over.
 
-The trainer writes checkpoints and the training state (see `resume`); this module owns the
-plain files beside them and the folder's life cycle: cleared for a replaced run, left-over
-temporary files removed, old checkpoints set aside when a run starts over.
+The trainer writes checkpoints and the training state (see `resume`); this module writes the
+plain files beside them and runs the folder's life cycle: cleared for a replaced run, left-over
+temporary files removed, old checkpoints set aside when a run starts over. The files' names and
+their readers are `lstm_music.model.runs`'s.
 """
 
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from lstm_music.errors import LstmMusicError
 from lstm_music.fsutil import require_regular_file
+from lstm_music.model.runs import METRIC_COLUMNS, METRICS_FILE
 from lstm_music.training.resume import prepare_run_dir
 from lstm_music.training.runfiles import clear_run, remove_leftovers, set_aside, truncate_metrics
-
-METRICS = (
-    "step",
-    "epoch",
-    "seconds",
-    "lr",
-    "train_loss",
-    "tokens_per_second",
-    "valid_loss",
-    "valid_accuracy",
-    "batch_utilisation",
-)
 
 
 def append_metrics(run_dir: Path, row: dict[str, Any]) -> None:
     """One row of metrics.csv (the header first, for a new file); missing figures stay empty."""
-    path = run_dir / "metrics.csv"
+    path = run_dir / METRICS_FILE
     new = not path.exists()
-    columns = METRICS
+    columns = METRIC_COLUMNS
     if not new:  # a run resumed from an older version keeps its file's columns
         require_regular_file(path, f"cannot log to {path}")
         with path.open(newline="") as file:
-            columns = tuple(next(csv.reader(file), METRICS)) or METRICS
+            columns = tuple(next(csv.reader(file), METRIC_COLUMNS)) or METRIC_COLUMNS
     with path.open("a", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=columns, extrasaction="ignore")
         if new:
@@ -76,7 +64,7 @@ def drop_metrics_after(run_dir: Path, step: int, runtime) -> list[str]:
     """metrics.csv cut back to the resumed step (rank 0); the note saying so, if rows went."""
     if not runtime.is_main:
         return []
-    dropped = truncate_metrics(run_dir / "metrics.csv", step, METRICS)
+    dropped = truncate_metrics(run_dir / METRICS_FILE, step, METRIC_COLUMNS)
     return [f"metrics.csv: dropped {dropped} rows logged after step {step}"] if dropped else []
 
 
@@ -87,13 +75,3 @@ def set_aside_clause(run_dir: Path, runtime) -> str:
         torch.distributed.barrier()
     kept = set_aside(run_dir) if runtime.is_main else []
     return f" (its checkpoints kept as {' and '.join(kept)})" if kept else ""
-
-
-def read_run_config(run_dir: str | Path) -> dict[str, Any]:
-    """The resolved settings a run saved, to resume it with."""
-    path = Path(run_dir) / "config.json"
-    try:
-        require_regular_file(path, f"cannot read {path}")
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise LstmMusicError(f"cannot read {path}: is {run_dir} a training run?") from error

@@ -11,17 +11,8 @@ import re
 from pathlib import Path
 
 from lstm_music.fsutil import is_regular_file, write_bytes_atomically
+from lstm_music.model.runs import BEST_CHECKPOINT, LAST_CHECKPOINT, RUN_FILES, read_metrics_rows
 
-# The run folder's own files; `clear_run` removes these (and leftovers), nothing else.
-RUN_FILES = (
-    "best.safetensors",
-    "last.safetensors",
-    "train_state.safetensors",
-    "metrics.csv",
-    "loss.png",
-    "report.json",  # the closing report of `train` (evaluation/report.run_report)
-    "config.json",
-)
 # what an interrupted write leaves: our `.{name}.XXXXXXXX` (mkstemp), and `.tmpXXXXXX` from
 # safetensors' own save_file (lstm-music 0.x before this fix) or the rank files of format 1
 _OUR_TEMPORARY = re.compile(
@@ -72,18 +63,20 @@ def set_aside(run_dir: Path) -> list[str]:
     """Rename best/last to `*.before-restart.safetensors` (a run about to start over keeps its
     old checkpoints), numbered `-2`, `-3`... so that no earlier restart's pair is overwritten;
     the new names."""
-    names = [n for n in ("best", "last") if (run_dir / f"{n}.safetensors").is_file()]
+    names = [n for n in (BEST_CHECKPOINT, LAST_CHECKPOINT) if (run_dir / n).is_file()]
     number = 1
-    while any(_aside(run_dir, n, number).exists() for n in ("best", "last")):
+    while any(_aside(run_dir, n, number).exists() for n in (BEST_CHECKPOINT, LAST_CHECKPOINT)):
         number += 1
     for name in names:
-        os.replace(run_dir / f"{name}.safetensors", _aside(run_dir, name, number))
+        os.replace(run_dir / name, _aside(run_dir, name, number))
     return [_aside(run_dir, name, number).name for name in names]
 
 
 def _aside(run_dir: Path, name: str, number: int) -> Path:
+    """best.safetensors -> best.before-restart.safetensors (-2, -3... after the first)."""
+    stem, dot, extension = name.partition(".")
     suffix = "" if number == 1 else f"-{number}"
-    return run_dir / f"{name}.before-restart{suffix}.safetensors"
+    return run_dir / f"{stem}.before-restart{suffix}{dot}{extension}"
 
 
 def truncate_metrics(path: Path, step: int, fields: tuple[str, ...]) -> int:
@@ -92,13 +85,7 @@ def truncate_metrics(path: Path, step: int, fields: tuple[str, ...]) -> int:
     A run killed after logging but before saving its state logged steps that the resumed run
     will train (and log) again.
     """
-    if not is_regular_file(path):
-        return 0
-    try:
-        with path.open(newline="") as file:
-            rows = list(csv.DictReader(file))
-    except (OSError, csv.Error, UnicodeDecodeError):
-        return 0
+    rows = read_metrics_rows(path)
     kept = [row for row in rows if (row.get("step") or "").isdigit() and int(row["step"]) <= step]
     if len(kept) == len(rows):
         return 0
@@ -110,4 +97,4 @@ def truncate_metrics(path: Path, step: int, fields: tuple[str, ...]) -> int:
     return len(rows) - len(kept)
 
 
-__all__ = ["RUN_FILES", "clear_run", "remove_leftovers", "set_aside", "truncate_metrics"]
+__all__ = ["clear_run", "remove_leftovers", "set_aside", "truncate_metrics"]

@@ -23,6 +23,7 @@ from lstm_music.errors import LstmMusicError
 from lstm_music.evaluation.likelihood import Totals, score_pieces, without_controls
 from lstm_music.model.checkpoint import Checkpoint
 from lstm_music.model.lstm import HiddenState, LSTMModel, detach_state
+from lstm_music.model.runs import BEST_CHECKPOINT, LAST_CHECKPOINT
 from lstm_music.settings import to_dict
 from lstm_music.training import distributed
 from lstm_music.training.batches import IGNORE, EpochPlan, make_batcher
@@ -281,7 +282,7 @@ class Trainer(RunClock):
             if progress["bad_evals"] % self.config.lr_patience == 0:
                 progress["lr_scale"] *= self.config.lr_decay
         metrics = self._metrics(loss, totals.accuracy if loss is not None else None)
-        self._save(metrics, improved or not (self.run_dir / "best.safetensors").exists())
+        self._save(metrics, improved or not (self.run_dir / BEST_CHECKPOINT).exists())
         self.finish_seconds = self.clock() - began
         self.valid_loss = loss if loss is not None else self.valid_loss
         patience = self.config.patience
@@ -291,7 +292,7 @@ class Trainer(RunClock):
         """A resumable state at this step, without a validation (a periodic save, or one on
         an interrupt): the schedule and the best are as they were."""
         self.progress["seconds"] = self.clock() - started
-        self._save(self._metrics(None, None), not (self.run_dir / "best.safetensors").exists())
+        self._save(self._metrics(None, None), not (self.run_dir / BEST_CHECKPOINT).exists())
 
     def _metrics(self, loss: float | None, accuracy: float | None) -> dict[str, Any]:
         """What a checkpoint records of the run (and metrics.csv of a save)."""
@@ -313,9 +314,9 @@ class Trainer(RunClock):
         if self.runtime.is_main:
             checkpoint = self.checkpoint(metrics)
             with averaged(self.average):  # the weights validation scored
-                checkpoint.save(self.run_dir / "last.safetensors")
+                checkpoint.save(self.run_dir / LAST_CHECKPOINT)
                 if best:
-                    checkpoint.save(self.run_dir / "best.safetensors")
+                    checkpoint.save(self.run_dir / BEST_CHECKPOINT)
             self.log({**metrics, "lr": self.scheduled_lr()})  # after this validation's decay
         ranks = distributed.gather_to_main(rank_state(self.hidden), self.runtime)
         if ranks is not None:

@@ -7,10 +7,7 @@ so rescanning on every listing stays cheap and picks up runs trained while the s
 
 from __future__ import annotations
 
-import csv
-import json
 import math
-import os
 import re
 import threading
 from dataclasses import dataclass, replace
@@ -18,13 +15,19 @@ from pathlib import Path
 from typing import Any
 
 from lstm_music.errors import LstmMusicError
-from lstm_music.fsutil import is_regular_file
+from lstm_music.model.runs import (
+    BEST_CHECKPOINT,
+    LAST_CHECKPOINT,
+    LOSS_PLOT,
+    METRICS_FILE,
+    find_checkpoints,
+    finite,
+    listing_header,
+    read_metrics_log,
+    run_corpus,
+)
 from lstm_music.web.markdown import markdown_to_html
 
-MAX_DEPTH = 8  # folders below --runs that are searched
-MAX_CHECKPOINTS = 500
-MAX_RUN_CONFIG = 1_000_000  # bytes: a run's config.json is a few kilobytes
-MAX_FOLDERS = 5000  # a --runs pointed at a home folder must not stall every listing
 TRAIN_KEYS = ("preset", "dropout", "window", "batch_size", "optimizer", "lr", "transpose")
 
 
@@ -40,58 +43,16 @@ class ModelEntry:
     run_dir: Path | None = None  # a run's folder (metrics.csv, config.json, loss.png)
 
 
-def find_checkpoints(root: Path) -> list[Path]:
-    """Per folder under `root`: its best.safetensors, else every checkpoint-like file in it.
-
-    Hidden folders, optimizer states (train_state*) and symlinked folders are skipped, depth and
-    count are bounded, so a huge or looping tree cannot stall a listing.
-    """
-    found: list[Path] = []
-    for visited, (folder, dirs, files) in enumerate(os.walk(root)):
-        if visited >= MAX_FOLDERS:
-            break
-        depth = len(Path(folder).relative_to(root).parts)
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if depth < MAX_DEPTH else []
-        names = sorted(
-            name
-            for name in files
-            if name.endswith(".safetensors") and not name.startswith((".", "train_state"))
-        )
-        if "best.safetensors" in names:
-            names = ["best.safetensors"]
-        found.extend(Path(folder) / name for name in names)
-        if len(found) >= MAX_CHECKPOINTS:
-            break
-    return found[:MAX_CHECKPOINTS]
-
-
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")[:80] or "model"
 
 
 def _run_label(root: Path, checkpoint: Path) -> str:
     relative = checkpoint.relative_to(root)
-    if checkpoint.name in ("best.safetensors", "last.safetensors"):
+    if checkpoint.name in (BEST_CHECKPOINT, LAST_CHECKPOINT):
         folder = relative.parent.as_posix()
         return root.resolve().name if folder == "." else folder
     return relative.with_suffix("").as_posix()
-
-
-def read_header(path: Path) -> dict[str, Any] | None:
-    """Our JSON metadata and the parameter count, or None for a file that is not a checkpoint
-    (damaged, crafted, foreign: `read_checkpoint_header` checks it as loading would)."""
-    from lstm_music.model.header import CheckpointError, read_checkpoint_header
-
-    try:
-        header = read_checkpoint_header(path)
-    except CheckpointError:  # not offered
-        return None
-    return {**(header.meta or {}), "parameters": header.parameters}
-
-
-def _finite(value: Any) -> float | None:
-    """A figure for JSON: a NaN or infinite loss (a diverged run) is shown as none."""
-    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
 def human_duration(seconds: float) -> str:
@@ -104,31 +65,6 @@ def human_duration(seconds: float) -> str:
     if minutes < 60:
         return f"{minutes} min {rest:02d} s"
     return f"{minutes // 60} h {minutes % 60:02d} min"
-
-
-def _timed(tokenizer_config: dict[str, Any]) -> bool:
-    """From the tokenizer's class: building the tokenizer for every file listed would be slow
-    (MidiTok builds its vocabulary), and its name was checked with the header."""
-    from lstm_music.tokens import TokenizerError, tokenizer_class
-
-    try:
-        return bool(tokenizer_class(str(tokenizer_config.get("tokenizer"))).timed)
-    except TokenizerError:  # an unknown tokenizer: not offered by read_header anyway
-        return False
-
-
-def _abilities(header: dict[str, Any]) -> dict[str, Any]:
-    """What a model can be asked, from its header alone: whether `seconds` sets the length, the
-    controls it was trained with, and whether its tokens name instruments (Program_ tokens)."""
-    from lstm_music.tokens import understood_controls
-
-    tokenizer = header.get("tokenizer", {})
-    vocabulary = header.get("vocabulary", [])
-    return {
-        "timed": _timed(tokenizer),
-        "controls": list(understood_controls(tokenizer)),
-        "instruments": any(isinstance(t, str) and t.startswith("Program_") for t in vocabulary),
-    }
 
 
 def default_sampling(header: dict[str, Any]) -> dict[str, Any]:
@@ -177,7 +113,8 @@ class Catalog:
         self._headers: dict[Path, tuple[tuple[int, int], dict[str, Any] | None]] = {}
 
     def header(self, path: Path) -> dict[str, Any] | None:
-        """`read_header`, cached until the file changes."""
+        """`listing_header`, cached until the file changes; None for a file that is not a
+        checkpoint (damaged, crafted, foreign: not offered)."""
         try:
             stat = path.stat()
         except OSError:
@@ -187,9 +124,12 @@ class Catalog:
             cached = self._headers.get(path)
         if cached is not None and cached[0] == version:
             return cached[1]
-        header = read_header(path)
-        if header is not None:
-            header.update(_abilities(header))
+        from lstm_music.model.header import CheckpointError  # imports torch: when first asked
+
+        try:
+            header: dict[str, Any] | None = listing_header(path)
+        except CheckpointError:
+            header = None
         with self._lock:
             self._headers[path] = (version, header)
         return header
@@ -251,8 +191,8 @@ class Catalog:
             "controls": list(header.get("controls", [])),
             "instruments": bool(header.get("instruments")),
             "parameters": int(header.get("parameters", 0)),
-            "valid_loss": _finite(figures.get("valid", metrics.get("best_valid_loss"))),
-            "test_loss": _finite(figures.get("test", metrics.get("test_loss"))),
+            "valid_loss": finite(figures.get("valid", metrics.get("best_valid_loss"))),
+            "test_loss": finite(figures.get("test", metrics.get("test_loss"))),
             "sampling": default_sampling(header),
             "summary": text,
         }
@@ -278,7 +218,7 @@ class Catalog:
             if entry.card is not None and result[key] is not None:  # the shipped file's figures
                 metrics[f"{split} loss (evaluate)"] = result[key]
         if entry.run_dir is not None:
-            metrics.update(run_metrics(entry.run_dir / "metrics.csv"))
+            metrics.update(run_metrics(entry.run_dir / METRICS_FILE))
         if entry.card is not None:
             result["card_html"] = markdown_to_html(entry.card.read_text(encoding="utf-8"))
         if loss_curve_source(entry) is not None:
@@ -299,7 +239,7 @@ def header_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
             found[name] = value
         elif isinstance(value, float) and math.isfinite(value):
             found[name] = round(value, 4)
-    seconds = _finite(metrics.get("seconds"))
+    seconds = finite(metrics.get("seconds"))
     if seconds is not None and seconds >= 0:
         found["training time"] = human_duration(seconds)
     return found
@@ -307,62 +247,26 @@ def header_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
 
 def run_metrics(path: Path) -> dict[str, Any]:
     """What a person wants from a run's metrics.csv: how long, how far, how good."""
-    if not is_regular_file(path):  # missing, or a named pipe that would block the read
-        return {}
-    try:
-        with open(path, newline="") as file:
-            rows = list(csv.DictReader(file))
-    except (OSError, csv.Error, UnicodeDecodeError):
-        return {}
-    if not rows:
-        return {}
-
-    def column(name: str) -> list[float]:
-        values = []
-        for row in rows:
-            try:
-                values.append(float(row.get(name) or "nan"))
-            except ValueError:
-                continue
-        return [v for v in values if math.isfinite(v)]
-
-    valid, train, seconds = column("valid_loss"), column("train_loss"), column("seconds")
+    log = read_metrics_log(path)
     found: dict[str, Any] = {}
-    for key, name in (("step", "steps"), ("epoch", "epochs")):
-        value = rows[-1].get(key) or ""
-        if value.isdigit():
-            found[name] = int(value)
-    if seconds:
-        found["training time"] = human_duration(max(seconds[-1], 0.0))
-    if valid:
-        found["best valid loss"] = round(min(valid), 4)
-        found["last valid loss"] = round(valid[-1], 4)
-    if train:
-        found["last train loss"] = round(train[-1], 4)
+    for name, value in (("steps", log.steps), ("epochs", log.epochs)):
+        if value is not None:
+            found[name] = value
+    if log.seconds is not None:
+        found["training time"] = human_duration(max(log.seconds, 0.0))
+    for name, value in (("best valid loss", log.best_valid_loss),
+                        ("last valid loss", log.last_valid_loss),
+                        ("last train loss", log.last_train_loss)):  # fmt: skip
+        if value is not None:
+            found[name] = round(value, 4)
     return found
-
-
-def run_corpus(run_dir: Path | None) -> Path | None:
-    """The corpus folder a run's config.json names, or None (no run, no record)."""
-    if run_dir is None:
-        return None
-    file = run_dir / "config.json"
-    if not is_regular_file(file):
-        return None
-    try:
-        if file.stat().st_size > MAX_RUN_CONFIG:  # not one `train` wrote
-            return None
-        recorded = json.loads(file.read_text(encoding="utf-8")).get("corpus")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return Path(recorded) if isinstance(recorded, str) and recorded else None
 
 
 def loss_curve_source(entry: ModelEntry) -> Path | None:
     """The run's loss.png, else its metrics.csv (to draw one from), else None."""
     if entry.run_dir is None:
         return None
-    for name in ("loss.png", "metrics.csv"):
+    for name in (LOSS_PLOT, METRICS_FILE):
         if (entry.run_dir / name).is_file():
             return entry.run_dir / name
     return None

@@ -23,13 +23,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lstm_music.errors import LstmMusicError
-from lstm_music.web.catalog import ModelEntry, run_corpus
+from lstm_music.model.runs import REPORT_FILE, run_checkpoint, run_corpus
+from lstm_music.web.catalog import ModelEntry
 
 if TYPE_CHECKING:
     from lstm_music.web.jobs import CheckpointCache
 
 KEPT = 16  # reports kept (each a few kilobytes)
-SAVED_NAME = "report.json"  # what `train` writes (evaluation.report.run_report)
 MAX_SAVED = 1_000_000  # bytes: train's report.json is a few kilobytes
 
 
@@ -112,17 +112,11 @@ def saved_report(entry: ModelEntry, corpus_path: Path) -> dict[str, Any] | None:
     from pydantic import ValidationError
 
     from lstm_music.evaluation.report import HeldOutReport
-    from lstm_music.model.shipped import resolve_checkpoint
     from lstm_music.web.schemas import RunReport
 
-    if entry.run_dir is None:
+    if entry.run_dir is None or run_checkpoint(entry.run_dir) != entry.path:
         return None
-    try:
-        if resolve_checkpoint(entry.run_dir) != entry.path:
-            return None
-    except LstmMusicError:
-        return None
-    file = entry.run_dir / SAVED_NAME
+    file = entry.run_dir / REPORT_FILE
     try:
         found = os.stat(file)  # follows a link: what would be read
         if not stat.S_ISREG(found.st_mode) or found.st_size > MAX_SAVED:
